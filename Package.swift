@@ -1,0 +1,101 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Layers, lowest first. A module imports only modules listed above it.
+let safeSettings: [SwiftSetting] = [.strictMemorySafety()]
+
+let package = Package(
+    name: "swift-vmbus",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vmbus", targets: ["vmbus"]),
+        .executable(name: "vmbus-bench", targets: ["VMBusBenchmarks"]),
+        .library(name: "VMBusHost", targets: ["VMBusHost"]),
+        .library(name: "VMBusGuest", targets: ["VMBusGuest"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // memfd, eventfd, SCM_RIGHTS and other calls Glibc does not import.
+        .target(name: "CVMBusShims"),
+        // Bounds-checked little-endian codec and GUIDs. No I/O, no unsafe code.
+        .target(name: "VMBusWire", swiftSettings: safeSettings),
+        // VMBus wire formats: channel messages, packet descriptors, GPA ranges, versions, device classes.
+        .target(name: "VMBusProtocol", dependencies: ["VMBusWire"], swiftSettings: safeSettings),
+        // Guest memory: one region indexed by 4 KiB page number; the only owner of raw mappings.
+        .target(
+            name: "VMBusMemory",
+            dependencies: [
+                "CVMBusShims", "VMBusProtocol",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+        // The Hyper-V ring buffer over any memory.
+        .target(
+            name: "VMBusRing",
+            dependencies: [
+                "VMBusProtocol", "VMBusMemory",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]),
+        // SynIC-style signalling and control-message delivery between host and guest.
+        .target(
+            name: "VMBusTransport",
+            dependencies: [
+                "CVMBusShims", "VMBusProtocol", "VMBusMemory", "VMBusRing",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Host (parent partition): VMBus server and the device-provider API.
+        .target(
+            name: "VMBusHost",
+            dependencies: [
+                "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: safeSettings),
+        // Guest (child partition): bus driver, device registry, driver model and channel library.
+        .target(
+            name: "VMBusGuest",
+            dependencies: [
+                "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: safeSettings),
+        // Test devices and harnesses shared by tests, benchmarks and the CLI.
+        .target(
+            name: "VMBusTestSupport",
+            dependencies: ["VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport", "VMBusHost", "VMBusGuest"],
+            swiftSettings: safeSettings),
+        .executableTarget(
+            name: "vmbus",
+            dependencies: [
+                "VMBusProtocol", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Counts malloc calls so benchmarks can prove the data path does not allocate.
+        .target(name: "CMallocCounter"),
+        .executableTarget(
+            name: "VMBusBenchmarks",
+            dependencies: [
+                "CMallocCounter", "CVMBusShims", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                "VMBusHost", "VMBusGuest", "VMBusTestSupport",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]),
+
+        .testTarget(name: "VMBusWireTests", dependencies: ["VMBusWire"]),
+        .testTarget(name: "VMBusProtocolTests", dependencies: ["VMBusProtocol", "VMBusWire"]),
+        .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "CVMBusShims"]),
+        .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
+        .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),
+        .testTarget(
+            name: "VMBusIntegrationTests",
+            dependencies: ["VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTransport", "VMBusTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

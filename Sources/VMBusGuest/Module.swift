@@ -1,0 +1,1 @@
+// VMBusGuest: see docs/ARCHITECTURE.md

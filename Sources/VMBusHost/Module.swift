@@ -1,0 +1,1 @@
+// VMBusHost: see docs/ARCHITECTURE.md

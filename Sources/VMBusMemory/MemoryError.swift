@@ -1,0 +1,21 @@
+/// Why an access to guest memory was refused.
+public enum MemoryError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The page number lies outside guest memory.
+    case pageOutOfRange(pfn: UInt64, pageCount: Int)
+    /// The byte range `[gpa, gpa+count)` does not fit in guest memory.
+    case rangeOutOfBounds(gpa: UInt64, count: Int, size: Int)
+    /// Not enough free pages to satisfy an allocation.
+    case outOfMemory(requestedPages: Int, freePages: Int)
+    /// A system call failed.
+    case system(call: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .pageOutOfRange(let pfn, let n): return "page 0x\(String(pfn, radix: 16)) is outside guest memory (\(n) pages)"
+        case .rangeOutOfBounds(let gpa, let c, let s):
+            return "range of \(c) bytes at GPA 0x\(String(gpa, radix: 16)) is outside guest memory (\(s) bytes)"
+        case .outOfMemory(let r, let f): return "out of guest memory: \(r) pages requested, \(f) free"
+        case .system(let call, let e): return "\(call) failed: errno \(e)"
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import VMBusWire
+
+/// `enum vmbus_packet_type`: the type field of a ring packet. Open: an unknown value survives into errors.
+public struct VMBusPacketType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// `VM_PKT_INVALID`
+    public static let invalid = Self(rawValue: 0)
+    /// `VM_PKT_DATA_INBAND`
+    public static let dataInband = Self(rawValue: 6)
+    /// `VM_PKT_DATA_USING_XFER_PAGES`
+    public static let dataUsingXferPages = Self(rawValue: 7)
+    /// `VM_PKT_DATA_USING_GPA_DIRECT`
+    public static let dataUsingGPADirect = Self(rawValue: 9)
+    /// `VM_PKT_COMP`
+    public static let completion = Self(rawValue: 11)
+
+    /// The types this stack sends and accepts; every other value is rejected, as OpenVMM does.
+    public var isSupported: Bool {
+        self == .dataInband || self == .dataUsingXferPages || self == .dataUsingGPADirect || self == .completion
+    }
+
+    public var description: String {
+        switch self {
+        case .dataInband: return "DATA_INBAND"
+        case .dataUsingXferPages: return "DATA_USING_XFER_PAGES"
+        case .dataUsingGPADirect: return "DATA_USING_GPA_DIRECT"
+        case .completion: return "COMP"
+        default: return "type \(rawValue)"
+        }
+    }
+}
+
+/// `struct vmpacket_descriptor`: the 16 bytes at the start of every ring packet.
+public struct PacketDescriptor: WireCodable, Equatable, Sendable {
+    public static let wireSize = 16
+    /// `VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED`
+    public static let flagCompletionRequested: UInt16 = 1
+
+    public var type: VMBusPacketType
+    /// Payload start in 8-byte units from the packet start.
+    public var offset8: UInt16
+    /// Packet length without the trailer, in 8-byte units.
+    public var len8: UInt16
+    public var flags: UInt16
+    public var transactionID: UInt64
+
+    public init(type: VMBusPacketType, offset8: UInt16, len8: UInt16, flags: UInt16, transactionID: UInt64) {
+        self.type = type; self.offset8 = offset8; self.len8 = len8; self.flags = flags
+        self.transactionID = transactionID
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        type = VMBusPacketType(rawValue: try r.readUInt16())
+        offset8 = try r.readUInt16()
+        len8 = try r.readUInt16()
+        flags = try r.readUInt16()
+        transactionID = try r.readUInt64()
+    }
+
+    public func encode(into w: inout WireWriter) {
+        w.writeUInt16(type.rawValue)
+        w.writeUInt16(offset8)
+        w.writeUInt16(len8)
+        w.writeUInt16(flags)
+        w.writeUInt64(transactionID)
+    }
+
+    public var completionRequested: Bool { flags & Self.flagCompletionRequested != 0 }
+    /// Bytes from the packet start to the payload.
+    public var payloadOffset: Int { Int(offset8) * 8 }
+    /// Packet length in bytes, without the 8-byte trailer.
+    public var totalLength: Int { Int(len8) * 8 }
+
+    /// Checks the rules every receiver applies before trusting the descriptor: a known type, `offset8 >= 2`,
+    /// `len8 >= offset8`, and no flag other than COMPLETION_REQUESTED.
+    public func validate() throws(WireError) {
+        guard type.isSupported else { throw .invalidValue(field: "vmpacket_descriptor.type", value: UInt64(type.rawValue)) }
+        guard offset8 >= 2 else { throw .invalidValue(field: "vmpacket_descriptor.offset8", value: UInt64(offset8)) }
+        guard len8 >= offset8 else { throw .invalidValue(field: "vmpacket_descriptor.len8", value: UInt64(len8)) }
+        guard flags & ~Self.flagCompletionRequested == 0 else {
+            throw .invalidValue(field: "vmpacket_descriptor.flags", value: UInt64(flags))
+        }
+    }
+}

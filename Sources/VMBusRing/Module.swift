@@ -1,0 +1,1 @@
+// VMBusRing: see docs/ARCHITECTURE.md

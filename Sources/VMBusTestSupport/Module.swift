@@ -1,0 +1,1 @@
+// VMBusTestSupport: see docs/ARCHITECTURE.md

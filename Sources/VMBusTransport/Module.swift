@@ -1,0 +1,1 @@
+// VMBusTransport: see docs/ARCHITECTURE.md

@@ -1,0 +1,111 @@
+/// A bounds-checked little-endian reader over bytes that were already copied out of shared memory.
+///
+/// Verbs follow SwiftNIO's `ByteBuffer`: `read*` advances, `get*(at:)` reads at an absolute offset and
+/// `peek*` reads at the current index without moving it. A short read throws ``WireError/truncated(offset:needed:available:)``
+/// and leaves the index where it was. VMBus is little-endian throughout, so there is no endianness parameter.
+public struct WireReader: Sendable {
+    public let bytes: [UInt8]
+    /// Absolute index of the first byte of this reader's window in `bytes`.
+    public let start: Int
+    /// Absolute index one past the last readable byte.
+    public let end: Int
+    /// Absolute index of the next byte to read.
+    public private(set) var index: Int
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        self.start = 0
+        self.end = bytes.count
+        self.index = 0
+    }
+
+    /// A reader over `bytes[start..<end]`; offsets in errors stay absolute.
+    public init(_ bytes: [UInt8], start: Int, end: Int) {
+        precondition(start >= 0 && start <= end && end <= bytes.count, "reader window out of bounds")
+        self.bytes = bytes
+        self.start = start
+        self.end = end
+        self.index = start
+    }
+
+    /// Bytes left to read.
+    public var remaining: Int { end - index }
+    /// Bytes consumed since the start of the window.
+    public var consumed: Int { index - start }
+
+    @inline(__always)
+    func check(_ offset: Int, _ count: Int) throws(WireError) {
+        guard count >= 0, offset >= start, offset <= end, end - offset >= count else {
+            throw .truncated(offset: offset - start, needed: count, available: max(0, end - offset))
+        }
+    }
+
+    @inline(__always)
+    public func getUInt8(at offset: Int) throws(WireError) -> UInt8 {
+        try check(offset, 1)
+        return bytes[offset]
+    }
+
+    @inline(__always)
+    public func getUInt16(at offset: Int) throws(WireError) -> UInt16 {
+        try check(offset, 2)
+        return UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8
+    }
+
+    @inline(__always)
+    public func getUInt32(at offset: Int) throws(WireError) -> UInt32 {
+        try check(offset, 4)
+        var v: UInt32 = 0
+        for i in 0..<4 { v |= UInt32(bytes[offset + i]) << (8 * UInt32(i)) }
+        return v
+    }
+
+    @inline(__always)
+    public func getUInt64(at offset: Int) throws(WireError) -> UInt64 {
+        try check(offset, 8)
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+        return v
+    }
+
+    public mutating func readUInt8() throws(WireError) -> UInt8 {
+        let v = try getUInt8(at: index); index += 1; return v
+    }
+    public mutating func readUInt16() throws(WireError) -> UInt16 {
+        let v = try getUInt16(at: index); index += 2; return v
+    }
+    public mutating func readUInt32() throws(WireError) -> UInt32 {
+        let v = try getUInt32(at: index); index += 4; return v
+    }
+    public mutating func readUInt64() throws(WireError) -> UInt64 {
+        let v = try getUInt64(at: index); index += 8; return v
+    }
+    public func peekUInt32() throws(WireError) -> UInt32 { try getUInt32(at: index) }
+
+    /// Reads `count` bytes into a new array.
+    public mutating func readBytes(_ count: Int) throws(WireError) -> [UInt8] {
+        try check(index, count)
+        let out = Array(bytes[index..<(index + count)])
+        index += count
+        return out
+    }
+
+    /// Skips `count` bytes (reserved fields).
+    public mutating func skip(_ count: Int) throws(WireError) {
+        try check(index, count)
+        index += count
+    }
+
+    /// Reads a nested value.
+    public mutating func read<T: WireDecodable>(_ type: T.Type) throws(WireError) -> T {
+        try T(from: &self)
+    }
+
+    /// A reader over the next `count` bytes; this reader advances past them.
+    public mutating func readSubReader(_ count: Int) throws(WireError) -> WireReader {
+        try check(index, count)
+        let sub = WireReader(bytes, start: index, end: index + count)
+        index += count
+        return sub
+    }
+}
