@@ -16,6 +16,26 @@ public struct VMBusPacketType: RawRepresentable, Hashable, Sendable, CustomStrin
     /// `VM_PKT_COMP`
     public static let completion = Self(rawValue: 11)
 
+    // Types no driver in scope uses; receivers reject them (``isSupported`` is false).
+    /// `VM_PKT_SYNCH`
+    public static let synch = Self(rawValue: 1)
+    /// `VM_PKT_ADD_XFER_PAGESET`
+    public static let addXferPageset = Self(rawValue: 2)
+    /// `VM_PKT_RM_XFER_PAGESET`
+    public static let rmXferPageset = Self(rawValue: 3)
+    /// `VM_PKT_ESTABLISH_GPADL`
+    public static let establishGPADL = Self(rawValue: 4)
+    /// `VM_PKT_TEARDOWN_GPADL`
+    public static let teardownGPADL = Self(rawValue: 5)
+    /// `VM_PKT_DATA_USING_GPADL`
+    public static let dataUsingGPADL = Self(rawValue: 8)
+    /// `VM_PKT_CANCEL_REQUEST`
+    public static let cancelRequest = Self(rawValue: 10)
+    /// `VM_PKT_DATA_USING_ADDITIONAL_PKT`
+    public static let dataUsingAdditionalPkt = Self(rawValue: 12)
+    /// `VM_PKT_ADDITIONAL_DATA`
+    public static let additionalData = Self(rawValue: 13)
+
     /// The types this stack sends and accepts; every other value is rejected, as OpenVMM does.
     public var isSupported: Bool {
         self == .dataInband || self == .dataUsingXferPages || self == .dataUsingGPADirect || self == .completion
@@ -35,6 +55,7 @@ public struct VMBusPacketType: RawRepresentable, Hashable, Sendable, CustomStrin
 /// `struct vmpacket_descriptor`: the 16 bytes at the start of every ring packet.
 public struct PacketDescriptor: WireCodable, Equatable, Sendable {
     public static let wireSize = 16
+    public static let cName = "vmpacket_descriptor"
     /// `VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED`
     public static let flagCompletionRequested: UInt16 = 1
 
@@ -72,6 +93,10 @@ public struct PacketDescriptor: WireCodable, Equatable, Sendable {
     public var payloadOffset: Int { Int(offset8) * 8 }
     /// Packet length in bytes, without the 8-byte trailer.
     public var totalLength: Int { Int(len8) * 8 }
+    /// Payload bytes (a multiple of 8; the device protocol carries the exact length). 0 if `len8 < offset8`.
+    public var payloadLength: Int { max(0, totalLength - payloadOffset) }
+    /// Where the payload sits in the packet. Empty if `len8 < offset8` (which ``validate()`` rejects).
+    public var payloadRange: Range<Int> { payloadOffset..<max(payloadOffset, totalLength) }
 
     /// Checks the rules every receiver applies before trusting the descriptor: a known type, `offset8 >= 2`,
     /// `len8 >= offset8`, and no flag other than COMPLETION_REQUESTED.

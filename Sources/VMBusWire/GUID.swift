@@ -23,6 +23,8 @@ public struct GUID: Hashable, Sendable, Comparable, CustomStringConvertible, Wir
         let parts = s.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0].count == 8, parts[1].count == 4, parts[2].count == 4,
               parts[3].count == 4, parts[4].count == 12,
+              // UInt32(_:radix:) would also accept a leading "+", so check the digits first.
+              parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }),
               let d1 = UInt32(parts[0], radix: 16), let d2 = UInt16(parts[1], radix: 16),
               let d3 = UInt16(parts[2], radix: 16) else { return nil }
         let tail = Array(parts[3] + parts[4])

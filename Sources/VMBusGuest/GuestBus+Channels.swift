@@ -1,0 +1,125 @@
+import VMBusMemory
+import VMBusProtocol
+import VMBusRing
+import VMBusTransport
+
+extension GuestBus {
+    /// Creates a GPADL over `pages` (one range, the whole pages) on channel `relID` and waits for
+    /// GPADL_CREATED. The range list is split over GPADL_HEADER and as many GPADL_BODY messages as needed.
+    public func createGPADL(relID: UInt32, pages: [UInt64]) throws(GuestError) -> UInt32 {
+        guard !pages.isEmpty, pages.count <= 8190 else {
+            throw .invalidArgument("a GPADL holds 1...8190 pages with one range, not \(pages.count)")
+        }
+        let handle = nextGPADL.loadThenWrappingIncrement(ordering: .relaxed)
+        let range = GPARange(byteCount: UInt32(pages.count * GuestMemory.pageSize), byteOffset: 0, pfns: pages)
+        let (header, bodies) = GPADLMessages.split(childRelID: relID, gpadl: handle, ranges: [range])
+        try post(.gpadlHeader(header))
+        for body in bodies { try post(.gpadlBody(body)) }
+        let created = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> GPADLCreated?? in
+            if r.hostLost { return .some(nil) }
+            return r.gpadlCreated.removeValue(forKey: handle).map { .some($0) }
+        }
+        guard let created else { throw .timedOut("GPADL_CREATED for 0x\(String(handle, radix: 16))") }
+        guard let created else { throw .hostLost }
+        guard created.childRelID == relID, created.creationStatus == 0 else {
+            throw .refused("GPADL 0x\(String(handle, radix: 16))", status: created.creationStatus)
+        }
+        return handle
+    }
+
+    /// Tears a GPADL down and waits for GPADL_TORNDOWN; only then may its pages be reused.
+    public func teardownGPADL(relID: UInt32, handle: UInt32) throws(GuestError) {
+        try post(.gpadlTeardown(GPADLTeardown(childRelID: relID, gpadl: handle)))
+        let done = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> Bool? in
+            if r.gpadlTorndown.remove(handle) != nil { return true }
+            return r.hostLost ? false : nil
+        }
+        guard let done else { throw .timedOut("GPADL_TORNDOWN for 0x\(String(handle, radix: 16))") }
+        guard done else { throw .hostLost }
+    }
+
+    func openChannel(_ offer: OfferChannel, outgoingRingSize: Int, incomingRingSize: Int, maxPacketSize: Int,
+                     requestSlots: Int, userData: [UInt8], scatteredPages: Bool,
+                     handler: any GuestChannelHandler) throws(GuestError) -> GuestChannel {
+        let page = GuestMemory.pageSize
+        guard outgoingRingSize % page == 0, incomingRingSize % page == 0,
+              outgoingRingSize >= 2 * page, incomingRingSize >= 2 * page else {
+            throw .invalidArgument("ring sizes must be page multiples of at least 8 KiB")
+        }
+        guard userData.count <= 120 else { throw .invalidArgument("OPENCHANNEL user data is at most 120 bytes") }
+        let relID = offer.childRelID
+        guard channels.withLock({ $0[relID] == nil }) else { throw .invalidArgument("channel \(relID) is already open") }
+        let outPages = outgoingRingSize / page
+        let pages: [UInt64]
+        do { pages = try synic.pages.allocate(pages: outPages + incomingRingSize / page, scattered: scatteredPages) }
+        catch { throw .invalidArgument("\(error)") }
+        var gpadl: UInt32?
+        do {
+            let memory = synic.memory
+            let outMemory = try memory.ringMemory(pfns: pages[0..<outPages])
+            let inMemory = try memory.ringMemory(pfns: pages[outPages...])
+            // Linux initialises both control pages (feature bits included) before the host sees them.
+            OutgoingRing.initializeControl(outMemory)
+            OutgoingRing.initializeControl(inMemory)
+            gpadl = try createGPADL(relID: relID, pages: pages)
+            let synic = self.synic
+            let connectionID = offer.connectionID
+            let endpoint = ChannelEndpoint(outgoing: OutgoingRing(memory: outMemory), incoming: IncomingRing(memory: inMemory),
+                                           maxPacketSize: maxPacketSize,
+                                           signalPeer: { synic.signalEvent(connectionID: connectionID) })
+            let channel = GuestChannel(offer: offer, endpoint: endpoint, requestor: Requestor(capacity: requestSlots),
+                                       ringGPADL: gpadl!, ringPages: pages, bus: self, handler: handler)
+            channels.withLock { $0[relID] = channel }
+            responses.withLock { _ = $0.openResults.removeValue(forKey: relID) }
+            var data = userData
+            data += [UInt8](repeating: 0, count: 120 - data.count)
+            try post(.openChannel(OpenChannel(childRelID: relID, openID: relID, ringBufferGPADLHandle: gpadl!,
+                                              targetVP: 0, downstreamRingBufferPageOffset: UInt32(outPages),
+                                              userData: data)))
+            let result = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> OpenChannelResult?? in
+                if r.hostLost { return .some(nil) }
+                return r.openResults.removeValue(forKey: relID).map { .some($0) }
+            }
+            guard let result, let result, result.status == 0 else {
+                channels.withLock { _ = $0.removeValue(forKey: relID) }
+                if let r = result ?? nil, r.status == GuestBus.rescindedStatus { throw GuestError.rescinded(relID: relID) }
+                if result == nil { throw GuestError.timedOut("OPENCHANNEL_RESULT for relid \(relID)") }
+                if result! == nil { throw GuestError.hostLost }
+                throw GuestError.refused("OPENCHANNEL for relid \(relID)", status: result!!.status)
+            }
+            return channel
+        } catch {
+            let e = error as? GuestError ?? .invalidArgument("\(error)")
+            // Free the pages only if the host confirmed it no longer uses them.
+            if let g = gpadl {
+                if (try? teardownGPADL(relID: relID, handle: g)) != nil { synic.pages.release(pages) }
+            } else {
+                synic.pages.release(pages)
+            }
+            throw e
+        }
+    }
+
+    /// Closes `channel`: stops callbacks, posts CLOSECHANNEL, tears the ring GPADL down (skipped when the
+    /// channel was rescinded: the host dropped it already) and frees the ring pages.
+    func close(_ channel: GuestChannel) {
+        let relID = channel.relID
+        guard channels.withLock({ $0.removeValue(forKey: relID) }) != nil else { return }
+        channel.markClosed()
+        channel.fail(.channel(.closed))
+        if let device = registry.withLock({ $0.byRelID[relID] }) {
+            device.state.update { _ = $0.channels.removeValue(forKey: relID) }
+        }
+        guard !responses.withLock({ $0.hostLost }) else { return }
+        do {
+            try post(.closeChannel(CloseChannel(childRelID: relID)))
+            if !channel.isRescinded {
+                try teardownGPADL(relID: relID, handle: channel.ringGPADL)
+            }
+            synic.pages.release(channel.ringPages)
+        } catch {
+            // Leak the pages rather than reuse memory the host may still touch.
+            logger.warning("closing channel \(relID): \(error)")
+        }
+    }
+}

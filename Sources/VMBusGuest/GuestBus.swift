@@ -1,0 +1,367 @@
+import Atomics
+import Logging
+import VMBusMemory
+import VMBusProtocol
+import VMBusRing
+import VMBusTransport
+import VMBusWire
+
+/// The guest's VMBus bus driver: connects to the host (versions newest first), collects offers into a
+/// device registry keyed by instance GUID, binds drivers by class GUID, and provides the channel library
+/// (GPADLs, open and close).
+///
+/// Threads: the transport's interrupt thread delivers channel interrupts and messages. Responses
+/// (VERSION_RESPONSE, OPENCHANNEL_RESULT, GPADL_CREATED …) wake the waiting caller at once; offers and
+/// rescinds go to the bus work thread, which runs probe and remove, so a driver may open channels (and wait
+/// for the host) from probe without blocking message delivery, as Linux separates its offer work queue
+/// from the message DPC.
+///
+/// The host is untrusted: messages of the wrong direction, malformed or unexpected ones are counted in
+/// ``rejectedMessages`` and dropped.
+public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// Versions tried in order. Default: 6.0 first, then Linux 6.12's list.
+        public var tryOrder: [VMBusVersion]
+        /// How long to wait for each host response.
+        public var responseTimeoutNanoseconds: UInt64
+        public init(tryOrder: [VMBusVersion] = [.copper] + VMBusVersion.linuxTryOrder,
+                    responseTimeoutNanoseconds: UInt64 = 5_000_000_000) {
+            self.tryOrder = tryOrder
+            self.responseTimeoutNanoseconds = responseTimeoutNanoseconds
+        }
+    }
+
+    /// Linux starts GPADL handles here (`next_gpadl_handle`).
+    public static let firstGPADLHandle: UInt32 = 0xE1E10
+
+    public let synic: any GuestSynIC
+    public let configuration: Configuration
+    public let logger: Logger
+
+    /// Responses the host sent that a caller may be waiting for.
+    struct Responses {
+        var versionResponse: VersionResponse?
+        var allOffersDelivered = false
+        var openResults: [UInt32: OpenChannelResult] = [:]
+        var gpadlCreated: [UInt32: GPADLCreated] = [:]
+        var gpadlTorndown: Set<UInt32> = []
+        var unloadResponse = false
+        var modifyResponses: [UInt32: ModifyChannelResponse] = [:]
+        var hostLost = false
+    }
+
+    struct Registry {
+        var devices: [GUID: GuestDevice] = [:]
+        /// relid → device, for primary and sub-channels.
+        var byRelID: [UInt32: GuestDevice] = [:]
+        var drivers: [any VMBusDriver] = []
+        var rejectedMessages = 0
+        var lastRejection: String?
+    }
+
+    enum Work: Sendable {
+        case offer(OfferChannel)
+        case rescind(UInt32)
+        case bindAll
+        case removeAll
+        case barrier(Latch)
+    }
+
+    let responses = Condition(Responses())
+    let registry = Condition(Registry())
+    /// relid → open channel, read on every interrupt.
+    let channels = Condition<[UInt32: GuestChannel]>([:])
+    let work = BlockingQueue<Work>(capacity: 8192)
+    let workDone = Latch()
+    let nextGPADL = ManagedAtomic<UInt32>(GuestBus.firstGPADLHandle)
+    public private(set) var version: VMBusVersion?
+    var messageConnectionID: UInt32 = VMBusConnectionID.message
+
+    public init(synic: any GuestSynIC, configuration: Configuration = Configuration(),
+                logger: Logger = Logger(label: "vmbus.guest")) {
+        self.synic = synic
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: - Connecting
+
+    /// Starts the transport, negotiates a version (newest first), requests offers and waits until the
+    /// offers delivered so far are in the registry.
+    public func connect() throws(GuestError) {
+        synic.start(self)
+        startThread(name: "vmbus-bus") { [self] in
+            while let item = work.pop() { run(item) }
+            workDone.open()
+        }
+        try negotiate()
+        try post(.requestOffers(RequestOffers()))
+        guard responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds, until: { r -> Bool? in
+            r.hostLost ? false : (r.allOffersDelivered ? true : nil)
+        }) == true else {
+            throw responses.withLock({ $0.hostLost }) ? .hostLost : .timedOut("ALLOFFERS_DELIVERED")
+        }
+        flushWork()
+    }
+
+    func negotiate() throws(GuestError) {
+        for candidate in configuration.tryOrder {
+            responses.withLock { $0.versionResponse = nil }
+            // From 5.0 the interrupt-page field carries the SINT for messages; no monitor pages (no MNF).
+            let contact = candidate.usesMessageConnectionID
+                ? InitiateContact(versionRequested: candidate, targetVCPU: 0, messageSINT: VMBusSynIC.messageSINT)
+                : InitiateContact(versionRequested: candidate, targetVCPU: 0)
+            try post(.initiateContact(contact), connectionID: candidate.initiateContactConnectionID)
+            let response = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> VersionResponse?? in
+                if r.hostLost { return .some(nil) }
+                return r.versionResponse.map { .some($0) }
+            }
+            guard let response else { throw .timedOut("VERSION_RESPONSE to \(candidate)") }
+            guard let response else { throw .hostLost }
+            if response.versionSupported {
+                version = candidate
+                // From 5.0 on, later messages go to the connection id the host names.
+                messageConnectionID = candidate.rawValue >= VMBusVersion.win10_v5.rawValue
+                    ? response.messageConnectionID : VMBusConnectionID.message
+                logger.info("connected at VMBus \(candidate)")
+                return
+            }
+        }
+        throw .noCommonVersion(tried: configuration.tryOrder)
+    }
+
+    /// Posts a message, retrying transient failures with backoff as Linux's `vmbus_post_msg` does.
+    func post(_ message: ChannelMessage, connectionID: UInt32? = nil) throws(GuestError) {
+        let bytes = message.bytes
+        var delay: UInt64 = 1_000
+        for _ in 0..<100 {
+            if responses.withLock({ $0.hostLost }) { throw .hostLost }
+            let status = synic.postMessage(connectionID: connectionID ?? messageConnectionID, bytes)
+            if status == .success { return }
+            guard status == .insufficientBuffers || status == .insufficientMemory else { throw .postFailed(status) }
+            sleepNanoseconds(delay)
+            delay = min(delay * 2, 10_000_000)
+        }
+        throw .postFailed(.insufficientBuffers)
+    }
+
+    /// Unbinds every driver (closing channels), sends UNLOAD and waits for UNLOAD_RESPONSE, then stops.
+    public func disconnect() {
+        if version != nil {
+            let done = Latch()
+            if work.push(.removeAll) && work.push(.barrier(done)) { done.wait(timeoutNanoseconds: 30_000_000_000) }
+            do {
+                try post(.unload(Unload()))
+                let ok = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> Bool? in
+                    r.unloadResponse ? true : (r.hostLost ? false : nil)
+                }
+                if ok != true { logger.warning("no UNLOAD_RESPONSE from the host") }
+            } catch {
+                logger.warning("UNLOAD: \(error)")
+            }
+            version = nil
+        }
+        work.close()
+        workDone.wait(timeoutNanoseconds: 30_000_000_000)
+        synic.stop()
+    }
+
+    // MARK: - Drivers and registry
+
+    /// Registers a driver; it is probed for every matching device, present now or offered later. Returns
+    /// after the present devices were probed.
+    public func register(_ driver: any VMBusDriver) {
+        registry.withLock { $0.drivers.append(driver) }
+        guard work.push(.bindAll) else { return }
+        flushWork()
+    }
+
+    /// Waits until the bus work queued so far (offers, rescinds, probes) is done.
+    public func flushWork() {
+        let done = Latch()
+        guard work.push(.barrier(done)) else { return }
+        done.wait(timeoutNanoseconds: 60_000_000_000)
+    }
+
+    /// Devices in the registry, by relid.
+    public var devices: [GuestDevice] {
+        registry.withLock { r in r.devices.values.sorted { $0.relID < $1.relID } }
+    }
+
+    public func device(instance: GUID) -> GuestDevice? { registry.withLock { $0.devices[instance] } }
+
+    public var rejectedMessages: Int { registry.withLock { $0.rejectedMessages } }
+    public var lastRejection: String? { registry.withLock { $0.lastRejection } }
+
+    func reject(_ why: String) {
+        registry.withLock { $0.rejectedMessages += 1; $0.lastRejection = why }
+        logger.debug("rejected host message: \(why)")
+    }
+
+    private func run(_ item: Work) {
+        switch item {
+        case .offer(let offer): addOffer(offer)
+        case .rescind(let relID): rescind(relID)
+        case .bindAll: for d in devices { bind(d) }
+        case .removeAll: for d in devices { unbind(d) }
+        case .barrier(let latch): latch.open()
+        }
+    }
+
+    private func addOffer(_ offer: OfferChannel) {
+        let device: GuestDevice? = registry.withLock { r in
+            if let primary = r.devices[offer.interfaceInstance] {
+                // Same instance as a known device: a sub-channel, which must have a non-zero index.
+                guard offer.interfaceType == primary.classID, offer.subchannelIndex != 0,
+                      r.byRelID[offer.childRelID] == nil else {
+                    r.rejectedMessages += 1
+                    r.lastRejection = "duplicate offer for \(offer.interfaceInstance) relid \(offer.childRelID)"
+                    return nil
+                }
+                let added = primary.state.update { s -> Bool in
+                    guard s.subchannels[offer.subchannelIndex] == nil else { return false }
+                    s.subchannels[offer.subchannelIndex] = offer
+                    return true
+                }
+                if added { r.byRelID[offer.childRelID] = primary }
+                return nil
+            }
+            guard offer.subchannelIndex == 0, r.byRelID[offer.childRelID] == nil else {
+                r.rejectedMessages += 1
+                r.lastRejection = "orphan or duplicate offer relid \(offer.childRelID)"
+                return nil
+            }
+            let d = GuestDevice(offer: offer, bus: self)
+            r.devices[offer.interfaceInstance] = d
+            r.byRelID[offer.childRelID] = d
+            return d
+        }
+        if let device { bind(device) }
+    }
+
+    private func bind(_ device: GuestDevice) {
+        guard device.state.withLock({ $0.driver == nil && !$0.rescinded }) else { return }
+        let drivers = registry.withLock { $0.drivers }
+        for driver in drivers where driver.classIDs.contains(device.classID) {
+            do {
+                device.state.update { $0.driver = driver }
+                try driver.probe(device)
+                logger.info("\(driver.name) bound to \(device.instanceID) (relid \(device.relID))")
+                return
+            } catch {
+                device.state.update { $0.driver = nil }
+                logger.warning("\(driver.name) probe of \(device.instanceID) failed: \(error)")
+            }
+        }
+    }
+
+    private func unbind(_ device: GuestDevice) {
+        guard let driver = device.state.withLock({ $0.driver }) else { return }
+        driver.remove(device)
+        // A driver that forgot a channel must not leave it open.
+        for channel in device.openChannels { close(channel) }
+        device.state.update { $0.driver = nil }
+    }
+
+    private func rescind(_ relID: UInt32) {
+        guard let device = registry.withLock({ $0.byRelID[relID] }) else {
+            reject("RESCIND for unknown relid \(relID)")
+            return
+        }
+        if relID == device.relID {
+            // The whole device goes: unbind, then release every relid it had.
+            device.state.update { $0.rescinded = true }
+            unbind(device)
+            let subRelIDs = device.subchannelOffers.values.map(\.childRelID)
+            registry.withLock { r in
+                r.devices[device.instanceID] = nil
+                r.byRelID[relID] = nil
+            }
+            _ = subRelIDs
+            releaseRelID(relID)
+        } else {
+            if let channel = channels.withLock({ $0[relID] }) { close(channel) }
+            device.state.update { s in s.subchannels = s.subchannels.filter { $0.value.childRelID != relID } }
+            registry.withLock { $0.byRelID[relID] = nil }
+            releaseRelID(relID)
+        }
+    }
+
+    private func releaseRelID(_ relID: UInt32) {
+        do { try post(.relIDReleased(RelIDReleased(childRelID: relID))) }
+        catch { logger.warning("RELID_RELEASED \(relID): \(error)") }
+    }
+
+    // MARK: - GuestInterruptSink
+
+    public func channelInterrupt(relID: UInt32) {
+        guard let channel = channels.withLock({ $0[relID] }) else { return }
+        channel.interrupt()
+    }
+
+    public func channelMessage(_ bytes: [UInt8]) {
+        let message: ChannelMessage
+        do {
+            message = try ChannelMessage.parse(bytes)
+        } catch {
+            reject("\(error)")
+            return
+        }
+        guard message.type.direction == .hostToGuest else {
+            reject("\(message.type) sent by the host")
+            return
+        }
+        switch message {
+        case .versionResponse(let m):
+            responses.update { $0.versionResponse = m }
+        case .offerChannel(let m):
+            guard GuestBus.validRelIDs.contains(m.childRelID) else {
+                reject("offer with relid \(m.childRelID) outside 1...2047")
+                return
+            }
+            if !work.push(.offer(m)) { reject("offer queue full") }
+        case .allOffersDelivered:
+            responses.update { $0.allOffersDelivered = true }
+        case .rescindChannelOffer(let m):
+            // Wake everything waiting on this channel now; the driver's remove runs on the work thread.
+            if let channel = channels.withLock({ $0[m.childRelID] }) { channel.markRescinded() }
+            responses.update { r in
+                if r.openResults[m.childRelID] == nil {
+                    r.openResults[m.childRelID] = OpenChannelResult(childRelID: m.childRelID, openID: 0,
+                                                                    status: GuestBus.rescindedStatus)
+                }
+            }
+            if !work.push(.rescind(m.childRelID)) { reject("rescind queue full") }
+        case .openChannelResult(let m):
+            responses.update { $0.openResults[m.childRelID] = m }
+        case .gpadlCreated(let m):
+            responses.update { $0.gpadlCreated[m.gpadl] = m }
+        case .gpadlTorndown(let m):
+            responses.update { _ = $0.gpadlTorndown.insert(m.gpadl) }
+        case .unloadResponse:
+            responses.update { $0.unloadResponse = true }
+        case .modifyChannelResponse(let m):
+            responses.update { $0.modifyResponses[m.childRelID] = m }
+        case .tlConnectResult:
+            break  // Linux ignores it too
+        default:
+            reject("unexpected \(message.type)")
+        }
+    }
+
+    public func hostLost() {
+        logger.error("the host is gone; failing outstanding requests")
+        responses.update { $0.hostLost = true }
+        for channel in channels.withLock({ Array($0.values) }) {
+            channel.markClosed()
+            channel.fail(.hostLost)
+        }
+    }
+
+    /// Relids the guest accepts (the SINT2 event-flag bitmap has 2048 bits; 0 is reserved).
+    public static let validRelIDs: ClosedRange<UInt32> = 1...2047
+
+    /// Marker status for an open that was overtaken by a rescind (not a Hyper-V value).
+    static let rescindedStatus: UInt32 = 0xFFFF_FFFF
+}
+

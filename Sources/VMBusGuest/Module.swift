@@ -1,1 +1,0 @@
-// VMBusGuest: see docs/ARCHITECTURE.md

@@ -1,1 +1,0 @@
-// VMBusHost: see docs/ARCHITECTURE.md

@@ -1,0 +1,80 @@
+import VMBusProtocol
+
+extension Server {
+    mutating func openChannel(_ m: OpenChannel) throws(ServerError) -> [ServerAction] {
+        guard var channel = channels[m.childRelID] else { throw .unknownRelID(m.childRelID) }
+        func fail(_ why: String) -> [ServerAction] {
+            reject("OPENCHANNEL \(m.childRelID): \(why)")
+            return [.send(.openChannelResult(OpenChannelResult(
+                childRelID: m.childRelID, openID: m.openID, status: Self.statusFailure)))]
+        }
+        switch channel.state {
+        case .rescinded:
+            // Hyper-V silently ignores OPENCHANNEL for a rescinded channel.
+            return []
+        case .open, .opening:
+            return fail("already open")
+        case .offered:
+            break
+        }
+        guard let gpadl = gpadls[m.ringBufferGPADLHandle], gpadl.relID == m.childRelID,
+              case .ready(let ranges) = gpadl.state else {
+            return fail("ring GPADL 0x\(String(m.ringBufferGPADLHandle, radix: 16)) is not ready on this channel")
+        }
+        // Linux describes both rings with one page-aligned range; each ring is a control page plus at least
+        // one data page, the host→guest ring starting at the downstream page offset.
+        guard ranges.count == 1, ranges[0].byteOffset == 0,
+              UInt64(ranges[0].byteCount) == UInt64(ranges[0].pfns.count) * 4096 else {
+            return fail("ring GPADL is not one page-aligned range")
+        }
+        let pages = UInt32(ranges[0].pfns.count)
+        guard pages >= 4 else { return fail("ring GPADL of \(pages) pages is too small for two rings") }
+        guard m.downstreamRingBufferPageOffset >= 2, m.downstreamRingBufferPageOffset <= pages - 2 else {
+            return fail("downstream offset \(m.downstreamRingBufferPageOffset) outside a \(pages)-page ring GPADL")
+        }
+        channel.state = .opening(openID: m.openID, gpadl: m.ringBufferGPADLHandle, targetVP: m.targetVP)
+        channels[m.childRelID] = channel
+        return [.openChannel(relID: m.childRelID, ringRanges: ranges,
+                             downstreamPageOffset: m.downstreamRingBufferPageOffset, targetVP: m.targetVP,
+                             userData: m.userData)]
+    }
+
+    mutating func closeChannel(relID: UInt32) throws(ServerError) -> [ServerAction] {
+        guard var channel = channels[relID] else { throw .unknownRelID(relID) }
+        switch channel.state {
+        case .open, .opening:
+            channel.state = .offered
+            channels[relID] = channel
+            return [.closeChannel(relID: relID)]
+        case .rescinded:
+            // Linux still posts CLOSECHANNEL for a rescinded channel; the host already stopped serving it.
+            return []
+        case .offered:
+            throw .unexpected(.closeChannel, "channel \(relID) is not open")
+        }
+    }
+
+    mutating func relIDReleased(_ relID: UInt32) throws(ServerError) -> [ServerAction] {
+        guard let channel = channels[relID] else { throw .unknownRelID(relID) }
+        guard channel.state == .rescinded else {
+            throw .unexpected(.relIDReleased, "channel \(relID) was not rescinded")
+        }
+        channels[relID] = nil
+        removeGPADLs(of: relID)
+        return [.releaseChannel(relID: relID)]
+    }
+
+    mutating func modifyChannel(_ m: ModifyChannel) throws(ServerError) -> [ServerAction] {
+        guard var channel = channels[m.childRelID] else { throw .unknownRelID(m.childRelID) }
+        guard case .open(let gpadl, _) = channel.state else {
+            throw .unexpected(.modifyChannel, "channel \(m.childRelID) is not open")
+        }
+        channel.state = .open(gpadl: gpadl, targetVP: m.targetVP)
+        channels[m.childRelID] = channel
+        // Only 5.3 guests expect an answer (CHANNELMSG_MODIFYCHANNEL_RESPONSE).
+        guard let v = version, v.rawValue >= ChannelMessageType.modifyChannelResponse.minimumVersion.rawValue else {
+            return []
+        }
+        return [.send(.modifyChannelResponse(ModifyChannelResponse(childRelID: m.childRelID, status: 0)))]
+    }
+}

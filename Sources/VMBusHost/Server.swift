@@ -1,0 +1,269 @@
+import VMBusProtocol
+import VMBusWire
+
+/// The VMBus server's control plane as a synchronous state machine: a guest message (or a device request)
+/// goes in, ``ServerAction``s come out. It does no I/O and takes no locks, so every rule can be tested with
+/// plain values; ``VMBusHost`` performs the actions.
+///
+/// The guest is untrusted: every message is checked against the connection state, the negotiated version,
+/// the channel and GPADL tables and guest memory. A bad message is counted in ``rejectedMessages`` and
+/// answered with the protocol's own failure status where one exists; it never stops the server.
+public struct Server: Sendable {
+    public struct Configuration: Sendable {
+        /// Versions this host accepts in INITIATE_CONTACT. Hyper-V accepts every version up to its own.
+        public var supportedVersions: [VMBusVersion]
+        /// Pages of guest memory; every PFN of a GPADL must be below this.
+        public var guestPageCount: UInt64
+        /// Most GPADLs one partition may hold (bounds host memory a guest can make us keep).
+        public var maxGPADLs: Int
+
+        public init(maxVersion: VMBusVersion = .copper, guestPageCount: UInt64, maxGPADLs: Int = 4096) {
+            self.supportedVersions = VMBusVersion.all.filter { $0.rawValue <= maxVersion.rawValue }
+            self.guestPageCount = guestPageCount
+            self.maxGPADLs = maxGPADLs
+        }
+    }
+
+    /// `STATUS_UNSUCCESSFUL`-style failure used in OPENCHANNEL_RESULT and GPADL_CREATED (any non-zero fails).
+    public static let statusFailure: UInt32 = 0xC000_0001
+    /// Relids a partition can use: 1...2047 (the SINT2 event-flag bitmap has 2048 bits, and 0 is reserved).
+    public static let relIDRange: ClosedRange<UInt32> = 1...2047
+    /// Offered `connection_id` = relid + this base (OpenVMM: relid + (SINT << 12)); opaque to the guest.
+    public static let connectionIDBase: UInt32 = UInt32(VMBusSynIC.messageSINT) << 12
+
+    public enum Connection: Sendable, Equatable {
+        case disconnected
+        case connected(version: VMBusVersion, targetVCPU: UInt32)
+    }
+
+    public enum ChannelState: Sendable, Equatable {
+        /// Offered (or closed again); may be opened.
+        case offered
+        /// OPENCHANNEL accepted, waiting for the runtime to map the rings.
+        case opening(openID: UInt32, gpadl: UInt32, targetVP: UInt32)
+        case open(gpadl: UInt32, targetVP: UInt32)
+        /// RESCIND sent; waiting for RELID_RELEASED.
+        case rescinded
+    }
+
+    public struct Channel: Sendable, Equatable {
+        public var offer: OfferChannel
+        public var state: ChannelState
+        /// Whether the guest has been sent this offer on the current connection.
+        public var offerSent: Bool
+    }
+
+    public enum GPADLState: Sendable, Equatable {
+        case assembling(GPADLAssembler)
+        case ready([GPARange])
+    }
+
+    public struct GPADL: Sendable, Equatable {
+        public var relID: UInt32
+        public var state: GPADLState
+    }
+
+    public var configuration: Configuration
+    public internal(set) var connection: Connection = .disconnected
+    public internal(set) var offersRequested = false
+    public internal(set) var channels: [UInt32: Channel] = [:]
+    public internal(set) var gpadls: [UInt32: GPADL] = [:]
+    /// Guest messages refused since start, and the last reason.
+    public internal(set) var rejectedMessages = 0
+    public internal(set) var lastRejection: String?
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    public var version: VMBusVersion? {
+        if case .connected(let v, _) = connection { return v }
+        return nil
+    }
+
+    // MARK: - Device side
+
+    /// Registers a channel offer (a device's primary channel or a sub-channel) and returns its relid, or nil
+    /// when all relids are in use. The offer is sent at once if the guest already asked for offers.
+    public mutating func addOffer(_ device: HostDeviceOffer, subchannelIndex: UInt16) -> (UInt32, [ServerAction])? {
+        guard let relID = Self.relIDRange.first(where: { channels[$0] == nil }) else { return nil }
+        let offer = OfferChannel(
+            interfaceType: device.classID, interfaceInstance: device.instanceID,
+            channelFlags: device.flags, mmioMegabytes: device.mmioMegabytes, userDefined: device.userDefined,
+            subchannelIndex: subchannelIndex, mmioMegabytesOptional: 0, childRelID: relID,
+            monitorID: 0xFF, monitorAllocated: false, isDedicatedInterrupt: true,
+            connectionID: Self.connectionIDBase + relID)
+        var channel = Channel(offer: offer, state: .offered, offerSent: false)
+        var actions: [ServerAction] = []
+        if offersRequested {
+            channel.offerSent = true
+            actions.append(.send(.offerChannel(offer)))
+        }
+        channels[relID] = channel
+        return (relID, actions)
+    }
+
+    /// Withdraws channel `relID` (device removed). The relid stays taken until the guest releases it.
+    public mutating func rescind(relID: UInt32) -> [ServerAction] {
+        guard var channel = channels[relID], channel.state != .rescinded else { return [] }
+        var actions: [ServerAction] = []
+        switch channel.state {
+        case .open, .opening: actions.append(.closeChannel(relID: relID))
+        default: break
+        }
+        guard channel.offerSent else {
+            // The guest never saw it: nothing to release.
+            channels[relID] = nil
+            removeGPADLs(of: relID)
+            actions.append(.releaseChannel(relID: relID))
+            return actions
+        }
+        channel.state = .rescinded
+        channels[relID] = channel
+        actions.append(.send(.rescindChannelOffer(RescindChannelOffer(childRelID: relID))))
+        return actions
+    }
+
+    /// The runtime finished (or failed) mapping the rings of `relID`.
+    public mutating func channelOpenCompleted(relID: UInt32, status: UInt32) -> [ServerAction] {
+        guard var channel = channels[relID], case .opening(let openID, let gpadl, let targetVP) = channel.state else {
+            // Rescinded or reset meanwhile: Hyper-V sends no result for a rescinded channel.
+            return status == 0 ? [.closeChannel(relID: relID)] : []
+        }
+        channel.state = status == 0 ? .open(gpadl: gpadl, targetVP: targetVP) : .offered
+        channels[relID] = channel
+        return [.send(.openChannelResult(OpenChannelResult(childRelID: relID, openID: openID, status: status)))]
+    }
+
+    /// The guest disappeared without UNLOAD: drop everything of the connection.
+    public mutating func guestDisconnected() -> [ServerAction] {
+        reset()
+    }
+
+    // MARK: - Guest messages
+
+    /// Handles one message the guest posted. Refused messages are counted and produce no action unless the
+    /// protocol has a failure reply for them.
+    public mutating func handle(_ bytes: [UInt8]) -> [ServerAction] {
+        let message: ChannelMessage
+        do {
+            message = try ChannelMessage.parse(bytes)
+        } catch {
+            reject("\(error)")
+            return []
+        }
+        do {
+            return try handle(message)
+        } catch {
+            reject("\(error)")
+            return []
+        }
+    }
+
+    mutating func reject(_ why: String) {
+        rejectedMessages += 1
+        lastRejection = why
+    }
+
+    mutating func handle(_ message: ChannelMessage) throws(ServerError) -> [ServerAction] {
+        let type = message.type
+        guard type.direction == .guestToHost else { throw .unexpected(type, "sent by the guest") }
+        if case .initiateContact(let m) = message { return initiateContact(m) }
+        guard case .connected(let version, _) = connection else { throw .unexpected(type, "not connected") }
+        guard version.rawValue >= type.minimumVersion.rawValue else {
+            throw .unexpected(type, "needs version \(type.minimumVersion), negotiated \(version)")
+        }
+        switch message {
+        case .requestOffers:
+            return try requestOffers()
+        case .openChannel(let m):
+            return try openChannel(m)
+        case .closeChannel(let m):
+            return try closeChannel(relID: m.childRelID)
+        case .gpadlHeader(let m):
+            return try gpadlHeader(m)
+        case .gpadlBody(let m):
+            return try gpadlBody(m)
+        case .gpadlTeardown(let m):
+            return try gpadlTeardown(m)
+        case .relIDReleased(let m):
+            return try relIDReleased(m.childRelID)
+        case .unload:
+            var actions = reset()
+            actions.append(.send(.unloadResponse(UnloadResponse())))
+            return actions
+        case .modifyChannel(let m):
+            return try modifyChannel(m)
+        case .tlConnectRequest(let m):
+            // No hv_sock services are offered by this host: refuse the connection (Linux ignores the result).
+            guard version.rawValue >= ChannelMessageType.tlConnectResult.minimumVersion.rawValue else { return [] }
+            return [.send(.tlConnectResult(TLConnectResult(
+                guestEndpointID: m.guestEndpointID, hostServiceID: m.hostServiceID, status: -1)))]
+        default:
+            // Reserved channels, MODIFY_CONNECTION and PAUSE/RESUME are known but not served.
+            throw .unexpected(type, "not supported by this host")
+        }
+    }
+
+    mutating func initiateContact(_ m: InitiateContact) -> [ServerAction] {
+        var actions: [ServerAction] = []
+        if connection != .disconnected {
+            // A new INITIATE_CONTACT while connected is a reconnect: tear the old connection down first.
+            actions += reset()
+        }
+        let supported = configuration.supportedVersions.contains(m.versionRequested)
+        if supported {
+            connection = .connected(version: m.versionRequested, targetVCPU: m.targetVCPU)
+        }
+        // Hyper-V answers an unsupported version with version_supported = 0 so the guest tries the next one;
+        // msg_conn_id names the connection id for later messages (Linux reads it from 5.0 on).
+        actions.append(.send(.versionResponse(VersionResponse(
+            versionSupported: supported, connectionState: 0,
+            messageConnectionID: VMBusConnectionID.message))))
+        return actions
+    }
+
+    mutating func requestOffers() throws(ServerError) -> [ServerAction] {
+        guard !offersRequested else { throw .unexpected(.requestOffers, "offers were already requested") }
+        offersRequested = true
+        var actions: [ServerAction] = []
+        for relID in channels.keys.sorted() {
+            guard var c = channels[relID], c.state != .rescinded else { continue }
+            c.offerSent = true
+            channels[relID] = c
+            actions.append(.send(.offerChannel(c.offer)))
+        }
+        actions.append(.send(.allOffersDelivered(AllOffersDelivered())))
+        return actions
+    }
+
+    /// Tears down the connection: closes open channels, forgets GPADLs and rescinded relids.
+    mutating func reset() -> [ServerAction] {
+        var actions: [ServerAction] = []
+        for relID in channels.keys.sorted() {
+            guard var c = channels[relID] else { continue }
+            switch c.state {
+            case .open, .opening:
+                actions.append(.closeChannel(relID: relID))
+                c.state = .offered
+            case .rescinded:
+                channels[relID] = nil
+                actions.append(.releaseChannel(relID: relID))
+                continue
+            case .offered:
+                break
+            }
+            c.offerSent = false
+            channels[relID] = c
+        }
+        gpadls.removeAll()
+        offersRequested = false
+        connection = .disconnected
+        actions.append(.connectionReset)
+        return actions
+    }
+
+    mutating func removeGPADLs(of relID: UInt32) {
+        gpadls = gpadls.filter { $0.value.relID != relID }
+    }
+}

@@ -1,0 +1,226 @@
+import Logging
+import VMBusMemory
+import VMBusProtocol
+import VMBusRing
+import VMBusTransport
+
+/// The host runtime for one guest partition: feeds guest messages to the ``Server`` state machine, performs
+/// its actions (post messages, map rings, start and stop channel workers) and routes channels to device
+/// providers.
+///
+/// Threads: guest messages arrive on the partition's control thread; each open channel has a worker thread
+/// that calls its provider; device requests (sub-channels, rescind) may come from any thread. The server
+/// state is guarded by one lock, and provider callbacks that may call back in are made outside it.
+public final class VMBusHost: HostMessageSink, @unchecked Sendable {
+    public let port: any HostPartitionPort
+    public let logger: Logger
+
+    struct Device {
+        var provider: any VMBusDeviceProvider
+        var offer: HostDeviceOffer
+        var relIDs: [UInt32]  // primary first, then sub-channels in index order
+        var rescinded = false
+    }
+
+    struct OpenChannel {
+        var channel: HostChannel
+        var worker: ChannelWorker
+    }
+
+    struct State {
+        var server: Server
+        var devices: [Device] = []
+        /// relid → (device index, sub-channel index)
+        var owners: [UInt32: (Int, UInt16)] = [:]
+        var open: [UInt32: OpenChannel] = [:]
+        var droppedMessages = 0
+    }
+
+    private let state: Condition<State>
+
+    public init(port: any HostPartitionPort, configuration: Server.Configuration,
+                logger: Logger = Logger(label: "vmbus.host")) {
+        self.port = port
+        self.logger = logger
+        self.state = Condition(State(server: Server(configuration: configuration)))
+    }
+
+    /// Starts serving the partition.
+    public func start() { port.start(self) }
+
+    /// Stops serving: every channel is closed and the control thread ends.
+    public func stop() {
+        process { $0.server.guestDisconnected() }
+        port.stop()
+    }
+
+    /// Adds a device; its primary channel is offered (at once if the guest already asked for offers).
+    @discardableResult
+    public func addDevice(_ provider: any VMBusDeviceProvider) -> HostDeviceHandle? {
+        let offer = provider.offer
+        var index = -1
+        let ok = process { s -> [ServerAction] in
+            guard let (relID, actions) = s.server.addOffer(offer, subchannelIndex: 0) else { return [] }
+            index = s.devices.count
+            s.devices.append(Device(provider: provider, offer: offer, relIDs: [relID]))
+            s.owners[relID] = (index, 0)
+            return actions
+        }
+        _ = ok
+        guard index >= 0 else {
+            logger.error("no relid left for device \(offer.instanceID)")
+            return nil
+        }
+        let handle = HostDeviceHandle(host: self, deviceIndex: index)
+        provider.attached(handle)
+        return handle
+    }
+
+    func offerSubchannels(deviceIndex: Int, count: Int) -> Int {
+        var offered = 0
+        process { s -> [ServerAction] in
+            guard deviceIndex < s.devices.count, !s.devices[deviceIndex].rescinded else { return [] }
+            var actions: [ServerAction] = []
+            let device = s.devices[deviceIndex]
+            let existing = device.relIDs.count - 1
+            let allowed = max(0, min(count, device.offer.maxSubchannels - existing))
+            for i in 0..<allowed {
+                let index = UInt16(existing + i + 1)
+                guard let (relID, a) = s.server.addOffer(device.offer, subchannelIndex: index) else { break }
+                s.devices[deviceIndex].relIDs.append(relID)
+                s.owners[relID] = (deviceIndex, index)
+                actions += a
+                offered += 1
+            }
+            return actions
+        }
+        return offered
+    }
+
+    func rescindDevice(deviceIndex: Int) {
+        process { s -> [ServerAction] in
+            guard deviceIndex < s.devices.count, !s.devices[deviceIndex].rescinded else { return [] }
+            s.devices[deviceIndex].rescinded = true
+            var actions: [ServerAction] = []
+            // Sub-channels go first, then the primary, as Hyper-V removes them.
+            for relID in s.devices[deviceIndex].relIDs.reversed() {
+                actions += s.server.rescind(relID: relID)
+            }
+            return actions
+        }
+    }
+
+    /// A snapshot of the server state (tests, `vmbus list`).
+    public var server: Server { state.withLock { $0.server } }
+
+    /// Open channels, for status lines.
+    public var openChannels: [HostChannel] { state.withLock { s in s.open.keys.sorted().compactMap { s.open[$0]?.channel } } }
+
+    // MARK: - HostMessageSink
+
+    public func guestMessage(connectionID: UInt32, _ bytes: [UInt8]) {
+        process { $0.server.handle(bytes) }
+    }
+
+    public func guestDisconnected() {
+        logger.info("guest disconnected; releasing its channels and GPADLs")
+        process { $0.server.guestDisconnected() }
+    }
+
+    // MARK: - Performing actions
+
+    /// Runs `body` under the lock, then performs the actions it returned. Opening a channel calls the
+    /// provider outside the lock and feeds the outcome back to the server; workers of closed channels are
+    /// joined outside the lock, before this returns, so a later GPADL_TORNDOWN never races a worker.
+    @discardableResult
+    func process(_ body: (inout State) -> [ServerAction]) -> Bool {
+        var pendingOpens: [(UInt32, [GPARange], UInt32, [UInt8])] = []
+        var stopped: [OpenChannel] = []
+        state.withLock { s in
+            perform(body(&s), in: &s, pendingOpens: &pendingOpens, stopped: &stopped)
+        }
+        while !pendingOpens.isEmpty {
+            let (relID, ranges, downstream, userData) = pendingOpens.removeFirst()
+            let status = openChannel(relID: relID, ranges: ranges, downstream: downstream, userData: userData)
+            state.withLock { s in
+                perform(s.server.channelOpenCompleted(relID: relID, status: status), in: &s,
+                        pendingOpens: &pendingOpens, stopped: &stopped)
+            }
+        }
+        for c in stopped {
+            c.worker.join()
+        }
+        return true
+    }
+
+    private func perform(_ actions: [ServerAction], in s: inout State,
+                         pendingOpens: inout [(UInt32, [GPARange], UInt32, [UInt8])], stopped: inout [OpenChannel]) {
+        for action in actions {
+            switch action {
+            case .send(let message):
+                if !port.postMessage(message.bytes) {
+                    s.droppedMessages += 1
+                    logger.warning("guest message queue full; dropped \(message.type)")
+                }
+            case .openChannel(let relID, let ranges, let downstream, _, let userData):
+                pendingOpens.append((relID, ranges, downstream, userData))
+            case .closeChannel(let relID):
+                if let c = s.open.removeValue(forKey: relID) {
+                    c.worker.stop()
+                    stopped.append(c)
+                }
+            case .releaseChannel(let relID):
+                port.removeDoorbell(connectionID: Server.connectionIDBase + relID)
+                if let (device, _) = s.owners.removeValue(forKey: relID) {
+                    s.devices[device].relIDs.removeAll { $0 == relID }
+                }
+            case .connectionReset:
+                break
+            }
+        }
+    }
+
+    /// Maps the rings of a channel the guest opened and starts its worker. Returns the OPENCHANNEL_RESULT
+    /// status.
+    private func openChannel(relID: UInt32, ranges: [GPARange], downstream: UInt32, userData: [UInt8]) -> UInt32 {
+        guard let (device, subIndex) = state.withLock({ s in s.owners[relID].map { ($0.0, $0.1) } }) else {
+            return Server.statusFailure
+        }
+        let (provider, offer) = state.withLock { s in (s.devices[device].provider, s.devices[device].offer) }
+        let pfns = ranges[0].pfns
+        let d = Int(downstream)
+        let endpoint: ChannelEndpoint
+        do {
+            // The guest→host ring comes first in the GPADL; the host reads it.
+            let incoming = IncomingRing(memory: try port.memory.ringMemory(pfns: pfns[0..<d]))
+            let outgoing = OutgoingRing(memory: try port.memory.ringMemory(pfns: pfns[d...]))
+            let port = self.port
+            endpoint = ChannelEndpoint(outgoing: outgoing, incoming: incoming,
+                                       maxPacketSize: incoming.dataSize,
+                                       signalPeer: { port.interruptGuest(relID: relID) })
+        } catch {
+            logger.warning("channel \(relID): cannot map rings: \(error)")
+            return Server.statusFailure
+        }
+        let channel = HostChannel(relID: relID, subchannelIndex: subIndex, offer: offer, userData: userData,
+                                  memory: port.memory, endpoint: endpoint)
+        do {
+            try provider.channelOpened(channel)
+        } catch {
+            logger.info("channel \(relID): device refused the open: \(error)")
+            return Server.statusFailure
+        }
+        let logger = self.logger
+        let worker = ChannelWorker(
+            endpoint: endpoint, doorbell: port.doorbell(connectionID: Server.connectionIDBase + relID),
+            name: "vmbus-ch\(relID)",
+            handler: { packet, buffer in provider.packetReceived(packet, buffer: buffer, on: channel) },
+            onExit: { error in
+                if let error { logger.warning("channel \(relID) stopped: \(error)") }
+                provider.channelClosed(channel)
+            })
+        state.withLock { $0.open[relID] = OpenChannel(channel: channel, worker: worker) }
+        worker.start()
+        return 0
+    }
+}

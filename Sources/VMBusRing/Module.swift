@@ -1,1 +1,0 @@
-// VMBusRing: see docs/ARCHITECTURE.md

@@ -1,1 +1,0 @@
-// VMBusTestSupport: see docs/ARCHITECTURE.md

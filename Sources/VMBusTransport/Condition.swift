@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVMBusShims
+
+/// A mutex-protected value with a condition variable, for the control plane's blocking waits
+/// (a response message, a queue item). Not for the data path.
+public final class Condition<Value>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var value: Value
+
+    public init(_ value: Value) {
+        self.value = value
+        pthread_mutex_init(mutex, nil)
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Runs `body` under the lock and wakes all waiters afterwards.
+    @discardableResult
+    public func update<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(cond)
+            pthread_mutex_unlock(mutex)
+        }
+        return try body(&value)
+    }
+
+    /// Runs `body` under the lock without waking anyone.
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+
+    /// Waits until `body` returns non-nil (it is re-evaluated under the lock after every update), or until the
+    /// timeout passes (returns nil). `body` may mutate the value (e.g. pop from a queue).
+    public func wait<R>(timeoutNanoseconds: UInt64? = nil, until body: (inout Value) -> R?) -> R? {
+        let deadline = timeoutNanoseconds.map { vmbus_shim_monotonic_ns() &+ $0 }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while true {
+            if let r = body(&value) { return r }
+            if let d = deadline {
+                let now = vmbus_shim_monotonic_ns()
+                if now >= d { return nil }
+                var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
+                pthread_cond_timedwait(cond, mutex, &ts)
+            } else {
+                pthread_cond_wait(cond, mutex)
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// VMBusTransport: see docs/ARCHITECTURE.md

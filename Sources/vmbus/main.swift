@@ -1,1 +1,0 @@
-print("vmbus: under construction")
