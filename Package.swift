@@ -96,6 +96,17 @@ let package = Package(
         .testTarget(
             name: "VMBusIntegrationTests",
             dependencies: ["VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTransport", "VMBusTestSupport"]),
+        // The socket transport in one process: frames, listener and ports, a rogue guest.
+        .testTarget(
+            name: "VMBusTransportTests",
+            dependencies: ["VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusMemory", "VMBusWire",
+                           "VMBusTestSupport", "CVMBusShims",
+                           .product(name: "Logging", package: "swift-log")]),
+        // The `vmbus` executable as real processes (host, guests, list, up).
+        .testTarget(
+            name: "VMBusCLITests",
+            dependencies: ["vmbus", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTestSupport",
+                           "CVMBusShims"]),
     ],
     swiftLanguageModes: [.v6]
 )

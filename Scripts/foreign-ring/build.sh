@@ -40,6 +40,9 @@ if [ ! -f "$src/vmbus_bufring.c" ] || [ ! -f "$src/vmbus_bufring.h" ]; then
     rm -rf "$tmp"
 fi
 
-exe=$(mktemp "$work/foreign-ring-harness.XXXXXX")
-"$cc" -O2 -g -pthread -Wall -Wno-unused-function -Wno-address-of-packed-member -I "$src" -o "$exe" "$here/harness.c" "$src/vmbus_bufring.c"
-echo "$exe"
+tmpexe=$(mktemp "$work/foreign-ring-harness.XXXXXX")
+"$cc" -O2 -g -pthread -Wall -Wno-unused-function -Wno-address-of-packed-member -I "$src" -o "$tmpexe" \
+    "$here/harness.c" "$src/vmbus_bufring.c" || { rm -f "$tmpexe"; exit 6; }
+# Rename over the previous build (atomic; a harness still running keeps its old file).
+mv -f "$tmpexe" "$work/foreign-ring-harness"
+echo "$work/foreign-ring-harness"

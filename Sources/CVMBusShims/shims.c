@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "vmbus_shims.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -21,7 +22,7 @@ unsigned int vmbus_shim_mfd_allow_sealing(void) { return MFD_ALLOW_SEALING; }
 
 #define VMBUS_SHIM_MAX_FDS 64
 
-ssize_t vmbus_shim_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+ssize_t vmbus_shim_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags) {
     if (nfds < 0 || nfds > VMBUS_SHIM_MAX_FDS) { errno = EINVAL; return -1; }
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int) * VMBUS_SHIM_MAX_FDS)]; } control;
@@ -40,7 +41,7 @@ ssize_t vmbus_shim_send_with_fds(int sock, const void *buf, size_t len, const in
         memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
     }
     ssize_t r;
-    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL | flags); } while (r < 0 && errno == EINTR);
     return r;
 }
 
@@ -101,3 +102,11 @@ void vmbus_shim_set_thread_name(const char *name) {
     n[15] = 0;
     pthread_setname_np(pthread_self(), n);
 }
+
+int vmbus_shim_add_seals(int fd, int seals) { return fcntl(fd, F_ADD_SEALS, seals); }
+int vmbus_shim_get_seals(int fd) { return fcntl(fd, F_GET_SEALS); }
+int vmbus_shim_seal_shrink(void) { return F_SEAL_SHRINK; }
+int vmbus_shim_seal_grow(void) { return F_SEAL_GROW; }
+int vmbus_shim_seal_seal(void) { return F_SEAL_SEAL; }
+
+int vmbus_shim_accept_cloexec(int sock) { return accept4(sock, NULL, NULL, SOCK_CLOEXEC); }

@@ -1,1 +1,73 @@
-print("bench")
+// vmbus-bench: performance figures for swift-vmbus, each next to a baseline measured in the same run.
+//
+//   swift run -c release vmbus-bench [--filter SUBSTRING]... [--repeat N] [--quick] [--no-pin] [--list]
+//
+// Sections are listed below; add new ones (channel, StorVSP, NetVSP ...) to `allSections`. Each prints its
+// figures and the baseline it is compared with; hard requirements (no allocation in a measured loop) make the
+// exit status 1. Machines of this project's kind flip between a fast and a slow state (vCPU placement), so
+// compare figures within one run and use --repeat.
+import CVMBusShims
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let allSections: [BenchmarkSection] = RingBenchmarks.sections
+
+func usage() -> Never {
+    print("""
+        usage: vmbus-bench [--filter SUBSTRING]... [--repeat N] [--quick] [--no-pin] [--list]
+          --filter S   run only sections whose name contains S (repeatable)
+          --repeat N   run each section N times (default 1)
+          --quick      a tenth of the iterations (smoke test)
+          --no-pin     do not pin worker threads to CPUs 0 and 1
+          --list       list the sections and exit
+        """)
+    exit(2)
+}
+
+var filters: [String] = []
+var repetitions = 1
+var context = BenchmarkContext()
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--filter":
+        guard let f = arguments.popFirst() else { usage() }
+        filters.append(f)
+    case "--repeat":
+        guard let v = arguments.popFirst(), let n = Int(v), n > 0 else { usage() }
+        repetitions = n
+    case "--quick": context.scale = 0.1
+    case "--no-pin": context.pin = false
+    case "--list":
+        for s in allSections { print(s.name.padding(18) + s.summary) }
+        exit(0)
+    default: usage()
+    }
+}
+
+let selected = allSections.filter { s in filters.isEmpty || filters.contains { s.name.contains($0) } }
+if selected.isEmpty {
+    print("no section matches \(filters)")
+    exit(2)
+}
+#if DEBUG
+print("warning: debug build; use `swift run -c release vmbus-bench` for meaningful figures")
+#endif
+print("vmbus-bench: \(vmbus_shim_cpu_count()) CPUs, threads \(context.pin ? "pinned to CPUs 0 and 1" : "not pinned")")
+for section in selected {
+    for r in 1...repetitions {
+        print("== \(section.name)\(repetitions > 1 ? " (run \(r) of \(repetitions))" : ""): \(section.summary)")
+        do {
+            try section.run(&context)
+        } catch {
+            context.failures.append("\(section.name): \(error)")
+            print("  FAILED: \(error)")
+        }
+    }
+}
+if !context.failures.isEmpty {
+    print("\(context.failures.count) requirement(s) failed")
+    exit(1)
+}

@@ -13,15 +13,14 @@ extension GuestBus {
         let handle = nextGPADL.loadThenWrappingIncrement(ordering: .relaxed)
         let range = GPARange(byteCount: UInt32(pages.count * GuestMemory.pageSize), byteOffset: 0, pfns: pages)
         let (header, bodies) = GPADLMessages.split(childRelID: relID, gpadl: handle, ranges: [range])
+        responses.withLock { $0.awaitedGPADLs[handle] = relID }
+        defer { responses.withLock { r in r.awaitedGPADLs[handle] = nil; r.gpadlCreated[handle] = nil } }
         try post(.gpadlHeader(header))
         for body in bodies { try post(.gpadlBody(body)) }
-        let created = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> GPADLCreated?? in
-            if r.hostLost { return .some(nil) }
-            return r.gpadlCreated.removeValue(forKey: handle).map { .some($0) }
+        let created = try awaitResponse("GPADL_CREATED for 0x\(String(handle, radix: 16))", relID: relID) {
+            $0.gpadlCreated.removeValue(forKey: handle)
         }
-        guard let created else { throw .timedOut("GPADL_CREATED for 0x\(String(handle, radix: 16))") }
-        guard let created else { throw .hostLost }
-        guard created.childRelID == relID, created.creationStatus == 0 else {
+        guard created.creationStatus == 0 else {
             throw .refused("GPADL 0x\(String(handle, radix: 16))", status: created.creationStatus)
         }
         return handle
@@ -29,13 +28,13 @@ extension GuestBus {
 
     /// Tears a GPADL down and waits for GPADL_TORNDOWN; only then may its pages be reused.
     public func teardownGPADL(relID: UInt32, handle: UInt32) throws(GuestError) {
+        responses.withLock { r in r.gpadlTorndown.remove(handle); r.awaitedTeardowns.insert(handle) }
+        defer { responses.withLock { r in r.awaitedTeardowns.remove(handle); r.gpadlTorndown.remove(handle) } }
         try post(.gpadlTeardown(GPADLTeardown(childRelID: relID, gpadl: handle)))
-        let done = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> Bool? in
-            if r.gpadlTorndown.remove(handle) != nil { return true }
-            return r.hostLost ? false : nil
+        // Not ended by a rescind: the host answers teardowns of rescinded channels at once.
+        _ = try awaitResponse("GPADL_TORNDOWN for 0x\(String(handle, radix: 16))", relID: nil) {
+            $0.gpadlTorndown.remove(handle)
         }
-        guard let done else { throw .timedOut("GPADL_TORNDOWN for 0x\(String(handle, radix: 16))") }
-        guard done else { throw .hostLost }
     }
 
     func openChannel(_ offer: OfferChannel, outgoingRingSize: Int, incomingRingSize: Int, maxPacketSize: Int,
@@ -54,6 +53,8 @@ extension GuestBus {
         do { pages = try synic.pages.allocate(pages: outPages + incomingRingSize / page, scattered: scatteredPages) }
         catch { throw .invalidArgument("\(error)") }
         var gpadl: UInt32?
+        // Set once GPADL_HEADER may have reached the host: from then on the host may hold the pages.
+        var gpadlPosted = false
         do {
             let memory = synic.memory
             let outMemory = try memory.ringMemory(pfns: pages[0..<outPages])
@@ -61,6 +62,7 @@ extension GuestBus {
             // Linux initialises both control pages (feature bits included) before the host sees them.
             OutgoingRing.initializeControl(outMemory)
             OutgoingRing.initializeControl(inMemory)
+            gpadlPosted = true
             gpadl = try createGPADL(relID: relID, pages: pages)
             let synic = self.synic
             let connectionID = offer.connectionID
@@ -69,32 +71,41 @@ extension GuestBus {
                                            signalPeer: { synic.signalEvent(connectionID: connectionID) })
             let channel = GuestChannel(offer: offer, endpoint: endpoint, requestor: Requestor(capacity: requestSlots),
                                        ringGPADL: gpadl!, ringPages: pages, bus: self, handler: handler)
+            // Expect the result before the channel is visible, so a rescind from now on ends the wait.
+            responses.withLock { r in r.openResults[relID] = nil; r.awaitedOpens.insert(relID) }
+            defer { responses.withLock { r in r.awaitedOpens.remove(relID); r.openResults[relID] = nil } }
             channels.withLock { $0[relID] = channel }
-            responses.withLock { _ = $0.openResults.removeValue(forKey: relID) }
-            var data = userData
-            data += [UInt8](repeating: 0, count: 120 - data.count)
-            try post(.openChannel(OpenChannel(childRelID: relID, openID: relID, ringBufferGPADLHandle: gpadl!,
-                                              targetVP: 0, downstreamRingBufferPageOffset: UInt32(outPages),
-                                              userData: data)))
-            let result = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> OpenChannelResult?? in
-                if r.hostLost { return .some(nil) }
-                return r.openResults.removeValue(forKey: relID).map { .some($0) }
-            }
-            guard let result, let result, result.status == 0 else {
+            do {
+                var data = userData
+                data += [UInt8](repeating: 0, count: 120 - data.count)
+                try post(.openChannel(OpenChannel(childRelID: relID, openID: relID, ringBufferGPADLHandle: gpadl!,
+                                                  targetVP: 0, downstreamRingBufferPageOffset: UInt32(outPages),
+                                                  userData: data)))
+                let result = try awaitResponse("OPENCHANNEL_RESULT for relid \(relID)", relID: relID) {
+                    $0.openResults.removeValue(forKey: relID)
+                }
+                guard result.status == 0 else {
+                    throw GuestError.refused("OPENCHANNEL for relid \(relID)", status: result.status)
+                }
+            } catch {
                 channels.withLock { _ = $0.removeValue(forKey: relID) }
-                if let r = result ?? nil, r.status == GuestBus.rescindedStatus { throw GuestError.rescinded(relID: relID) }
-                if result == nil { throw GuestError.timedOut("OPENCHANNEL_RESULT for relid \(relID)") }
-                if result! == nil { throw GuestError.hostLost }
-                throw GuestError.refused("OPENCHANNEL for relid \(relID)", status: result!!.status)
+                throw error
             }
             return channel
         } catch {
             let e = error as? GuestError ?? .invalidArgument("\(error)")
-            // Free the pages only if the host confirmed it no longer uses them.
+            // Free the pages only if the host confirmed it no longer uses them: after TORNDOWN, or when it
+            // refused the GPADL (or is gone). After a timeout or a rescind the host may still hold a GPADL
+            // over them: leak them rather than reuse them.
             if let g = gpadl {
                 if (try? teardownGPADL(relID: relID, handle: g)) != nil { synic.pages.release(pages) }
-            } else {
+            } else if !gpadlPosted {
                 synic.pages.release(pages)
+            } else {
+                switch e {
+                case .refused, .hostLost: synic.pages.release(pages)
+                default: logger.warning("relid \(relID): leaking \(pages.count) ring pages after \(e)")
+                }
             }
             throw e
         }

@@ -48,6 +48,38 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         var unloadResponse = false
         var modifyResponses: [UInt32: ModifyChannelResponse] = [:]
         var hostLost = false
+        /// What callers are waiting for. A response nobody asked for is rejected, so a host cannot grow the
+        /// tables above: OPENCHANNEL relids, GPADL handle → relid, GPADL_TEARDOWN handles.
+        var awaitedOpens: Set<UInt32> = []
+        var awaitedGPADLs: [UInt32: UInt32] = [:]
+        var awaitedTeardowns: Set<UInt32> = []
+        /// Relids the host rescinded (until offered again): waits for OPENCHANNEL_RESULT or GPADL_CREATED on
+        /// them end at once, as Linux's `vmbus_rescind_cleanup` wakes them.
+        var rescinded: Set<UInt32> = []
+    }
+
+    /// How a wait for a host response ended.
+    enum Awaited<T> {
+        case answered(T)
+        case rescinded
+        case hostLost
+    }
+
+    /// Waits for the response `take` removes from ``Responses``; fails on timeout, on host loss and (with
+    /// `relID`) when the host rescinds that channel meanwhile.
+    func awaitResponse<T>(_ what: String, relID: UInt32?, _ take: (inout Responses) -> T?) throws(GuestError) -> T {
+        let outcome = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> Awaited<T>? in
+            if let v = take(&r) { return .answered(v) }
+            if r.hostLost { return .hostLost }
+            if let relID, r.rescinded.contains(relID) { return .rescinded }
+            return nil
+        }
+        switch outcome {
+        case nil: throw .timedOut(what)
+        case .hostLost: throw .hostLost
+        case .rescinded: throw .rescinded(relID: relID ?? 0)
+        case .answered(let v): return v
+        }
     }
 
     struct Registry {
@@ -146,16 +178,22 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
     }
 
     /// Unbinds every driver (closing channels), sends UNLOAD and waits for UNLOAD_RESPONSE, then stops.
-    public func disconnect() {
+    /// Returns whether UNLOAD_RESPONSE arrived (false also when never connected or the host was gone).
+    @discardableResult
+    public func disconnect() -> Bool {
+        var unloaded = false
         if version != nil {
             let done = Latch()
             if work.push(.removeAll) && work.push(.barrier(done)) { done.wait(timeoutNanoseconds: 30_000_000_000) }
             do {
+                // Only an answer to this UNLOAD counts.
+                responses.withLock { $0.unloadResponse = false }
                 try post(.unload(Unload()))
                 let ok = responses.wait(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) { r -> Bool? in
                     r.unloadResponse ? true : (r.hostLost ? false : nil)
                 }
-                if ok != true { logger.warning("no UNLOAD_RESPONSE from the host") }
+                unloaded = ok == true
+                if !unloaded { logger.warning("no UNLOAD_RESPONSE from the host") }
             } catch {
                 logger.warning("UNLOAD: \(error)")
             }
@@ -164,6 +202,7 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         work.close()
         workDone.wait(timeoutNanoseconds: 30_000_000_000)
         synic.stop()
+        return unloaded
     }
 
     // MARK: - Drivers and registry
@@ -191,6 +230,8 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
     public func device(instance: GUID) -> GuestDevice? { registry.withLock { $0.devices[instance] } }
 
     public var rejectedMessages: Int { registry.withLock { $0.rejectedMessages } }
+    /// Whether the transport reported the host gone.
+    public var isHostLost: Bool { responses.withLock { $0.hostLost } }
     public var lastRejection: String? { registry.withLock { $0.lastRejection } }
 
     func reject(_ why: String) {
@@ -223,7 +264,12 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
                     s.subchannels[offer.subchannelIndex] = offer
                     return true
                 }
-                if added { r.byRelID[offer.childRelID] = primary }
+                if added {
+                    r.byRelID[offer.childRelID] = primary
+                } else {
+                    r.rejectedMessages += 1
+                    r.lastRejection = "duplicate sub-channel \(offer.subchannelIndex) of \(offer.interfaceInstance)"
+                }
                 return nil
             }
             guard offer.subchannelIndex == 0, r.byRelID[offer.childRelID] == nil else {
@@ -319,28 +365,50 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
                 reject("offer with relid \(m.childRelID) outside 1...2047")
                 return
             }
+            // A relid offered again (after RELID_RELEASED) is a new channel.
+            responses.withLock { _ = $0.rescinded.remove(m.childRelID) }
             if !work.push(.offer(m)) { reject("offer queue full") }
         case .allOffersDelivered:
             responses.update { $0.allOffersDelivered = true }
         case .rescindChannelOffer(let m):
+            guard GuestBus.validRelIDs.contains(m.childRelID) else {
+                reject("RESCIND for relid \(m.childRelID) outside 1...2047")
+                return
+            }
             // Wake everything waiting on this channel now; the driver's remove runs on the work thread.
             if let channel = channels.withLock({ $0[m.childRelID] }) { channel.markRescinded() }
-            responses.update { r in
-                if r.openResults[m.childRelID] == nil {
-                    r.openResults[m.childRelID] = OpenChannelResult(childRelID: m.childRelID, openID: 0,
-                                                                    status: GuestBus.rescindedStatus)
-                }
-            }
+            responses.update { _ = $0.rescinded.insert(m.childRelID) }
             if !work.push(.rescind(m.childRelID)) { reject("rescind queue full") }
         case .openChannelResult(let m):
-            responses.update { $0.openResults[m.childRelID] = m }
+            // Matched on relid and openid (we send openid = relid), as Linux does.
+            let expected = responses.update { r -> Bool in
+                guard r.awaitedOpens.contains(m.childRelID), m.openID == m.childRelID else { return false }
+                r.openResults[m.childRelID] = m
+                return true
+            }
+            if !expected { reject("unsolicited OPENCHANNEL_RESULT for relid \(m.childRelID)") }
         case .gpadlCreated(let m):
-            responses.update { $0.gpadlCreated[m.gpadl] = m }
+            // Matched on (relid, handle).
+            let expected = responses.update { r -> Bool in
+                guard r.awaitedGPADLs[m.gpadl] == m.childRelID else { return false }
+                r.gpadlCreated[m.gpadl] = m
+                return true
+            }
+            if !expected { reject("unsolicited GPADL_CREATED for 0x\(String(m.gpadl, radix: 16)) relid \(m.childRelID)") }
         case .gpadlTorndown(let m):
-            responses.update { _ = $0.gpadlTorndown.insert(m.gpadl) }
+            let expected = responses.update { r -> Bool in
+                guard r.awaitedTeardowns.contains(m.gpadl) else { return false }
+                r.gpadlTorndown.insert(m.gpadl)
+                return true
+            }
+            if !expected { reject("unsolicited GPADL_TORNDOWN for 0x\(String(m.gpadl, radix: 16))") }
         case .unloadResponse:
             responses.update { $0.unloadResponse = true }
         case .modifyChannelResponse(let m):
+            guard GuestBus.validRelIDs.contains(m.childRelID) else {
+                reject("MODIFYCHANNEL_RESPONSE for relid \(m.childRelID) outside 1...2047")
+                return
+            }
             responses.update { $0.modifyResponses[m.childRelID] = m }
         case .tlConnectResult:
             break  // Linux ignores it too
@@ -360,8 +428,5 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
 
     /// Relids the guest accepts (the SINT2 event-flag bitmap has 2048 bits; 0 is reserved).
     public static let validRelIDs: ClosedRange<UInt32> = 1...2047
-
-    /// Marker status for an open that was overtaken by a rescind (not a Hyper-V value).
-    static let rescindedStatus: UInt32 = 0xFFFF_FFFF
 }
 

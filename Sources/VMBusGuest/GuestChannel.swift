@@ -23,6 +23,8 @@ public final class GuestChannel: @unchecked Sendable {
     /// Synchronous requests (control path): context → response bytes.
     private let syncResponses = Condition<[UInt64: [UInt8]]>([:])
     private let nextSyncContext = ManagedAtomic<UInt64>(1 << 63)
+    /// Why outstanding requests were first failed (rescind, close, host lost), for ``request(_:timeoutNanoseconds:)``.
+    private let failure = Mutex<GuestError?>(nil)
 
     init(offer: OfferChannel, endpoint: ChannelEndpoint, requestor: Requestor, ringGPADL: UInt32,
          ringPages: [UInt64], bus: GuestBus, handler: any GuestChannelHandler) {
@@ -93,11 +95,16 @@ public final class GuestChannel: @unchecked Sendable {
             do throws(GuestError) { return .success(try sendRequest(p, context: context)) }
             catch { return .failure(error) }
         }
-        _ = try r.get()
+        let id = try r.get()
         let response = syncResponses.wait(timeoutNanoseconds: timeoutNanoseconds) { $0.removeValue(forKey: context) }
         guard let response else {
+            // Give the id back, or a host that never answers would use up the request table.
+            requestor.cancel(id)
+            syncResponses.withLock { _ = $0.removeValue(forKey: context) }
             throw isRescinded ? .rescinded(relID: relID) : .timedOut("completion on channel \(relID)")
         }
+        // fail() answers waiting requests with an empty payload after recording why.
+        if response.isEmpty, let error = failure.withLock({ $0 }) { throw error }
         if response.isEmpty && (isRescinded || isClosed) { throw .rescinded(relID: relID) }
         return response
     }
@@ -133,6 +140,7 @@ public final class GuestChannel: @unchecked Sendable {
 
     /// Fails every outstanding request with `error`.
     func fail(_ error: GuestError) {
+        failure.withLock { if $0 == nil { $0 = error } }
         let contexts = requestor.cancelAll()
         let async = contexts.filter { $0 & (1 << 63) == 0 }
         syncResponses.update { waiting in

@@ -49,6 +49,21 @@ public final class Requestor: Sendable {
         }
     }
 
+    /// Releases outstanding `transactionID` because its sender gave up waiting; a late completion for it is then
+    /// rejected like any unknown id. Returns its context, or nil (not counted) if it was not outstanding.
+    @discardableResult
+    public func cancel(_ transactionID: UInt64) -> UInt64? {
+        state.withLock { s in
+            guard transactionID >= 1, transactionID <= UInt64(s.inUse.count), s.inUse[Int(transactionID - 1)] else {
+                return nil
+            }
+            let slot = Int(transactionID - 1)
+            s.inUse[slot] = false
+            s.free.append(slot)
+            return s.contexts[slot]
+        }
+    }
+
     /// Releases every outstanding id and returns their contexts (the channel is going away).
     public func cancelAll() -> [UInt64] {
         state.withLock { s in

@@ -2,12 +2,13 @@ import VMBusProtocol
 
 extension Server {
     mutating func openChannel(_ m: OpenChannel) throws(ServerError) -> [ServerAction] {
-        guard var channel = channels[m.childRelID] else { throw .unknownRelID(m.childRelID) }
         func fail(_ why: String) -> [ServerAction] {
             reject("OPENCHANNEL \(m.childRelID): \(why)")
             return [.send(.openChannelResult(OpenChannelResult(
                 childRelID: m.childRelID, openID: m.openID, status: Self.statusFailure)))]
         }
+        // An unknown (or never offered) relid still gets a failing result, so the guest does not wait forever.
+        guard var channel = offeredChannel(m.childRelID) else { return fail("unknown relid") }
         switch channel.state {
         case .rescinded:
             // Hyper-V silently ignores OPENCHANNEL for a rescinded channel.
@@ -65,16 +66,22 @@ extension Server {
     }
 
     mutating func modifyChannel(_ m: ModifyChannel) throws(ServerError) -> [ServerAction] {
-        guard var channel = channels[m.childRelID] else { throw .unknownRelID(m.childRelID) }
-        guard case .open(let gpadl, _) = channel.state else {
-            throw .unexpected(.modifyChannel, "channel \(m.childRelID) is not open")
+        // Only 5.3 guests expect an answer (CHANNELMSG_MODIFYCHANNEL_RESPONSE), and they wait for it: a
+        // refused request is answered with a failure status from 5.3 on.
+        let answers = version.map { $0.rawValue >= ChannelMessageType.modifyChannelResponse.minimumVersion.rawValue }
+            ?? false
+        func response(_ status: UInt32) -> [ServerAction] {
+            answers ? [.send(.modifyChannelResponse(ModifyChannelResponse(childRelID: m.childRelID, status: status)))] : []
+        }
+        guard var channel = offeredChannel(m.childRelID), case .open(let gpadl, _) = channel.state else {
+            let why = channels[m.childRelID] == nil ? ServerError.unknownRelID(m.childRelID)
+                : .unexpected(.modifyChannel, "channel \(m.childRelID) is not open")
+            guard answers else { throw why }
+            reject("\(why)")
+            return response(Self.statusFailure)
         }
         channel.state = .open(gpadl: gpadl, targetVP: m.targetVP)
         channels[m.childRelID] = channel
-        // Only 5.3 guests expect an answer (CHANNELMSG_MODIFYCHANNEL_RESPONSE).
-        guard let v = version, v.rawValue >= ChannelMessageType.modifyChannelResponse.minimumVersion.rawValue else {
-            return []
-        }
-        return [.send(.modifyChannelResponse(ModifyChannelResponse(childRelID: m.childRelID, status: 0)))]
+        return response(0)
     }
 }

@@ -2,10 +2,15 @@ import VMBusProtocol
 
 extension Server {
     mutating func gpadlHeader(_ m: GPADLHeader) throws(ServerError) -> [ServerAction] {
-        guard channels[m.childRelID] != nil else { throw .unknownRelID(m.childRelID) }
         guard gpadls[m.gpadl] == nil else {
-            // Handles must be unique: BODY messages are routed by handle alone.
+            // Handles must be unique: BODY messages are routed by handle alone. No answer: a failure would
+            // name the GPADL that already exists.
             throw .unexpected(.gpadlHeader, "GPADL handle 0x\(String(m.gpadl, radix: 16)) already in use")
+        }
+        guard offeredChannel(m.childRelID) != nil else {
+            // The guest waits for GPADL_CREATED on (relid, handle): answer with a failure.
+            reject("GPADL_HEADER 0x\(String(m.gpadl, radix: 16)): unknown relid \(m.childRelID)")
+            return [created(m.childRelID, m.gpadl, Self.statusFailure)]
         }
         guard gpadls.count < configuration.maxGPADLs else {
             reject("GPADL limit of \(configuration.maxGPADLs) reached")

@@ -211,7 +211,11 @@ public struct Server: Sendable {
             // A new INITIATE_CONTACT while connected is a reconnect: tear the old connection down first.
             actions += reset()
         }
-        let supported = configuration.supportedVersions.contains(m.versionRequested)
+        // From 5.0 the guest names the SINT and VTL it receives messages on; this host delivers only on
+        // SINT 2 of VTL 0, so any other target is answered "unsupported" (OpenVMM does the same).
+        let target = !m.versionRequested.usesMessageConnectionID
+            || (m.messageSINT == VMBusSynIC.messageSINT && m.messageVTL == 0)
+        let supported = configuration.supportedVersions.contains(m.versionRequested) && target
         if supported {
             connection = .connected(version: m.versionRequested, targetVCPU: m.targetVCPU)
         }
@@ -261,6 +265,13 @@ public struct Server: Sendable {
         connection = .disconnected
         actions.append(.connectionReset)
         return actions
+    }
+
+    /// The channel `relID` if the guest was sent its offer on this connection: a guest may only name
+    /// channels it was offered.
+    func offeredChannel(_ relID: UInt32) -> Channel? {
+        guard let c = channels[relID], c.offerSent else { return nil }
+        return c
     }
 
     mutating func removeGPADLs(of relID: UInt32) {

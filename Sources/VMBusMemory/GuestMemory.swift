@@ -26,10 +26,15 @@ public final class GuestMemory: @unchecked Sendable {
     public init(pages: Int, name: String = "vmbus-guest-memory") throws(MemoryError) {
         precondition(pages > 0, "guest memory needs at least one page")
         let size = pages * Self.pageSize
-        let fd = vmbus_shim_memfd_create(name, vmbus_shim_mfd_cloexec())
+        let fd = vmbus_shim_memfd_create(name, vmbus_shim_mfd_cloexec() | vmbus_shim_mfd_allow_sealing())
         guard fd >= 0 else { throw .system(call: "memfd_create", errno: errno) }
         guard ftruncate(fd, off_t(size)) == 0 else {
             let e = errno; close(fd); throw .system(call: "ftruncate", errno: e)
+        }
+        // Sealed against resizing: a host that maps this memory must not fault (SIGBUS) because the guest
+        // shrank the file under it. The host checks the seals before mapping.
+        guard vmbus_shim_add_seals(fd, vmbus_shim_seal_shrink() | vmbus_shim_seal_grow() | vmbus_shim_seal_seal()) == 0 else {
+            let e = errno; close(fd); throw .system(call: "fcntl(F_ADD_SEALS)", errno: e)
         }
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
             let e = errno; close(fd); throw .system(call: "mmap", errno: e)
@@ -40,10 +45,15 @@ public final class GuestMemory: @unchecked Sendable {
     }
 
     /// Maps `size` bytes of a memory fd received from a peer. Takes ownership of `fd`. The size is checked
-    /// against the file, so a peer cannot make us map beyond its end (which would fault on access).
+    /// against the file, and the file must be sealed against shrinking, so a peer can neither make us map
+    /// beyond its end nor cut the file short under our mapping (either would fault on access).
     public init(mapping fd: Int32, size: Int) throws(MemoryError) {
         guard size > 0, size % Self.pageSize == 0 else {
             close(fd); throw .rangeOutOfBounds(gpa: 0, count: size, size: size)
+        }
+        let seals = vmbus_shim_get_seals(fd)
+        guard seals >= 0, seals & vmbus_shim_seal_shrink() != 0 else {
+            close(fd); throw .unsealed
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else { let e = errno; close(fd); throw .system(call: "fstat", errno: e) }

@@ -37,10 +37,12 @@ public final class IncomingRing: @unchecked Sendable {
 
     // MARK: Indices
 
+    /// Records the first corruption seen (the ring stays in that state) and returns the error to throw.
     @inline(__always)
     private func fail(_ c: RingCorruption) -> RingError {
-        if corruption == nil { corruption = c }
-        return .corrupt(corruption!)
+        let first = corruption ?? c
+        corruption = first
+        return .corrupt(first)
     }
 
     @inline(__always)

@@ -36,7 +36,7 @@ public final class OutgoingRing: @unchecked Sendable {
     public var isCorrupt: Bool { corruption != nil }
 
     /// Size of the trailer after every packet (`u64` holding the packet's start offset in the high half).
-    public static let trailerSize = 8
+    public static let trailerSize = RingControlLayout.packetTrailerSize
 
     public init(memory: RingMemory) {
         self.memory = memory
@@ -71,10 +71,12 @@ public final class OutgoingRing: @unchecked Sendable {
 
     // MARK: Indices
 
+    /// Records the first corruption seen (the ring stays in that state) and returns the error to throw.
     @inline(__always)
     private func fail(_ c: RingCorruption) -> RingError {
-        if corruption == nil { corruption = c }
-        return .corrupt(corruption!)
+        let first = corruption ?? c
+        corruption = first
+        return .corrupt(first)
     }
 
     @inline(__always)

@@ -1,4 +1,5 @@
 import Atomics
+import VMBusProtocol
 
 #if _endian(big)
 #error("VMBus rings are little-endian; the control words are accessed natively")
@@ -18,17 +19,8 @@ import Atomics
 /// callers name the ordering of every access. The mapping must outlive this value (``RingMemory`` keeps its
 /// owner alive).
 struct RingControl: @unchecked Sendable {
-    /// Byte offsets of the control words, as in Linux `struct hv_ring_buffer`.
-    enum Offset {
-        static let writeIndex = 0
-        static let readIndex = 4
-        static let interruptMask = 8
-        static let pendingSendSize = 12
-        static let featureBits = 64
-    }
-
     /// `feature_bits` bit 0 (`feat_pending_send_sz`): the writer of this ring understands `pending_send_sz`.
-    static let featurePendingSendSize: UInt32 = 1
+    static let featurePendingSendSize: UInt32 = RingControlLayout.featurePendingSendSize
 
     let writeIndex: UnsafeAtomic<UInt32>
     let readIndex: UnsafeAtomic<UInt32>
@@ -40,11 +32,13 @@ struct RingControl: @unchecked Sendable {
         func word(_ offset: Int) -> UnsafeAtomic<UInt32> {
             UnsafeAtomic<UInt32>(at: (page + offset).bindMemory(to: UInt32.AtomicRepresentation.self, capacity: 1))
         }
-        writeIndex = word(Offset.writeIndex)
-        readIndex = word(Offset.readIndex)
-        interruptMask = word(Offset.interruptMask)
-        pendingSendSize = word(Offset.pendingSendSize)
-        featureBits = word(Offset.featureBits)
+        // Offsets from the one declaration of `struct hv_ring_buffer` (VMBusProtocol); the layout tests check the
+        // raw bytes against Linux's numbers.
+        writeIndex = word(RingControlLayout.writeIndexOffset)
+        readIndex = word(RingControlLayout.readIndexOffset)
+        interruptMask = word(RingControlLayout.interruptMaskOffset)
+        pendingSendSize = word(RingControlLayout.pendingSendSizeOffset)
+        featureBits = word(RingControlLayout.featureBitsOffset)
     }
 }
 
@@ -53,4 +47,31 @@ struct RingControl: @unchecked Sendable {
 @inline(__always)
 func fullBarrier() {
     atomicMemoryFence(ordering: .sequentiallyConsistent)
+}
+
+/// The five control words of a ring at one moment (relaxed loads; for logs, inspection and tests, never for
+/// decisions).
+public struct RingControlSnapshot: Equatable, Sendable, CustomStringConvertible {
+    public var writeIndex: UInt32
+    public var readIndex: UInt32
+    public var interruptMask: UInt32
+    public var pendingSendSize: UInt32
+    public var featureBits: UInt32
+
+    public var description: String {
+        "write_index \(writeIndex) read_index \(readIndex) interrupt_mask \(interruptMask) "
+            + "pending_send_sz \(pendingSendSize) feature_bits 0x\(String(featureBits, radix: 16))"
+    }
+}
+
+extension RingMemory {
+    /// The control words as they are now (diagnostics only: the peer may change them at any time).
+    public func controlSnapshot() -> RingControlSnapshot {
+        RingControlSnapshot(
+            writeIndex: control.writeIndex.load(ordering: .relaxed),
+            readIndex: control.readIndex.load(ordering: .relaxed),
+            interruptMask: control.interruptMask.load(ordering: .relaxed),
+            pendingSendSize: control.pendingSendSize.load(ordering: .relaxed),
+            featureBits: control.featureBits.load(ordering: .relaxed))
+    }
 }

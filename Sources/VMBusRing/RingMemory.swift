@@ -1,3 +1,5 @@
+import VMBusProtocol
+
 /// The memory of ONE ring: a 4 KiB control page followed by a data area whose size is a multiple of 4096.
 ///
 /// Two shapes exist, as in OpenVMM's `SingleMappedRingMem` and `PagedRingMem`:
@@ -10,7 +12,7 @@
 /// owning object as `owner` to keep the mapping alive as long as any copy of this value exists.
 public struct RingMemory: @unchecked Sendable {
     /// Size of the control page (`struct hv_ring_buffer` padded to a page).
-    public static let controlPageSize = 4096
+    public static let controlPageSize = RingControlLayout.controlPageSize
     /// The unit of ring sizes and of paged memory.
     public static let pageSize = 4096
 
@@ -108,6 +110,9 @@ public struct RingMemory: @unchecked Sendable {
             let first = min(count, dataSize - offset)
             destination.copyMemory(from: base + offset, byteCount: first)
             if first < count { (destination + first).copyMemory(from: base, byteCount: count - first) }
+        } else if (offset & (Self.pageSize - 1)) + count <= Self.pageSize {
+            // Within one page (the common case for small packets): no wrap is possible either.
+            destination.copyMemory(from: address(offset), byteCount: count)
         } else {
             pagedCopy(offset, count) { off, done, n in (destination + done).copyMemory(from: address(off), byteCount: n) }
         }
@@ -120,6 +125,8 @@ public struct RingMemory: @unchecked Sendable {
             let first = min(count, dataSize - offset)
             (base + offset).copyMemory(from: source, byteCount: first)
             if first < count { base.copyMemory(from: source + first, byteCount: count - first) }
+        } else if (offset & (Self.pageSize - 1)) + count <= Self.pageSize {
+            address(offset).copyMemory(from: source, byteCount: count)
         } else {
             pagedCopy(offset, count) { off, done, n in address(off).copyMemory(from: source + done, byteCount: n) }
         }

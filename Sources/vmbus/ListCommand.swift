@@ -1,20 +1,47 @@
 import ArgumentParser
+import VMBusGuest
+import VMBusProtocol
 import VMBusTestSupport
+import VMBusTransport
 
 /// `vmbus list`: the device tree in lsvmbus's format.
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "Print the VMBus device tree in lsvmbus format (of an in-process system with the default devices).")
+        abstract: "Print the VMBus device tree in lsvmbus format.",
+        discussion: """
+            With --socket it attaches to a running host as a guest (a fresh partition), lists what the host \
+            offers, and unloads. Without it, it lists the embedded default system.
+            """)
 
-    @Flag(name: .short, help: "More detail: -v adds device ids and relids, -vv sysfs paths.")
+    @Option(name: .long, help: "Path of a running host's Unix socket.")
+    var socket: String?
+
+    @Flag(name: .short, help: "More detail: -v adds device ids, relids and target CPUs; -vv the sysfs path.")
     var verbose: Int
 
+    @Flag(name: .long, help: "Print JSON instead.")
+    var json = false
+
+    @OptionGroup var devices: DeviceOptions
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
-        let system = try InProcessSystem(memoryPages: 4096)
-        system.host.addDevice(EchoDevice(instanceID: InProcessSystem.instanceID(1)))
-        try system.start()
-        print(system.guest.lsvmbusListing(verbosity: verbose), terminator: "")
-        system.stop()
+        logging.bootstrap()
+        if let socket {
+            let synic: SocketGuestSynIC
+            do { synic = try SocketGuestSynIC(path: socket, memoryPages: 1024) }
+            catch { fail("cannot attach to the host at \(socket): \(describe(error))") }
+            let bus = GuestBus(synic: synic, logger: logging.logger("vmbus.guest"))
+            do { try bus.connect() } catch { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
+            print(json ? bus.jsonListing() : bus.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
+            bus.disconnect()
+        } else {
+            let system = try InProcessSystem(memoryPages: 4096, logLevel: logging.level)
+            for d in HostDevices.make(devices) { system.host.addDevice(d) }
+            try system.start()
+            print(json ? system.guest.jsonListing() : system.guest.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
+            system.stop()
+        }
     }
 }

@@ -13,119 +13,136 @@ import Glibc
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Run a VMBus host and the guest components in one process, print the device tree and a live status line until Ctrl-C or SIGTERM.")
+        abstract: "Run a VMBus host and the guest components in one process.",
+        discussion: """
+            With no flags it uses the embedded default: data directory ./vmbus-data and every device kind \
+            that is built (today: the echo test device). It prints the device tree, then one live status \
+            line (channels, packets/s, bytes/s), and stops cleanly on Ctrl-C or SIGTERM: channels closed, \
+            GPADLs torn down, UNLOAD exchanged.
+            """)
+
+    @Option(name: .long, help: "Data directory (disk images and state).")
+    var dataDir: String = "./vmbus-data"
 
     @Option(name: .long, help: "Guest memory in MiB.")
     var memory: Int = 256
 
-    @Option(name: .long, help: "Number of echo test devices to offer.")
-    var echoDevices: Int = 1
-
     @Option(name: .long, help: "Stop by itself after this many seconds (0: run until stopped).")
     var duration: Double = 0
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "warning"
+    @OptionGroup var devices: DeviceOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard memory >= 16 && memory <= 65536 else { throw ValidationError("--memory must be 16...65536 MiB") }
-        guard echoDevices >= 0 && echoDevices <= 64 else { throw ValidationError("--echo-devices must be 0...64") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard duration >= 0 else { throw ValidationError("--duration must not be negative") }
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel)!
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
-        let signals = SignalWaiter([SIGINT, SIGTERM])
-        let system = try InProcessSystem(memoryPages: memory * 256, logLevel: level)
-        let devices = (0..<echoDevices).map { EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1))) }
-        for d in devices { system.host.addDevice(d) }
+        logging.bootstrap()
+        let signals = SignalWaiter()
+        if mkdir(dataDir, 0o755) != 0 && errno != EEXIST { fail("cannot create data directory \(dataDir): \(String(cString: strerror(errno)))") }
+        let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)
+        for d in HostDevices.make(devices) { system.host.addDevice(d) }
         try system.start()
         let driver = EchoDriver()
         system.guest.register(driver)
         print("VMBus \(system.guest.version.map { "\($0)" } ?? "?") connected; device tree:")
         print(system.guest.lsvmbusListing(verbosity: 1), terminator: "")
+        let traffic = EchoTraffic(driver: driver)
+        traffic.start()
 
-        // Self-test traffic on every echo channel so the status line shows the data path working.
-        let traffic = Latch()
+        let stopSignal = StatusLine.run(host: system.host, signals: signals, duration: duration)
+        traffic.stop()
+        print("\(stopSignal.map { "signal \($0): " } ?? "")stopping: closing channels, tearing down GPADLs, unloading")
+        let unloaded = system.guest.disconnect()
+        system.host.stop()
+        guard unloaded else { fail("stopped, but the host never answered UNLOAD") }
+        print("stopped cleanly")
+    }
+}
+
+/// Builds the device providers one partition gets from the device flags.
+enum HostDevices {
+    static func make(_ options: DeviceOptions) -> [any VMBusDeviceProvider] {
+        (0..<options.echo).map { EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8) }
+    }
+}
+
+/// Self-test traffic on every echo channel, so the status line shows the data path working.
+final class EchoTraffic: @unchecked Sendable {
+    let driver: EchoDriver
+    let stopped = Latch()
+    let done: Condition<Int> = Condition(0)
+    var threads = 0
+
+    init(driver: EchoDriver) { self.driver = driver }
+
+    func start() {
         for client in driver.clients {
             for channel in client.channels {
-                startThread(name: "up-traffic") {
-                    while !traffic.isOpen {
-                        do { try client.pump(channel: channel, count: 10_000, size: 256, window: 32) } catch { break }
+                threads += 1
+                startThread(name: "echo-traffic") { [self] in
+                    while !stopped.isOpen {
+                        do { try client.pump(channel: channel, count: 4096, size: 256, window: 32) } catch { break }
                     }
+                    done.update { $0 += 1 }
                 }
             }
         }
+    }
 
-        var last = StatusSnapshot(host: system.host)
+    func stop() {
+        stopped.open()
+        let n = threads
+        _ = done.wait(timeoutNanoseconds: 10_000_000_000) { $0 >= n ? true : nil }
+    }
+}
+
+/// The live status line: channels, packets/s, bytes/s of every open host channel, once a second.
+enum StatusLine {
+    /// Runs until a signal arrives or `duration` seconds pass; returns the signal, if any.
+    static func run(host: VMBusHost, signals: SignalWaiter, duration: Double) -> Int32? {
+        var last = Snapshot(host: host)
         let deadline = duration > 0 ? monotonicNanoseconds() + UInt64(duration * 1e9) : UInt64.max
         var stopSignal: Int32? = nil
         while stopSignal == nil && monotonicNanoseconds() < deadline {
             stopSignal = signals.wait(timeoutNanoseconds: min(1_000_000_000, deadline - monotonicNanoseconds()))
-            let now = StatusSnapshot(host: system.host)
+            let now = Snapshot(host: host)
             print("\r" + now.line(since: last), terminator: "")
             fflush(nil)
             last = now
         }
         print("")
-        traffic.open()
-        print("stopping: closing channels, tearing down GPADLs, unloading…")
-        system.stop()
-        print("stopped cleanly")
-    }
-}
-
-/// Counters of every open host channel at one moment.
-struct StatusSnapshot {
-    var time: UInt64
-    var channels: Int
-    var packets: UInt64
-    var bytes: UInt64
-
-    init(host: VMBusHost) {
-        time = monotonicNanoseconds()
-        let open = host.openChannels
-        channels = open.count
-        packets = open.reduce(0) { $0 + $1.endpoint.packetsReceived.load(ordering: .relaxed) + $1.endpoint.packetsSent.load(ordering: .relaxed) }
-        bytes = open.reduce(0) { $0 + $1.endpoint.bytesReceived.load(ordering: .relaxed) + $1.endpoint.bytesSent.load(ordering: .relaxed) }
+        return stopSignal
     }
 
-    func line(since old: StatusSnapshot) -> String {
-        let seconds = max(1e-9, Double(time - old.time) / 1e9)
-        let pps = Double(packets &- old.packets) / seconds
-        let bps = Double(bytes &- old.bytes) / seconds
-        return "channels: \(channels)  packets/s: \(format(pps))  bytes/s: \(format(bps))B   "
-    }
+    struct Snapshot {
+        var time: UInt64
+        var channels: Int
+        var packets: UInt64
+        var bytes: UInt64
 
-    private func format(_ v: Double) -> String {
-        let units = ["", "K", "M", "G", "T"]
-        var x = max(0, v), i = 0
-        while x >= 1000 && i < units.count - 1 { x /= 1000; i += 1 }
-        return "\(Double(Int(x * 10)) / 10)\(units[i])"
-    }
-}
+        init(host: VMBusHost) {
+            time = monotonicNanoseconds()
+            let open = host.openChannels
+            channels = open.count
+            packets = open.reduce(0) { $0 + $1.endpoint.packetsReceived.load(ordering: .relaxed) + $1.endpoint.packetsSent.load(ordering: .relaxed) }
+            bytes = open.reduce(0) { $0 + $1.endpoint.bytesReceived.load(ordering: .relaxed) + $1.endpoint.bytesSent.load(ordering: .relaxed) }
+        }
 
-/// Blocks the given signals in every thread and lets one caller wait for them (sigtimedwait), so Ctrl-C and
-/// SIGTERM become an orderly shutdown instead of killing the process mid-teardown.
-final class SignalWaiter {
-    private var set = sigset_t()
+        func line(since old: Snapshot) -> String {
+            let seconds = max(1e-9, Double(time - old.time) / 1e9)
+            let pps = Double(packets &- old.packets) / seconds
+            let bps = Double(bytes &- old.bytes) / seconds
+            return "channels: \(channels)  packets/s: \(format(pps))  bytes/s: \(format(bps))B   "
+        }
 
-    init(_ signals: [Int32]) {
-        sigemptyset(&set)
-        for s in signals { sigaddset(&set, s) }
-        // Must run before any thread starts so that every thread inherits the mask.
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
-
-    /// The signal that arrived, or nil on timeout.
-    func wait(timeoutNanoseconds: UInt64) -> Int32? {
-        var ts = timespec(tv_sec: Int(timeoutNanoseconds / 1_000_000_000), tv_nsec: Int(timeoutNanoseconds % 1_000_000_000))
-        let s = sigtimedwait(&set, nil, &ts)
-        return s > 0 ? s : nil
+        private func format(_ v: Double) -> String {
+            let units = ["", "K", "M", "G", "T"]
+            var x = max(0, v), i = 0
+            while x >= 1000 && i < units.count - 1 { x /= 1000; i += 1 }
+            return "\(Double(Int(x * 10)) / 10)\(units[i])"
+        }
     }
 }

@@ -110,7 +110,7 @@ import VMBusProtocol
         let ring = try TestRing(dataPages: 1)
         var batch = try ring.writer.beginWrite()
         var written = 0
-        while true {
+        while written <= 4096 / 128 {
             do {
                 try append(ring.writer, &batch, [UInt8](repeating: UInt8(written), count: 100))
                 written += 1

@@ -59,3 +59,14 @@ import VMBusProtocol
         ])
     }
 }
+
+extension RingControlLayoutTests {
+    @Test func controlSnapshotReportsTheFiveControlWords() throws {
+        let ring = try TestRing()
+        try send(ring.writer, [1])
+        ring.reader.maskInterrupts()
+        ring.writer.setPendingSendSize(64)
+        #expect(ring.memory.controlSnapshot() == RingControlSnapshot(
+            writeIndex: 32, readIndex: 0, interruptMask: 1, pendingSendSize: 64, featureBits: 1))
+    }
+}

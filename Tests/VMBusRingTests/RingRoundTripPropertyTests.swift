@@ -63,7 +63,13 @@ import VMBusProtocol
         let pattern = Self.pattern
         var lastWrite = 0
 
+        var rounds = 0
         while outcome.delivered < packets {
+            rounds += 1
+            guard rounds < packets * 20 else {
+                Issue.record("no progress: \(outcome.delivered) of \(packets) delivered")
+                break
+            }
             // Writer: a batch of up to 8 packets, committed or (1 in 6) reverted.
             if sentCount < packets {
                 var batch = try ring.writer.beginWrite()

@@ -1,6 +1,7 @@
 import CVMBusShims
 import VMBusMemory
 import VMBusProtocol
+import Synchronization
 @testable import VMBusRing
 
 #if canImport(Glibc)
@@ -150,6 +151,8 @@ func receiveAll(_ ring: IncomingRing, buffer: PacketBuffer = PacketBuffer())
     var out: [(PacketDescriptor, [UInt8])] = []
     while let p = try ring.next(&batch, into: buffer) {
         out.append((p.descriptor, buffer.payloadArray(of: p)))
+        // More packets than can fit means the ring is broken: stop instead of looping.
+        if out.count > ring.dataSize / 24 { break }
     }
     return (out, ring.commit(batch))
 }
@@ -180,4 +183,34 @@ func runOnThreads(_ bodies: [@Sendable () -> Void]) {
         threads.append(t)
     }
     for t in threads { pthread_join(t, nil) }
+}
+
+/// The k-th random number of packet i of stream `seed` (same function as Scripts/foreign-ring/harness.c).
+@inline(__always)
+func streamRandom(_ seed: UInt64, _ i: UInt64, _ k: UInt64) -> UInt64 {
+    mix64(seed &* 0x9E37_79B9_7F4A_7C15 &+ i &* 0xD1B5_4A32_D192_ED03 &+ k)
+}
+
+/// A doorbell between two test threads: `ring()` bumps a counter, `wait(after:)` spins then yields until it moves.
+final class Doorbell: Sendable {
+    private let count = Atomic<Int>(0)
+    func ring() { count.add(1, ordering: .releasing) }
+    var current: Int { count.load(ordering: .acquiring) }
+    /// Waits until the count differs from `seen`; false after `timeoutNanoseconds`.
+    func wait(after seen: Int, timeoutNanoseconds: UInt64 = 10_000_000_000) -> Bool {
+        let deadline = vmbus_shim_monotonic_ns() + timeoutNanoseconds
+        var backoff = Backoff()
+        while current == seen {
+            if vmbus_shim_monotonic_ns() > deadline { return false }
+            backoff.pause()
+        }
+        return true
+    }
+}
+
+/// Failures seen on helper threads, reported by the test afterwards.
+final class ThreadIssues: Sendable {
+    private let list = Mutex<[String]>([])
+    func record(_ s: String) { list.withLock { if $0.count < 20 { $0.append(s) } } }
+    var all: [String] { list.withLock { $0 } }
 }

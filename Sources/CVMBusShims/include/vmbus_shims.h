@@ -17,9 +17,12 @@ unsigned int vmbus_shim_mfd_cloexec(void);
 unsigned int vmbus_shim_mfd_allow_sealing(void);
 
 /* Sends `len` bytes plus up to `nfds` file descriptors with SCM_RIGHTS on a socket. */
-ssize_t vmbus_shim_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+ssize_t vmbus_shim_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags);
 /* Receives a message and up to `maxfds` descriptors; *nfds is set to how many arrived (MSG_CMSG_CLOEXEC). */
 ssize_t vmbus_shim_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int flags);
+
+/* accept4(SOCK_CLOEXEC). */
+int vmbus_shim_accept_cloexec(int sock);
 
 /* SO_PEERCRED of a Unix socket. */
 int vmbus_shim_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
@@ -36,5 +39,12 @@ uint64_t vmbus_shim_monotonic_ns(void);
 
 /* Sets the calling thread's name (shows in top/gdb). */
 void vmbus_shim_set_thread_name(const char *name);
+
+/* memfd seals: F_ADD_SEALS / F_GET_SEALS (fcntl is variadic). */
+int vmbus_shim_add_seals(int fd, int seals);
+int vmbus_shim_get_seals(int fd);
+int vmbus_shim_seal_shrink(void);
+int vmbus_shim_seal_grow(void);
+int vmbus_shim_seal_seal(void);
 
 #endif

@@ -1,0 +1,191 @@
+import Atomics
+import CVMBusShims
+import Synchronization
+import VMBusMemory
+import VMBusProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host's view of one guest partition connected over the socket transport (docs/TRANSPORT.md).
+///
+/// The guest is untrusted: its memory is mapped only after the memfd proved sealed and at least as large as
+/// declared, its SINT descriptor must be an eventfd (made non-blocking, so no guest can stall a host thread
+/// on it), every GPADL page is checked against the mapping, and frames are parsed with exact lengths. A
+/// frame that breaks the transport protocol is counted in ``violations`` and dropped; past the violation
+/// limit the guest is disconnected. The kernel's socket buffers bound what a flooding guest can queue: we
+/// read one frame at a time and hold nothing between frames, and guest doorbells are eventfd counters,
+/// which never queue.
+public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
+    public let memory: GuestMemory
+    public let partitionID: UInt32
+    let socket: UnixSeqpacketSocket
+    let sint: EventFD
+    let flags: SynICEventFlags
+    let doorbells = Mutex<[UInt32: EventFD]>([:])
+    let sendLock = Mutex(())
+    let finished = Latch()
+    /// Opened once HELLO_REPLY is on the wire: the control thread answers no guest message before it, so
+    /// HELLO_REPLY is always the first frame the guest receives.
+    let helloAnswered = Latch()
+    let started = ManagedAtomic<Bool>(false)
+    /// Frames the guest sent that break the transport protocol; past ``violationLimit`` it is disconnected.
+    public let violations = ManagedAtomic<Int>(0)
+    /// Messages to the guest dropped because it stopped reading its socket for ``sendTimeoutNanoseconds``.
+    public let droppedMessages = ManagedAtomic<Int>(0)
+    /// Frames received after HELLO, well-formed or not.
+    public let framesReceived = ManagedAtomic<UInt64>(0)
+    /// Violations tolerated before the guest is disconnected.
+    public let violationLimit: Int
+    public static let defaultViolationLimit = 1000
+    /// How long a message to the guest waits for room in its socket before it is dropped.
+    public static let sendTimeoutNanoseconds: UInt64 = 1_000_000_000
+
+    /// Takes over `socket` after the HELLO was read: maps the guest memory `memoryFD` and adopts `sintFD`
+    /// (ownership of both taken, also on failure).
+    public init(socket: UnixSeqpacketSocket, hello: TransportHello, memoryFD: Int32, sintFD: Int32,
+                partitionID: UInt32, violationLimit: Int = SocketHostPort.defaultViolationLimit) throws {
+        let sint = EventFD(adopting: sintFD)
+        guard hello.memoryBytes > 0, hello.memoryBytes <= 1 << 40, hello.memoryBytes % UInt64(GuestMemory.pageSize) == 0 else {
+            close(memoryFD)
+            throw MemoryError.rangeOutOfBounds(gpa: 0, count: Int(truncatingIfNeeded: hello.memoryBytes), size: 0)
+        }
+        // Fixed-size memory: sealed against shrinking (which would fault our mapping) and growing (the size
+        // the guest declared is the size it has). GuestMemory(mapping:) checks the file size and maps it.
+        let required = vmbus_shim_seal_shrink() | vmbus_shim_seal_grow()
+        let seals = vmbus_shim_get_seals(memoryFD)
+        guard seals >= 0, seals & required == required else {
+            close(memoryFD)
+            throw MemoryError.unsealed
+        }
+        memory = try GuestMemory(mapping: memoryFD, size: Int(hello.memoryBytes))
+        flags = try SynICEventFlags(memory: memory, pagePFN: hello.eventFlagsPFN, sint: Int(VMBusSynIC.messageSINT))
+        // A guest that drove its eventfd counter to the maximum must not block our interrupt writes.
+        Descriptors.setNonBlocking(sint.fd)
+        self.socket = socket
+        self.sint = sint
+        self.partitionID = partitionID
+        self.violationLimit = violationLimit
+    }
+
+    /// Sends a frame, waiting up to ``sendTimeoutNanoseconds`` for a guest that is slow to read; false if it
+    /// never made room or is gone.
+    func sendFrame(_ frame: TransportFrame, fds: [Int32] = []) -> Bool {
+        sendLock.withLock { _ in
+            let deadline = monotonicNanoseconds() &+ Self.sendTimeoutNanoseconds
+            while true {
+                do {
+                    if try socket.send(frame, fds: fds, nonBlocking: true) { return true }
+                } catch {
+                    return false
+                }
+                if monotonicNanoseconds() >= deadline { return false }
+                sleepNanoseconds(500_000)
+            }
+        }
+    }
+
+    public func postMessage(_ message: [UInt8]) -> Bool {
+        // The guest needs the doorbell of an offered channel before it can signal it: send the eventfd first,
+        // in order on the same socket. `connection_id` is at offset 192 of CHANNELMSG_OFFERCHANNEL.
+        if message.count >= OfferChannel.wireSize,
+           Descriptors.u32(message, at: 0) == ChannelMessageType.offerChannel.rawValue {
+            _ = doorbell(connectionID: Descriptors.u32(message, at: 192))
+        }
+        guard sendFrame(TransportFrame(type: .channelMessage, payload: message)) else {
+            droppedMessages.wrappingIncrement(ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    public func interruptGuest(relID: UInt32) {
+        if flags.set(relID) { sint.signal() }
+    }
+
+    public func doorbell(connectionID: UInt32) -> EventFD {
+        let (bell, isNew) = doorbells.withLock { map -> (EventFD, Bool) in
+            if let e = map[connectionID] { return (e, false) }
+            // Out of descriptors: an invalid doorbell, which the send below fails on (the guest cannot signal
+            // this channel, the host worker still polls it).
+            let e = (try? Descriptors.nonBlockingEventFD()) ?? EventFD(adopting: -1)
+            map[connectionID] = e
+            return (e, true)
+        }
+        if isNew {
+            var payload = [UInt8](repeating: 0, count: 8)
+            for i in 0..<4 { payload[i] = UInt8(truncatingIfNeeded: connectionID >> (8 * UInt32(i))) }
+            _ = sendFrame(TransportFrame(type: .doorbell, payload: payload), fds: [bell.fd])
+        }
+        return bell
+    }
+
+    public func removeDoorbell(connectionID: UInt32) {
+        guard doorbells.withLock({ $0.removeValue(forKey: connectionID) }) != nil else { return }
+        var payload = [UInt8](repeating: 0, count: 8)
+        for i in 0..<4 { payload[i] = UInt8(truncatingIfNeeded: connectionID >> (8 * UInt32(i))) }
+        _ = sendFrame(TransportFrame(type: .doorbellRevoke, payload: payload))
+    }
+
+    public func start(_ sink: any HostMessageSink) {
+        started.store(true, ordering: .releasing)
+        startThread(name: "vmbus-host-ctl") { [self] in
+            helloAnswered.wait()
+            run(sink)
+            // Whatever ended the loop (end-of-stream, the violation limit, stop), the guest must see the
+            // connection end now, not whenever the last reference to this port goes away.
+            socket.shutdown()
+            sink.guestDisconnected()
+            finished.open()
+        }
+    }
+
+    /// Connection ids a guest may post to: `VMBUS_MESSAGE_CONNECTION_ID` and, from 5.0,
+    /// `VMBUS_MESSAGE_CONNECTION_ID_4` (INITIATE_CONTACT).
+    static let messageConnectionIDs: Set<UInt32> = [VMBusConnectionID.message, VMBusConnectionID.message4]
+
+    private func run(_ sink: any HostMessageSink) {
+        while true {
+            let received: (TransportFrame, [Int32])?
+            do {
+                // Room for one descriptor, so that a frame carrying any is seen (and refused); more are closed
+                // on arrival.
+                received = try socket.receive(maxFDs: 1)
+            } catch .protocolViolation {
+                framesReceived.wrappingIncrement(ordering: .relaxed)
+                if !violation() { return }
+                continue
+            } catch {
+                return
+            }
+            guard let (frame, fds) = received else { return }  // the guest is gone
+            framesReceived.wrappingIncrement(ordering: .relaxed)
+            let connectionID = UInt32(truncatingIfNeeded: frame.port)
+            guard fds.isEmpty, frame.type == .channelMessage, frame.port >> 32 == 0,
+                  Self.messageConnectionIDs.contains(connectionID) else {
+                for f in fds { close(f) }  // the guest sends no descriptors after HELLO
+                if !violation() { return }
+                continue
+            }
+            sink.guestMessage(connectionID: connectionID, frame.payload)
+        }
+    }
+
+    /// Counts a violation; false once the guest is past the limit.
+    private func violation() -> Bool {
+        violations.wrappingIncrementThenLoad(ordering: .relaxed) <= violationLimit
+    }
+
+    /// Ends the connection without waiting for the control thread.
+    func shutdownSocket() { socket.shutdown() }
+
+    /// Lets the control thread start reading guest messages (HELLO_REPLY was sent).
+    func helloReplied() { helloAnswered.open() }
+
+    /// Disconnects the guest; returns once the control thread has handed the disconnect to the host.
+    public func stop() {
+        socket.shutdown()
+        helloAnswered.open()
+        if started.load(ordering: .acquiring) { finished.wait() }
+    }
+}

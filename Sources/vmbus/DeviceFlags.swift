@@ -1,0 +1,99 @@
+import ArgumentParser
+
+/// `--disk PATH[,format=raw|vhdx|vhd][,size=N][,ide][,ro]`
+struct DiskSpec: ExpressibleByArgument, Equatable {
+    enum Format: String { case raw, vhdx, vhd }
+    var path: String
+    var format: Format?
+    var size: UInt64?
+    var ide = false
+    var readOnly = false
+
+    init?(argument: String) {
+        var parts = argument.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard let p = parts.first, !p.isEmpty else { return nil }
+        path = p
+        parts.removeFirst()
+        for option in parts {
+            let kv = option.split(separator: "=", maxSplits: 1).map(String.init)
+            switch (kv[0], kv.count == 2 ? kv[1] : nil) {
+            case ("format", let v?): guard let f = Format(rawValue: v) else { return nil }; format = f
+            case ("size", let v?): guard let s = DiskSpec.parseSize(v) else { return nil }; size = s
+            case ("ide", nil): ide = true
+            case ("ro", nil): readOnly = true
+            default: return nil
+            }
+        }
+    }
+
+    /// `N`, `NK`, `NM`, `NG`, `NT` (binary units).
+    static func parseSize(_ s: String) -> UInt64? {
+        let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        if let last = s.last, let m = units[Character(last.uppercased())] {
+            return UInt64(s.dropLast()).flatMap { $0.multipliedReportingOverflow(by: m).overflow ? nil : $0 * m }
+        }
+        return UInt64(s)
+    }
+
+    static var defaultValueDescription: String { "PATH[,format=raw|vhdx|vhd][,size=N][,ide][,ro]" }
+}
+
+/// `--nic switch[:NAME]|tap:NAME[,mac=…]`
+struct NICSpec: ExpressibleByArgument, Equatable {
+    enum Backend: Equatable { case internalSwitch(String), tap(String) }
+    var backend: Backend
+    var mac: [UInt8]?
+
+    init?(argument: String) {
+        var parts = argument.split(separator: ",").map(String.init)
+        guard let first = parts.first else { return nil }
+        parts.removeFirst()
+        if first == "switch" {
+            backend = .internalSwitch("default")
+        } else if first.hasPrefix("switch:"), first.count > 7 {
+            backend = .internalSwitch(String(first.dropFirst(7)))
+        } else if first.hasPrefix("tap:"), first.count > 4, first.count <= 4 + 15 {
+            backend = .tap(String(first.dropFirst(4)))
+        } else {
+            return nil
+        }
+        for option in parts {
+            guard option.hasPrefix("mac=") else { return nil }
+            let bytes = option.dropFirst(4).split(separator: ":").compactMap { UInt8($0, radix: 16) }
+            guard bytes.count == 6 else { return nil }
+            mac = bytes
+        }
+    }
+}
+
+/// `--ic heartbeat|shutdown|timesync|kvp|vss|fcopy`
+struct ICSpec: ExpressibleByArgument, Equatable {
+    enum Service: String, CaseIterable { case heartbeat, shutdown, timesync, kvp, vss, fcopy }
+    var service: Service
+    init?(argument: String) {
+        guard let s = Service(rawValue: argument) else { return nil }
+        service = s
+    }
+}
+
+/// The device flags every command that builds a host accepts.
+struct DeviceOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Add a synthetic disk (StorVSP).", valueName: "PATH[,format=raw|vhdx|vhd][,size=N][,ide][,ro]"))
+    var disk: [DiskSpec] = []
+
+    @Option(name: .long, help: ArgumentHelp("Add a synthetic NIC (NetVSP) on an internal switch or a TAP device.", valueName: "switch[:NAME]|tap:NAME[,mac=xx:xx:xx:xx:xx:xx]"))
+    var nic: [NICSpec] = []
+
+    @Option(name: .long, help: ArgumentHelp("Add an integration service.", valueName: ICSpec.Service.allCases.map(\.rawValue).joined(separator: "|")))
+    var ic: [ICSpec] = []
+
+    @Option(name: .long, help: "Number of echo test devices (swift-vmbus's own test device class).")
+    var echo: Int = 1
+
+    func validate() throws {
+        guard echo >= 0 && echo <= 64 else { throw ValidationError("--echo must be 0...64") }
+        if !disk.isEmpty { throw ValidationError("--disk: synthetic storage (StorVSP) is not built yet; no disk can be attached") }
+        if !nic.isEmpty { throw ValidationError("--nic: synthetic networking (NetVSP) is not built yet; no NIC can be attached") }
+        if !ic.isEmpty { throw ValidationError("--ic: integration services are not built yet") }
+    }
+}

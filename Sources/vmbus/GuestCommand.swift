@@ -1,0 +1,148 @@
+import ArgumentParser
+import Logging
+import VMBusGuest
+import VMBusProtocol
+import VMBusTestSupport
+import VMBusTransport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vmbus guest`: the guest components in their own process, attached to a host daemon.
+struct GuestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guest",
+        abstract: "Run the guest components (bus driver and drivers) in their own process, attached to `vmbus host`.",
+        discussion: """
+            The guest creates its memory (a sealed memfd), hands it and its SINT eventfd to the host, \
+            negotiates a VMBus version, binds drivers to the offered devices and runs until Ctrl-C or \
+            SIGTERM (then it unloads cleanly). If the host dies, outstanding requests fail and the guest \
+            exits with status 2, or with --reconnect waits for the host and attaches again.
+            """)
+
+    @Option(name: .long, help: "Path of the host's Unix socket.")
+    var socket: String
+
+    @Flag(name: .long, help: "When the host goes away, wait for it and attach again (new handshake, channels re-opened).")
+    var reconnect = false
+
+    @Option(name: .long, help: "Guest memory in MiB.")
+    var memory: Int = 64
+
+    @Option(name: .long, help: "Send this many echo requests over every echo channel, verify them, unload and exit.")
+    var selftestEcho: Int = 0
+
+    @Option(name: .long, help: "Echo sub-channels to open per echo device (0...8).")
+    var subchannels: Int = 0
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard memory >= 4 && memory <= 65536 else { throw ValidationError("--memory must be 4...65536 MiB") }
+        guard selftestEcho >= 0 else { throw ValidationError("--selftest-echo must not be negative") }
+        guard subchannels >= 0 && subchannels <= 8 else { throw ValidationError("--subchannels must be 0...8") }
+    }
+
+    func run() throws {
+        logging.bootstrap()
+        let signals = SignalWaiter()
+        let logger = logging.logger("vmbus.guest")
+        var attached = false
+        while true {
+            let synic: SocketGuestSynIC
+            do {
+                synic = try SocketGuestSynIC(path: socket, memoryPages: memory * 256)
+            } catch {
+                // A refusal (permission, version, memory) will not change by retrying.
+                guard reconnect, !(error is TransportRefused) else { fail("cannot attach to the host at \(socket): \(describe(error))") }
+                if signals.wait(timeoutNanoseconds: 200_000_000) != nil { return }
+                continue
+            }
+            let bus = GuestBus(synic: synic, logger: logger)
+            do {
+                try bus.connect()
+            } catch {
+                bus.disconnect()
+                guard reconnect else { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
+                logger.warning("VMBus handshake with \(socket) failed: \(error); retrying")
+                if signals.wait(timeoutNanoseconds: 200_000_000) != nil { return }
+                continue
+            }
+            print("\(attached ? "reconnected" : "attached"): partition \(synic.partitionID), VMBus \(bus.version.map { "\($0)" } ?? "?")")
+            attached = true
+            let driver = EchoDriver()
+            bus.register(driver)
+            do {
+                for client in driver.clients where subchannels > 0 { try client.openSubchannels(subchannels) }
+            } catch {
+                print("sub-channels: \(error)")
+            }
+            let open = driver.clients.reduce(0) { $0 + $1.channels.count }
+            print(bus.lsvmbusListing(verbosity: 1), terminator: "")
+            print("channels: \(open) open")
+            fflush(nil)
+
+            if selftestEcho > 0 {
+                let ok = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
+                let hostLost = bus.isHostLost
+                let unloaded = bus.disconnect()
+                if unloaded { print("unloaded cleanly") }
+                fflush(nil)
+                if hostLost { fail("the host is gone: outstanding requests failed", code: 2) }
+                if !ok { Glibc.exit(1) }
+                if !unloaded { fail("no UNLOAD_RESPONSE from the host") }
+                return
+            }
+            while !bus.isHostLost {
+                if signals.wait(timeoutNanoseconds: 100_000_000) != nil {
+                    if bus.disconnect() {
+                        print("unloaded cleanly")
+                        return
+                    }
+                    fail("no UNLOAD_RESPONSE from the host")
+                }
+            }
+            print("the host is gone: outstanding requests failed")
+            fflush(nil)
+            bus.disconnect()
+            guard reconnect else { fail("the host is gone: outstanding requests failed", code: 2) }
+        }
+    }
+
+    /// Pumps `count` echo requests over every echo channel at once and verifies them.
+    private func runSelftest(bus: GuestBus, driver: EchoDriver, count: Int, signals: SignalWaiter) -> Bool {
+        let start = monotonicNanoseconds()
+        let errors = Condition<[String]>([])
+        let left = Condition(0)
+        var total = 0
+        for client in driver.clients {
+            for channel in client.channels {
+                total += count
+                left.update { $0 += 1 }
+                startThread(name: "selftest") {
+                    do { try client.pump(channel: channel, count: count, size: 64, window: 128) }
+                    catch { errors.update { $0.append("channel \(channel.relID): \(error)") } }
+                    left.update { $0 -= 1 }
+                }
+            }
+        }
+        // Ctrl-C or SIGTERM stops the test: unbinding closes the channels, which fails the pumps at once.
+        while left.wait(timeoutNanoseconds: 100_000_000, until: { $0 == 0 ? true : nil }) == nil {
+            if signals.wait(timeoutNanoseconds: 0) != nil {
+                print("interrupted: stopping the self-test")
+                fflush(nil)
+                bus.disconnect()
+                _ = left.wait(timeoutNanoseconds: 30_000_000_000) { $0 == 0 ? true : nil }
+                break
+            }
+        }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        let completed = driver.clients.reduce(UInt64(0)) { $0 + $1.completions.load(ordering: .relaxed) }
+        let mismatched = driver.clients.reduce(UInt64(0)) { $0 + $1.mismatches.load(ordering: .relaxed) }
+        let failed = driver.clients.reduce(UInt64(0)) { $0 + $1.failedRequests.load(ordering: .relaxed) }
+        for e in errors.withLock({ $0 }) { print("echo error: \(bus.isHostLost ? "the host is gone: " : "")\(e)") }
+        print("echo: \(completed) of \(total) verified, \(mismatched) mismatched, \(failed) failed, in \(Int(seconds * 1000)) ms")
+        fflush(nil)
+        return completed == UInt64(total) && mismatched == 0 && failed == 0 && errors.withLock({ $0.isEmpty })
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Logging
+import VMBusHost
+import VMBusProtocol
+import VMBusTransport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vmbus host`: the host daemon. Serves guests (one partition each) until stopped.
+struct HostCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "host",
+        abstract: "Run the VMBus host daemon: serve guests connecting on a Unix socket until stopped.",
+        discussion: """
+            Each guest connection is its own partition with its own devices, built from the device flags. \
+            The socket is created with mode 0600; a guest whose uid is neither ours nor root's is refused \
+            unless --allow-uid names it. See docs/TRANSPORT.md.
+            """)
+
+    @Option(name: .long, help: "Path of the Unix socket to listen on.")
+    var socket: String
+
+    @Option(name: .long, help: "Also accept guests running as this uid (repeatable).")
+    var allowUid: [UInt32] = []
+
+    @Option(name: .long, help: "Newest VMBus version to accept (e.g. 5.3).")
+    var maxVersion: String = "6.0"
+
+    @OptionGroup var devices: DeviceOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard parseVersion(maxVersion) != nil else { throw ValidationError("unknown --max-version '\(maxVersion)' (0.13 ... 6.0)") }
+    }
+
+    func run() throws {
+        logging.bootstrap()
+        let signals = SignalWaiter()
+        let logger = logging.logger("vmbus.host")
+        let maxVersion = parseVersion(maxVersion)!
+        let devices = self.devices
+        let allowed = Set([getuid(), 0] + allowUid)
+        let listener: SocketHostListener
+        do {
+            listener = try SocketHostListener(path: socket, allowedUIDs: allowed, logger: logger) { port in
+                var partitionLogger = logger
+                partitionLogger[metadataKey: "partition"] = "\(port.partitionID)"
+                let host = VMBusHost(port: port,
+                                     configuration: Server.Configuration(maxVersion: maxVersion,
+                                                                         guestPageCount: UInt64(port.memory.pageCount)),
+                                     logger: partitionLogger)
+                for d in HostDevices.make(devices) { host.addDevice(d) }
+                host.start()
+                return (host, {})
+            }
+        } catch {
+            fail("cannot listen on \(socket): \(describe(error))")
+        }
+        listener.start()
+        logger.notice("listening on \(socket)")
+        print("vmbus host: listening on \(socket)")
+        fflush(nil)
+        while signals.wait(timeoutNanoseconds: 1_000_000_000) == nil {}
+        listener.stop()
+        print("vmbus host: stopped")
+    }
+}
+
+func parseVersion(_ s: String) -> VMBusVersion? {
+    VMBusVersion.all.first { $0.description == s }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import VMBusTransport
+
+extension HostGuestProcessTests {
+    // MARK: - 6: `vmbus list`
+
+    /// lsvmbus without -v: `VMBUS ID nn: <description>`.
+    static var shortDeviceLine: Regex<AnyRegexOutput> { try! Regex(#"^VMBUS ID +\d+: [^{}]+$"#) }
+    static var deviceLine: Regex<AnyRegexOutput> { try! Regex(#"^VMBUS ID +\d+: Class_ID = \{[0-9a-f-]{36}\} - .+$"#) }
+    static var deviceIDLine: Regex<AnyRegexOutput> { try! Regex(#"^\tDevice_ID = \{[0-9a-f-]{36}\}$"#) }
+    static var sysfsLine: Regex<AnyRegexOutput> { try! Regex(#"^\tSysfs path: /sys/bus/vmbus/devices/[0-9a-f-]{36}$"#) }
+    static var channelLine: Regex<AnyRegexOutput> { try! Regex(#"^\tRel_ID=\d+, target_cpu=\d+$"#) }
+
+    /// Checks every line of an lsvmbus listing at `verbosity`; returns the number of devices.
+    static func checkListing(_ out: String, verbosity: Int) -> Int {
+        var devices = 0
+        for line in out.lines {
+            guard verbosity > 0 else {
+                #expect(line.wholeMatch(of: shortDeviceLine) != nil, "not an lsvmbus line: '\(line)'")
+                devices += 1
+                continue
+            }
+            if line.wholeMatch(of: deviceLine) != nil {
+                devices += 1
+                continue
+            }
+            let ok = line.isEmpty || line.wholeMatch(of: channelLine) != nil
+                || (verbosity > 1 && (line.wholeMatch(of: deviceIDLine) != nil || line.wholeMatch(of: sysfsLine) != nil))
+            #expect(ok, "not an lsvmbus -\(String(repeating: "v", count: verbosity)) line: '\(line)'")
+        }
+        return devices
+    }
+
+    @Test func listPrintsLsvmbusFormatAndValidJSON() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let host = try f.host("host", ["--echo", "3"])
+        defer { host.kill9() }
+
+        for (verbosity, flags) in [(0, [String]()), (1, ["-v"]), (2, ["-vv"])] {
+            let list = try f.vmbus("list-v\(verbosity)", ["list", "--socket", f.socket] + flags)
+            defer { list.kill9() }
+            #expect(list.wait(seconds: 20) == .exited(0), "\(list.stderr)")
+            let out = list.stdout
+            #expect(Self.checkListing(out, verbosity: verbosity) == 3, "\(out)")
+            #expect(out.lines.first == (verbosity == 0 ? "VMBUS ID  1: swift-vmbus echo test device"
+                : "VMBUS ID  1: Class_ID = {2b65ce73-397c-4287-8892-2b457190873a} - swift-vmbus echo test device"))
+            #expect(out.occurrences(of: "\tRel_ID=") == (verbosity > 0 ? 3 : 0))
+            #expect(out.occurrences(of: "\tDevice_ID = {") == (verbosity > 1 ? 3 : 0))
+            #expect(out.occurrences(of: "\tSysfs path: ") == (verbosity > 1 ? 3 : 0))
+            #expect(list.stderr.isEmpty, "\(list.stderr)")
+        }
+
+        let json = try f.vmbus("list-json", ["list", "--socket", f.socket, "--json"])
+        defer { json.kill9() }
+        #expect(json.wait(seconds: 20) == .exited(0), "\(json.stderr)")
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8))
+        let devices = try #require(parsed as? [[String: Any]], "\(json.stdout)")
+        #expect(devices.count == 3)
+        #expect(devices.compactMap { $0["vmbus_id"] as? Int } == [1, 2, 3])
+        for d in devices {
+            let classID = try #require(d["class_id"] as? String)
+            #expect(classID == "{2b65ce73-397c-4287-8892-2b457190873a}")
+            #expect((d["device_id"] as? String)?.count == 38)
+            #expect(d["description"] is String)
+            let channels = try #require(d["channels"] as? [[String: Any]])
+            #expect(channels.count == 1)
+            #expect(channels.first?["sub_channel_index"] as? Int == 0)
+            #expect(channels.first?["rel_id"] as? Int == d["vmbus_id"] as? Int)
+        }
+
+        // Without --socket it lists the embedded system, in the same format.
+        let embedded = try f.vmbus("list-embedded", ["list", "-v"])
+        defer { embedded.kill9() }
+        #expect(embedded.wait(seconds: 20) == .exited(0), "\(embedded.stderr)")
+        #expect(Self.checkListing(embedded.stdout, verbosity: 1) == 1)
+    }
+
+    @Test func listFailsWithOneClearLineWhenNoHostListens() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let list = try f.vmbus("list", ["list", "--socket", f.socket])
+        defer { list.kill9() }
+        let status = list.wait(seconds: 20)
+        #expect(status != nil && status != .exited(0))
+        #expect(list.stderr.lines.count == 1, "\(list.stderr)")
+        #expect(list.stderr.hasPrefix("vmbus: cannot attach to the host at \(f.socket): "))
+    }
+
+    // MARK: - 7: `vmbus up`
+
+    @Test func upPrintsTheTreeAndStopsCleanlyOnSIGTERM() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let up = try f.vmbus("up", ["up", "--data-dir", f.directory.path + "/data", "--memory", "64"])
+        defer { up.kill9() }
+        let out = try up.waitForOutput("packets/s", seconds: 30)
+        #expect(out.contains("VMBus 6.0 connected; device tree:"))
+        let tree = out.lines.drop { !$0.hasPrefix("VMBUS ID") }.prefix { !$0.hasPrefix("\r") && !$0.hasPrefix("channels:") }
+        #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 1)
+
+        up.signal(SIGTERM)
+        let status = up.wait(seconds: 20)
+        #expect(status == .exited(0), "\(status.map { "\($0)" } ?? "hung")\n\(up.stdout)\n\(up.stderr)")
+        let final = up.stdout
+        #expect(final.contains("signal 15: stopping: closing channels, tearing down GPADLs, unloading"))
+        #expect(final.hasSuffix("stopped cleanly\n"))
+        #expect(up.stderr.isEmpty, "\(up.stderr)")
+    }
+
+    @Test func upStopsByItselfAfterItsDuration() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let up = try f.vmbus("up", ["up", "--data-dir", f.directory.path + "/data", "--memory", "64", "--duration", "1"])
+        defer { up.kill9() }
+        #expect(up.wait(seconds: 30) == .exited(0), "\(up.stdout)\n\(up.stderr)")
+        #expect(up.stdout.hasSuffix("stopped cleanly\n"))
+    }
+}

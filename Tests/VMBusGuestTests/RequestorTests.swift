@@ -1,0 +1,120 @@
+import Synchronization
+import Testing
+import VMBusGuest
+import VMBusTransport
+
+/// Transaction ids for requests (PROTOCOL.md §6.2, §13): 1...capacity, never 0, every completion checked
+/// against the outstanding ids.
+struct RequestorTests {
+    @Test func idsRunFromOneToCapacityThenAllocationFails() {
+        let requestor = Requestor(capacity: 8)
+        let ids = (0..<8).map { requestor.allocate(context: 100 + UInt64($0)) }
+        #expect(ids == (1...8).map { UInt64($0) })
+        #expect(requestor.allocate(context: 0) == nil)
+        #expect(requestor.outstanding == 8)
+        #expect(requestor.capacity == 8)
+    }
+
+    @Test func completingReturnsTheContextAndFreesTheSlotForReuse() {
+        let requestor = Requestor(capacity: 2)
+        let a = requestor.allocate(context: 0xAAAA)
+        let b = requestor.allocate(context: 0xBBBB)
+        #expect(requestor.allocate(context: 0) == nil)
+        #expect(requestor.complete(2) == 0xBBBB)
+        #expect(requestor.outstanding == 1)
+        // The freed id is handed out again, now with the new context.
+        #expect(requestor.allocate(context: 0xCCCC) == b)
+        #expect(requestor.complete(2) == 0xCCCC)
+        #expect(requestor.complete(1) == 0xAAAA)
+        #expect(a == 1)
+        #expect(requestor.outstanding == 0)
+        #expect(requestor.rejectedCompletions == 0)
+    }
+
+    @Test func contextsMayBeAnyValueIncludingZeroAndTheMaximum() {
+        let requestor = Requestor(capacity: 3)
+        for context: UInt64 in [0, .max, 1 << 63] {
+            let id = requestor.allocate(context: context)!
+            #expect(requestor.complete(id) == context)
+        }
+    }
+
+    @Test(arguments: [UInt64(0), 5, 6, 1000, UInt64(Int.max), .max])
+    func unknownIDsAreRejectedAndCounted(id: UInt64) {
+        let requestor = Requestor(capacity: 5)
+        for n in 0..<4 { _ = requestor.allocate(context: UInt64(n)) }
+        // Ids 1...4 are outstanding; 5 is in range but free.
+        #expect(requestor.complete(id) == nil)
+        #expect(requestor.rejectedCompletions == 1)
+        #expect(requestor.outstanding == 4)
+    }
+
+    @Test func aRepeatedCompletionIsRejectedAndCounted() {
+        let requestor = Requestor(capacity: 4)
+        let id = requestor.allocate(context: 9)!
+        #expect(requestor.complete(id) == 9)
+        #expect(requestor.complete(id) == nil)
+        #expect(requestor.complete(id) == nil)
+        #expect(requestor.rejectedCompletions == 2)
+        #expect(requestor.outstanding == 0)
+    }
+
+    @Test func cancelAllReturnsEveryOutstandingContextAndFreesTheSlots() {
+        let requestor = Requestor(capacity: 6)
+        let ids = (0..<5).map { requestor.allocate(context: 50 + UInt64($0))! }
+        _ = requestor.complete(ids[1])
+        #expect(Set(requestor.cancelAll()) == [50, 52, 53, 54])
+        #expect(requestor.outstanding == 0)
+        #expect(requestor.cancelAll().isEmpty)
+        // Late completions of cancelled requests are rejected.
+        for id in ids { #expect(requestor.complete(id) == nil) }
+        #expect(requestor.rejectedCompletions == 5)
+        // Every slot can be used again.
+        #expect((0..<6).compactMap { _ in requestor.allocate(context: 1) }.count == 6)
+    }
+
+    @Test func cancellingGivesTheIDBackWithoutCountingAndALateCompletionIsRejected() {
+        let requestor = Requestor(capacity: 2)
+        let id = requestor.allocate(context: 77)!
+        #expect(requestor.cancel(id) == 77)
+        #expect(requestor.outstanding == 0)
+        #expect(requestor.cancel(id) == nil)
+        #expect(requestor.cancel(0) == nil)
+        #expect(requestor.cancel(3) == nil)
+        #expect(requestor.rejectedCompletions == 0)
+        #expect(requestor.complete(id) == nil)
+        #expect(requestor.rejectedCompletions == 1)
+    }
+
+    @Test func aCapacityOfOneWorks() {
+        let requestor = Requestor(capacity: 1)
+        #expect(requestor.allocate(context: 3) == 1)
+        #expect(requestor.allocate(context: 4) == nil)
+        #expect(requestor.complete(1) == 3)
+        #expect(requestor.allocate(context: 4) == 1)
+    }
+
+    @Test func concurrentUsersNeverShareAnID() throws {
+        let requestor = Requestor(capacity: 64)
+        let inUse = Mutex<Set<UInt64>>([])
+        let duplicates = Mutex(0)
+        let done = Condition(0)
+        let threads = 4
+        for t in 0..<threads {
+            startThread(name: "requestor-\(t)") {
+                for i in 0..<5_000 {
+                    let context = UInt64(t) << 32 | UInt64(i)
+                    guard let id = requestor.allocate(context: context) else { continue }
+                    if !inUse.withLock({ $0.insert(id).inserted }) { duplicates.withLock { $0 += 1 } }
+                    inUse.withLock { _ = $0.remove(id) }
+                    if requestor.complete(id) != context { duplicates.withLock { $0 += 1 } }
+                }
+                done.update { $0 += 1 }
+            }
+        }
+        #expect(done.wait(timeoutNanoseconds: 60_000_000_000) { $0 == threads ? true : nil } == true)
+        #expect(duplicates.withLock { $0 } == 0)
+        #expect(requestor.outstanding == 0)
+        #expect(requestor.rejectedCompletions == 0)
+    }
+}

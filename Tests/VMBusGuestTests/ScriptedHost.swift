@@ -1,0 +1,203 @@
+import Logging
+import Synchronization
+import VMBusGuest
+import VMBusProtocol
+import VMBusTestSupport
+import VMBusTransport
+import VMBusWire
+
+/// A host played by the test: it receives the guest's control messages over an ``InProcessPartition`` (no
+/// ``VMBusHost`` runs) and answers as a well-behaved host would, unless the test's script says otherwise.
+/// This is how the guest is tested against a malicious or broken host.
+final class ScriptedHost: HostMessageSink, @unchecked Sendable {
+    enum Reply {
+        /// What a well-behaved host answers.
+        case normal
+        /// Nothing at all.
+        case silence
+        /// These messages instead.
+        case messages([ChannelMessage])
+        /// These raw bytes instead.
+        case raw([[UInt8]])
+    }
+
+    let partition: InProcessPartition
+    /// Every message the guest posted, parsed.
+    let received = Condition<[ChannelMessage]>([])
+    private let script: Mutex<@Sendable (ChannelMessage) -> Reply>
+    private let offers: Mutex<[OfferChannel]>
+    /// GPADLs being assembled (control thread only).
+    private let assemblers = Mutex<[UInt32: GPADLAssembler]>([:])
+
+    init(partition: InProcessPartition, offers: [OfferChannel]) {
+        self.partition = partition
+        self.offers = Mutex(offers)
+        self.script = Mutex({ _ in .normal })
+    }
+
+    /// Replaces the script; `body` decides the reply to each guest message.
+    func setScript(_ body: @escaping @Sendable (ChannelMessage) -> Reply) { script.withLock { $0 = body } }
+
+    /// Posts a message to the guest.
+    func send(_ message: ChannelMessage) { send(raw: message.bytes) }
+
+    /// Posts raw bytes to the guest, as a malicious host may.
+    func send(raw bytes: [UInt8]) {
+        // The guest drains its queue concurrently; wait for room as a SynIC sender would.
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while !partition.host.postMessage(bytes) {
+            precondition(monotonicNanoseconds() < deadline, "guest message queue stayed full")
+            sleepNanoseconds(100_000)
+        }
+    }
+
+    /// Waits until the guest has posted a message matching `predicate`.
+    @discardableResult
+    func waitForMessage(timeoutNanoseconds: UInt64 = 10_000_000_000,
+                        _ predicate: @escaping (ChannelMessage) -> Bool) -> ChannelMessage? {
+        received.wait(timeoutNanoseconds: timeoutNanoseconds) { $0.first(where: predicate) }
+    }
+
+    func messages(ofType type: ChannelMessageType) -> [ChannelMessage] {
+        received.withLock { $0.filter { $0.type == type } }
+    }
+
+    // MARK: - HostMessageSink
+
+    func guestMessage(connectionID: UInt32, _ bytes: [UInt8]) {
+        guard let message = try? ChannelMessage.parse(bytes) else {
+            preconditionFailure("the guest posted a malformed message: \(bytes)")
+        }
+        received.update { $0.append(message) }
+        switch script.withLock({ $0 })(message) {
+        case .silence: break
+        case .messages(let replies): for r in replies { send(r) }
+        case .raw(let replies): for r in replies { send(raw: r) }
+        case .normal: for r in normalReplies(to: message) { send(r) }
+        }
+    }
+
+    func guestDisconnected() {}
+
+    /// What a correct host answers to `message`.
+    func normalReplies(to message: ChannelMessage) -> [ChannelMessage] {
+        switch message {
+        case .initiateContact:
+            return [.versionResponse(VersionResponse(versionSupported: true, messageConnectionID: 1))]
+        case .requestOffers:
+            return offers.withLock { $0 }.map { .offerChannel($0) } + [.allOffersDelivered(AllOffersDelivered())]
+        case .gpadlHeader(let h):
+            guard let a = try? GPADLAssembler(header: h) else {
+                return [.gpadlCreated(GPADLCreated(childRelID: h.childRelID, gpadl: h.gpadl, creationStatus: 1))]
+            }
+            assemblers.withLock { $0[h.gpadl] = a }
+            return completed(h.gpadl)
+        case .gpadlBody(let b):
+            assemblers.withLock { m in _ = try? m[b.gpadl]?.add(body: b) }
+            return completed(b.gpadl)
+        case .openChannel(let o):
+            return [.openChannelResult(OpenChannelResult(childRelID: o.childRelID, openID: o.openID, status: 0))]
+        case .gpadlTeardown(let t):
+            return [.gpadlTorndown(GPADLTorndown(gpadl: t.gpadl))]
+        case .unload:
+            return [.unloadResponse(UnloadResponse())]
+        default:
+            return []
+        }
+    }
+
+    private func completed(_ handle: UInt32) -> [ChannelMessage] {
+        guard let a = assemblers.withLock({ $0[handle] }), a.isComplete else { return [] }
+        assemblers.withLock { _ = $0.removeValue(forKey: handle) }
+        return [.gpadlCreated(GPADLCreated(childRelID: a.childRelID, gpadl: handle, creationStatus: 0))]
+    }
+}
+
+/// A guest bus wired to a ``ScriptedHost``.
+final class ScriptedSystem: @unchecked Sendable {
+    let partition: InProcessPartition
+    let host: ScriptedHost
+    let guest: GuestBus
+    private var connectAttempted = false
+
+    /// - Parameter timeoutMilliseconds: how long the guest waits for each host response. Tests that expect a
+    ///   timeout shorten it; the rest keep it long so a loaded machine cannot fail them.
+    init(offers: [OfferChannel] = [], timeoutMilliseconds: UInt64 = 5_000, tryOrder: [VMBusVersion] = [.copper],
+         memoryPages: Int = 512) throws {
+        partition = try InProcessPartition(memoryPages: memoryPages)
+        host = ScriptedHost(partition: partition, offers: offers)
+        var logger = Logger(label: "vmbus.guest.test")
+        logger.logLevel = .critical
+        guest = GuestBus(synic: partition.guest,
+                         configuration: GuestBus.Configuration(tryOrder: tryOrder,
+                                                               responseTimeoutNanoseconds: timeoutMilliseconds * 1_000_000),
+                         logger: logger)
+        partition.host.start(host)
+    }
+
+    func connect() throws(GuestError) {
+        connectAttempted = true
+        try guest.connect()
+    }
+
+    /// Disconnects the guest (if it ever tried to connect) and stops the host side.
+    func stop() {
+        if connectAttempted { guest.disconnect() }
+        partition.host.stop()
+    }
+}
+
+/// An offer of class `classID` on `relID` for device instance `n`.
+func offer(relID: UInt32, instance n: UInt32, subchannelIndex: UInt16 = 0,
+           classID: GUID = EchoProtocol.classID) -> OfferChannel {
+    OfferChannel(interfaceType: classID, interfaceInstance: InProcessSystem.instanceID(n),
+                 subchannelIndex: subchannelIndex, childRelID: relID, monitorID: 0xFF, monitorAllocated: false,
+                 isDedicatedInterrupt: true, connectionID: 0x2000 &+ relID)
+}
+
+/// Records what a channel delivers to its driver.
+final class RecordingHandler: GuestChannelHandler, @unchecked Sendable {
+    let failed = Condition<[(UInt64, GuestError)]>([])
+    func requestsFailed(contexts: [UInt64], error: GuestError, on channel: GuestChannel) {
+        failed.update { f in for c in contexts { f.append((c, error)) } }
+    }
+}
+
+/// Polls `condition` for up to ten seconds.
+func waitUntil(_ condition: () -> Bool) throws {
+    let deadline = monotonicNanoseconds() + 10_000_000_000
+    while !condition() {
+        guard monotonicNanoseconds() < deadline else { throw GuestError.timedOut("test condition") }
+        sleepNanoseconds(1_000_000)
+    }
+}
+
+/// Runs `body` on a new thread; the result can be waited for.
+final class Background<T: Sendable>: @unchecked Sendable {
+    private let result = Condition<Result<T, GuestError>?>(nil)
+    init(_ body: @escaping @Sendable () throws(GuestError) -> T) {
+        startThread(name: "test-background") { [result] in
+            let r: Result<T, GuestError>
+            do throws(GuestError) { r = .success(try body()) } catch { r = .failure(error) }
+            result.update { $0 = r }
+        }
+    }
+
+    /// The outcome, or nil if `body` has not finished within the timeout.
+    func wait(timeoutNanoseconds: UInt64 = 10_000_000_000) -> Result<T, GuestError>? {
+        result.wait(timeoutNanoseconds: timeoutNanoseconds) { $0 }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the random-input tests.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
