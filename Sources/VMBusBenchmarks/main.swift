@@ -12,7 +12,10 @@ import CVMBusShims
 import Glibc
 #endif
 
-let allSections: [BenchmarkSection] = RingBenchmarks.sections
+// The cross-process sections start this executable again as their peer process.
+if CommandLine.arguments.contains("--peer") { CrossProcessBenchmarks.peerMain(CommandLine.arguments) }
+
+let allSections: [BenchmarkSection] = RingBenchmarks.sections + CrossProcessBenchmarks.sections
 
 func usage() -> Never {
     print("""

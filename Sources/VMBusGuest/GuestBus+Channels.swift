@@ -47,6 +47,9 @@ extension GuestBus {
         }
         guard userData.count <= 120 else { throw .invalidArgument("OPENCHANNEL user data is at most 120 bytes") }
         let relID = offer.childRelID
+        // Reserve the relid for this open, so two concurrent opens of one channel cannot both proceed.
+        guard opening.withLock({ $0.insert(relID).inserted }) else { throw .invalidArgument("channel \(relID) is being opened") }
+        defer { _ = opening.withLock { $0.remove(relID) } }
         guard channels.withLock({ $0[relID] == nil }) else { throw .invalidArgument("channel \(relID) is already open") }
         let outPages = outgoingRingSize / page
         let pages: [UInt64]

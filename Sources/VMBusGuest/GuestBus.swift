@@ -41,6 +41,8 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
     /// Responses the host sent that a caller may be waiting for.
     struct Responses {
         var versionResponse: VersionResponse?
+        /// The negotiated version; nil while disconnected.
+        var version: VMBusVersion?
         var allOffersDelivered = false
         var openResults: [UInt32: OpenChannelResult] = [:]
         var gpadlCreated: [UInt32: GPADLCreated] = [:]
@@ -103,10 +105,13 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
     let registry = Condition(Registry())
     /// relid → open channel, read on every interrupt.
     let channels = Condition<[UInt32: GuestChannel]>([:])
+    /// Relids with an open in progress.
+    let opening = Condition<Set<UInt32>>([])
     let work = BlockingQueue<Work>(capacity: 8192)
     let workDone = Latch()
     let nextGPADL = ManagedAtomic<UInt32>(GuestBus.firstGPADLHandle)
-    public private(set) var version: VMBusVersion?
+    /// The negotiated VMBus version; nil while not connected.
+    public var version: VMBusVersion? { responses.withLock { $0.version } }
     var messageConnectionID: UInt32 = VMBusConnectionID.message
 
     public init(synic: any GuestSynIC, configuration: Configuration = Configuration(),
@@ -151,7 +156,7 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
             guard let response else { throw .timedOut("VERSION_RESPONSE to \(candidate)") }
             guard let response else { throw .hostLost }
             if response.versionSupported {
-                version = candidate
+                responses.withLock { $0.version = candidate }
                 // From 5.0 on, later messages go to the connection id the host names.
                 messageConnectionID = candidate.rawValue >= VMBusVersion.win10_v5.rawValue
                     ? response.messageConnectionID : VMBusConnectionID.message
@@ -197,7 +202,7 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
             } catch {
                 logger.warning("UNLOAD: \(error)")
             }
-            version = nil
+            responses.withLock { $0.version = nil }
         }
         work.close()
         workDone.wait(timeoutNanoseconds: 30_000_000_000)
@@ -356,6 +361,18 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         guard message.type.direction == .hostToGuest else {
             reject("\(message.type) sent by the host")
             return
+        }
+        // Before a version is agreed only VERSION_RESPONSE means anything; afterwards a message must exist in
+        // the negotiated version.
+        if message.type != .versionResponse {
+            guard let v = version else {
+                reject("\(message.type) before the version was negotiated")
+                return
+            }
+            guard v.rawValue >= message.type.minimumVersion.rawValue else {
+                reject("\(message.type) is not part of VMBus \(v)")
+                return
+            }
         }
         switch message {
         case .versionResponse(let m):

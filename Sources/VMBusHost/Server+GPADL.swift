@@ -12,8 +12,12 @@ extension Server {
             reject("GPADL_HEADER 0x\(String(m.gpadl, radix: 16)): unknown relid \(m.childRelID)")
             return [created(m.childRelID, m.gpadl, Self.statusFailure)]
         }
-        guard gpadls.count < configuration.maxGPADLs else {
-            reject("GPADL limit of \(configuration.maxGPADLs) reached")
+        let assembling = gpadls.values.reduce(0) { n, g in
+            if case .assembling = g.state { return n + 1 }
+            return n
+        }
+        guard gpadls.count < configuration.maxGPADLs, assembling < configuration.maxAssemblingGPADLs else {
+            reject("GPADL limit reached (\(gpadls.count) GPADLs, \(assembling) being assembled)")
             return [created(m.childRelID, m.gpadl, Self.statusFailure)]
         }
         let assembler: GPADLAssembler
@@ -62,6 +66,12 @@ extension Server {
                 return [created(g.relID, handle, Self.statusFailure)]
             }
         }
+        let pages = ranges.reduce(UInt64(0)) { $0 + UInt64($1.pfns.count) }
+        guard readyGPADLPages + pages <= configuration.maxGPADLPages else {
+            gpadls[handle] = nil
+            reject("GPADL 0x\(String(handle, radix: 16)): \(pages) more pages exceed the partition's GPADL limit of \(configuration.maxGPADLPages)")
+            return [created(g.relID, handle, Self.statusFailure)]
+        }
         gpadls[handle] = GPADL(relID: g.relID, state: .ready(ranges))
         return [created(g.relID, handle, 0)]
     }
@@ -81,5 +91,15 @@ extension Server {
         }
         gpadls[m.gpadl] = nil
         return [.send(.gpadlTorndown(GPADLTorndown(gpadl: m.gpadl)))]
+    }
+}
+
+extension Server {
+    /// Pages described by every complete GPADL of the partition.
+    var readyGPADLPages: UInt64 {
+        gpadls.values.reduce(0) { n, g in
+            if case .ready(let ranges) = g.state { return n + ranges.reduce(0) { $0 + UInt64($1.pfns.count) } }
+            return n
+        }
     }
 }

@@ -16,11 +16,18 @@ public struct Server: Sendable {
         public var guestPageCount: UInt64
         /// Most GPADLs one partition may hold (bounds host memory a guest can make us keep).
         public var maxGPADLs: Int
+        /// Most GPADLs being assembled at once (each reserves up to 64 KiB of range data on the host).
+        public var maxAssemblingGPADLs: Int
+        /// Most pages all GPADLs of the partition may describe together; Hyper-V caps GPADL memory per VM too
+        /// (Documentation/virt/hyperv/vmbus.rst).
+        public var maxGPADLPages: UInt64
 
         public init(maxVersion: VMBusVersion = .copper, guestPageCount: UInt64, maxGPADLs: Int = 4096) {
             self.supportedVersions = VMBusVersion.all.filter { $0.rawValue <= maxVersion.rawValue }
             self.guestPageCount = guestPageCount
             self.maxGPADLs = maxGPADLs
+            self.maxAssemblingGPADLs = 64
+            self.maxGPADLPages = min(max(guestPageCount, 1) * 4, 1 << 22)
         }
     }
 
@@ -190,7 +197,10 @@ public struct Server: Sendable {
             return try relIDReleased(m.childRelID)
         case .unload:
             var actions = reset()
-            actions.append(.send(.unloadResponse(UnloadResponse())))
+            // UNLOAD_RESPONSE exists from Win7 (1.1) on; a WS2008 guest expects none.
+            if version.rawValue >= ChannelMessageType.unloadResponse.minimumVersion.rawValue {
+                actions.append(.send(.unloadResponse(UnloadResponse())))
+            }
             return actions
         case .modifyChannel(let m):
             return try modifyChannel(m)

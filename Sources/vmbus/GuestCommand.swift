@@ -23,7 +23,7 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Path of the host's Unix socket.")
     var socket: String
 
-    @Flag(name: .long, help: "When the host goes away, wait for it and attach again (new handshake, channels re-opened).")
+    @Flag(name: .long, help: "When the host goes away, wait for it and attach again (new handshake, channels re-opened). Not with --selftest-echo, which exits with status 2.")
     var reconnect = false
 
     @Option(name: .long, help: "Guest memory in MiB.")
@@ -83,9 +83,9 @@ struct GuestCommand: ParsableCommand {
             fflush(nil)
 
             if selftestEcho > 0 {
-                let ok = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
+                let (ok, unloadedEarly) = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
                 let hostLost = bus.isHostLost
-                let unloaded = bus.disconnect()
+                let unloaded = unloadedEarly ?? bus.disconnect()
                 if unloaded { print("unloaded cleanly") }
                 fflush(nil)
                 if hostLost { fail("the host is gone: outstanding requests failed", code: 2) }
@@ -110,12 +110,18 @@ struct GuestCommand: ParsableCommand {
     }
 
     /// Pumps `count` echo requests over every echo channel at once and verifies them.
-    private func runSelftest(bus: GuestBus, driver: EchoDriver, count: Int, signals: SignalWaiter) -> Bool {
+    /// Returns whether every request was verified, and whether a signal made it unload already (and how
+    /// that went).
+    private func runSelftest(bus: GuestBus, driver: EchoDriver, count: Int,
+                             signals: SignalWaiter) -> (passed: Bool, unloaded: Bool?) {
         let start = monotonicNanoseconds()
         let errors = Condition<[String]>([])
         let left = Condition(0)
         var total = 0
-        for client in driver.clients {
+        var unloaded: Bool?
+        // Kept here: unbinding (on a signal) removes the clients from the driver.
+        let clients = driver.clients
+        for client in clients {
             for channel in client.channels {
                 total += count
                 left.update { $0 += 1 }
@@ -131,18 +137,19 @@ struct GuestCommand: ParsableCommand {
             if signals.wait(timeoutNanoseconds: 0) != nil {
                 print("interrupted: stopping the self-test")
                 fflush(nil)
-                bus.disconnect()
+                unloaded = bus.disconnect()
                 _ = left.wait(timeoutNanoseconds: 30_000_000_000) { $0 == 0 ? true : nil }
                 break
             }
         }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        let completed = driver.clients.reduce(UInt64(0)) { $0 + $1.completions.load(ordering: .relaxed) }
-        let mismatched = driver.clients.reduce(UInt64(0)) { $0 + $1.mismatches.load(ordering: .relaxed) }
-        let failed = driver.clients.reduce(UInt64(0)) { $0 + $1.failedRequests.load(ordering: .relaxed) }
+        let completed = clients.reduce(UInt64(0)) { $0 + $1.completions.load(ordering: .relaxed) }
+        let mismatched = clients.reduce(UInt64(0)) { $0 + $1.mismatches.load(ordering: .relaxed) }
+        let failed = clients.reduce(UInt64(0)) { $0 + $1.failedRequests.load(ordering: .relaxed) }
         for e in errors.withLock({ $0 }) { print("echo error: \(bus.isHostLost ? "the host is gone: " : "")\(e)") }
         print("echo: \(completed) of \(total) verified, \(mismatched) mismatched, \(failed) failed, in \(Int(seconds * 1000)) ms")
         fflush(nil)
-        return completed == UInt64(total) && mismatched == 0 && failed == 0 && errors.withLock({ $0.isEmpty })
+        let passed = completed == UInt64(total) && mismatched == 0 && failed == 0 && errors.withLock({ $0.isEmpty })
+        return (passed, unloaded)
     }
 }

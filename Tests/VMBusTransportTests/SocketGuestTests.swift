@@ -79,6 +79,7 @@ struct SocketGuestTests {
             (TransportFrame(type: .doorbell, payload: [1, 0x20]).bytes, [extra.fd]),  // short payload
             (TransportFrame(type: .helloReply, payload: TransportHelloReply(status: .ok, partitionID: 1).bytes).bytes, []),
             (TransportFrame(type: .channelMessage, payload: [1, 2, 3, 4]).bytes, [extra.fd]),  // a descriptor
+            (TransportFrame(type: .doorbell, payload: [1, 0x20, 0, 0, 0, 0, 0, 0]).bytes, [fds[0]]),  // not an eventfd
         ]
         for (bytes, fds) in bad { try c.send(bytes: bytes, fds: fds) }
         try c.send(TransportFrame(type: .channelMessage, payload: [0x10, 0, 0, 0, 0, 0, 0, 0]))
@@ -86,6 +87,22 @@ struct SocketGuestTests {
         #expect(sink.messages.withLock { $0 } == [[0x10, 0, 0, 0, 0, 0, 0, 0]])
         #expect(synic.violations.load(ordering: .relaxed) == bad.count)
         #expect(!sink.lost.withLock { $0 })
+
+        // A doorbell: HvSignalEvent on its connection id writes the eventfd; after the revoke it does nothing.
+        let bell = try EventFD()
+        try c.send(TransportFrame(type: .doorbell, payload: [0x01, 0x20, 0, 0, 0, 0, 0, 0]), fds: [bell.fd])
+        try c.send(TransportFrame(type: .channelMessage, payload: [0x11, 0, 0, 0, 0, 0, 0, 0]))
+        try eventually("doorbell installed") { sink.messages.withLock { $0.count } == 2 }
+        synic.signalEvent(connectionID: 0x2001)
+        #expect(bell.wait(timeoutNanoseconds: 2_000_000_000))
+        synic.signalEvent(connectionID: 0x2002)  // unknown: nothing
+        #expect(!bell.wait(timeoutNanoseconds: 50_000_000))
+        try c.send(TransportFrame(type: .doorbellRevoke, payload: [0x01, 0x20, 0, 0, 0, 0, 0, 0]))
+        try c.send(TransportFrame(type: .channelMessage, payload: [0x12, 0, 0, 0, 0, 0, 0, 0]))
+        try eventually("doorbell revoked") { sink.messages.withLock { $0.count } == 3 }
+        synic.signalEvent(connectionID: 0x2001)
+        #expect(!bell.wait(timeoutNanoseconds: 50_000_000))
+        #expect(synic.violations.load(ordering: .relaxed) == bad.count)
 
         // An interrupt: bit relid in SINT2's flags (bytes 512..767 of the event-flags page), then the eventfd.
         let hostView = try GuestMemory(mapping: dup(fds[0]), size: 16 * 4096)

@@ -204,7 +204,7 @@ public final class SocketHostListener: @unchecked Sendable {
         }
     }
 
-    /// Stops accepting, disconnects every guest and removes the socket file.
+    /// Stops accepting, disconnects every guest and removes the socket file (if it is still ours).
     public func stop() {
         stopping.store(true, ordering: .releasing)
         if started.load(ordering: .acquiring) { finished.wait() }
@@ -212,6 +212,6 @@ public final class SocketHostListener: @unchecked Sendable {
         socket.close()
         let all = partitions.withLock { Array($0.values) }
         for (port, _) in all { port.stop() }
-        unlink(path)
+        socket.unlinkBoundFile(path)
     }
 }

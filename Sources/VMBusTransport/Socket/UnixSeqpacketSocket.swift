@@ -46,11 +46,21 @@ public final class UnixSeqpacketSocket: @unchecked Sendable {
         return fd
     }
 
-    /// Creates a listening socket at `path` with mode 0600 (an existing socket file there is replaced).
+    /// Creates a listening socket at `path` with mode 0600. A stale socket file there (nobody listening) is
+    /// replaced; a live one is refused with `EADDRINUSE`, and anything that is not a socket with `EEXIST`
+    /// (never delete a file that only has the wrong name).
     public static func listen(path: String, backlog: Int32 = 16) throws(TransportError) -> UnixSeqpacketSocket {
         var addr = try address(path)
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw .system(call: "bind(\(path))", errno: EEXIST) }
+            if let live = try? connect(path: path) {
+                live.close()
+                throw .system(call: "bind(\(path))", errno: EADDRINUSE)
+            }
+            unlink(path)
+        }
         let fd = try newSocket()
-        unlink(path)
         // The umask makes the socket file 0600 from the moment it exists: no window in which another user
         // could connect.
         let oldMask = umask(0o177)
@@ -61,7 +71,21 @@ public final class UnixSeqpacketSocket: @unchecked Sendable {
         umask(oldMask)
         guard r == 0 else { Glibc.close(fd); throw .system(call: "bind(\(path))", errno: bindErrno) }
         guard Glibc.listen(fd, backlog) == 0 else { let e = errno; Glibc.close(fd); throw .system(call: "listen", errno: e) }
-        return UnixSeqpacketSocket(fd: fd)
+        let socket = UnixSeqpacketSocket(fd: fd)
+        if lstat(path, &st) == 0 { socket.boundFile = (UInt64(st.st_dev), UInt64(st.st_ino)) }
+        return socket
+    }
+
+    /// The socket file `listen` created (device, inode), so that only that file is ever removed.
+    private var boundFile: (UInt64, UInt64)?
+
+    /// Removes the socket file `listen` created at `path`, unless another file has replaced it since.
+    public func unlinkBoundFile(_ path: String) {
+        var st = stat()
+        guard let (dev, ino) = boundFile, lstat(path, &st) == 0, UInt64(st.st_dev) == dev, UInt64(st.st_ino) == ino else {
+            return
+        }
+        unlink(path)
     }
 
     /// Connects to a listening socket at `path`.
