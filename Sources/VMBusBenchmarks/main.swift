@@ -15,7 +15,7 @@ import Glibc
 // The cross-process sections start this executable again as their peer process.
 if CommandLine.arguments.contains("--peer") { CrossProcessBenchmarks.peerMain(CommandLine.arguments) }
 
-let allSections: [BenchmarkSection] = RingBenchmarks.sections + CrossProcessBenchmarks.sections
+let allSections: [BenchmarkSection] = RingBenchmarks.sections + CrossProcessBenchmarks.sections + ChannelBenchmarks.sections
 
 func usage() -> Never {
     print("""

@@ -38,7 +38,7 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     /// Violations tolerated before the guest is disconnected.
     public let violationLimit: Int
     public static let defaultViolationLimit = 1000
-    /// How long a message to the guest waits for room in its socket before it is dropped.
+    /// How long a message to the guest waits for room in its socket before the guest is disconnected.
     public static let sendTimeoutNanoseconds: UInt64 = 1_000_000_000
 
     /// Takes over `socket` after the HELLO was read: maps the guest memory `memoryFD` and adopts `sintFD`
@@ -93,7 +93,10 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
             _ = doorbell(connectionID: Descriptors.u32(message, at: 192))
         }
         guard sendFrame(TransportFrame(type: .channelMessage, payload: message)) else {
+            // A lost control message would leave host and guest disagreeing about channel state for good, so a
+            // guest that stops reading its socket is disconnected (and its partition released) instead.
             droppedMessages.wrappingIncrement(ordering: .relaxed)
+            socket.shutdown()
             return false
         }
         return true
