@@ -4,6 +4,7 @@ import VMBusMemory
 import VMBusProtocol
 import VMBusRing
 import VMBusTransport
+import VMBusWire
 
 /// An open channel in the guest: send in-band and GPA-direct packets, match completions to requests, and
 /// receive packets copied out of the ring.
@@ -64,6 +65,25 @@ public final class GuestChannel: @unchecked Sendable {
     public func sendGPADirectRequest(rangeHeader: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
                                      context: UInt64) throws(GuestError) -> UInt64 {
         try sendRequest(type: .dataUsingGPADirect, header: rangeHeader, payload: payload, context: context)
+    }
+
+    /// Sends a GPA-direct request naming `ranges` of guest memory, with `payload` after them (control-path
+    /// convenience: encodes the range block into a new array).
+    @discardableResult
+    public func sendGPADirectRequest(ranges: [GPARange], payload: [UInt8], context: UInt64) throws(GuestError) -> UInt64 {
+        guard !ranges.isEmpty else { throw .invalidArgument("a GPA-direct packet names at least one range") }
+        var w = WireWriter(capacity: 8 + GPARange.encodedLength(of: ranges))
+        w.writeUInt32(0)  // reserved
+        w.writeUInt32(UInt32(ranges.count))
+        GPARange.encodeList(ranges, into: &w)
+        let header = w.bytes
+        let r: Result<UInt64, GuestError> = header.withUnsafeBytes { h in
+            payload.withUnsafeBytes { p in
+                do throws(GuestError) { return .success(try sendGPADirectRequest(rangeHeader: h, payload: p, context: context)) }
+                catch { return .failure(error) }
+            }
+        }
+        return try r.get()
     }
 
     func sendRequest(type: VMBusPacketType, header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,

@@ -6,6 +6,8 @@ public enum MemoryError: Error, Equatable, Sendable, CustomStringConvertible {
     case rangeOutOfBounds(gpa: UInt64, count: Int, size: Int)
     /// Not enough free pages to satisfy an allocation.
     case outOfMemory(requestedPages: Int, freePages: Int)
+    /// A GPA range list is malformed (bad offset, zero length, wrong page count).
+    case invalidRange(String)
     /// A peer's memory fd is not a memfd sealed against shrinking.
     case unsealed
     /// A system call failed.
@@ -17,6 +19,7 @@ public enum MemoryError: Error, Equatable, Sendable, CustomStringConvertible {
         case .rangeOutOfBounds(let gpa, let c, let s):
             return "range of \(c) bytes at GPA 0x\(String(gpa, radix: 16)) is outside guest memory (\(s) bytes)"
         case .outOfMemory(let r, let f): return "out of guest memory: \(r) pages requested, \(f) free"
+        case .invalidRange(let why): return "invalid GPA range: \(why)"
         case .unsealed: return "guest memory must be a memfd sealed against shrinking (F_SEAL_SHRINK)"
         case .system(let call, let e): return "\(call) failed: errno \(e)"
         }

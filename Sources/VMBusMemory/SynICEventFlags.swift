@@ -47,4 +47,12 @@ public struct SynICEventFlags: @unchecked Sendable {
             }
         }
     }
+
+    /// Whether any flag is set (a relaxed peek, for polling before blocking).
+    public func anySet() -> Bool {
+        for w in 0..<(Self.flagCount / 64) where UnsafeAtomic<UInt64>(at: words + w).load(ordering: .relaxed) != 0 {
+            return true
+        }
+        return false
+    }
 }

@@ -29,6 +29,10 @@ public final class EchoDevice: VMBusDeviceProvider {
     public func channelClosed(_ channel: HostChannel) { channelsClosed.wrappingIncrement(ordering: .relaxed) }
 
     public func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
+        if packet.descriptor.type == .dataUsingGPADirect {
+            echoGPA(packet, buffer: buffer, on: channel)
+            return
+        }
         guard packet.descriptor.type == .dataInband else {
             protocolErrors.wrappingIncrement(ordering: .relaxed)
             return
@@ -65,6 +69,32 @@ public final class EchoDevice: VMBusDeviceProvider {
                     try channel.sendCompletion(transactionID: packet.descriptor.transactionID, bytes: w.bytes)
                 }
             }
+        } catch {
+            protocolErrors.wrappingIncrement(ordering: .relaxed)
+        }
+    }
+
+    /// Reads the guest memory a GPA-direct request names, through the bounds-checked guest memory.
+    private func echoGPA(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
+        var reader = buffer.wireReader(wholePacket: packet)
+        var w = WireWriter(capacity: 8 + EchoProtocol.maxGPAEcho)
+        do {
+            let header = try GPADirectPacketHeader(from: &reader)
+            guard (try? reader.readUInt32()) == EchoProtocol.Operation.echoGPA.rawValue else {
+                protocolErrors.wrappingIncrement(ordering: .relaxed)
+                return
+            }
+            do {
+                let bytes = try channel.memory.read(ranges: header.ranges, limit: EchoProtocol.maxGPAEcho)
+                w.writeUInt32(0)
+                w.writeUInt32(UInt32(bytes.count))
+                w.writeBytes(bytes)
+            } catch {
+                w.writeUInt32(EchoProtocol.statusAccessViolation)
+                w.writeUInt32(0)
+            }
+            try channel.sendCompletion(transactionID: packet.descriptor.transactionID, bytes: w.bytes)
+            packetsEchoed.wrappingIncrement(ordering: .relaxed)
         } catch {
             protocolErrors.wrappingIncrement(ordering: .relaxed)
         }

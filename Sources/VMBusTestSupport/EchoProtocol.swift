@@ -8,6 +8,9 @@ import VMBusWire
 ///   a packet without COMPLETION_REQUESTED with an in-band packet carrying the same payload.
 /// - `createSubchannels` (2): `count u32 @8`; the host offers up to that many sub-channels and completes with
 ///   `status u32 @0` (0 = ok) and `offered u32 @4`.
+/// - `echoGPA` (3), sent as a GPA-direct packet: the host reads the guest memory the packet's ranges name
+///   (at most ``maxGPAEcho`` bytes) and completes with `status u32 @0`, `length u32 @4`, then those bytes;
+///   a range outside guest memory gets status `STATUS_ACCESS_VIOLATION` and no bytes.
 public enum EchoProtocol {
     /// The class GUID the echo device offers (swift-vmbus's own, random).
     public static let classID = DeviceClass.echoTest.guid
@@ -17,7 +20,13 @@ public enum EchoProtocol {
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         public static let echo = Self(rawValue: 1)
         public static let createSubchannels = Self(rawValue: 2)
+        public static let echoGPA = Self(rawValue: 3)
     }
+
+    /// Most bytes an `echoGPA` completion carries (it must fit the guest's 4 KiB packet buffer).
+    public static let maxGPAEcho = 2048
+    /// `STATUS_ACCESS_VIOLATION`
+    public static let statusAccessViolation: UInt32 = 0xC000_0005
 
     /// The request for `count` sub-channels.
     public static func createSubchannelsRequest(count: UInt32) -> [UInt8] {

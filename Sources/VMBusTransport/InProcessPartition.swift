@@ -65,7 +65,9 @@ public final class InProcessPartition: Sendable {
             running.withLock { $0.sink = sink }
             startThread(name: "vmbus-sint") { [self] in
                 while true {
-                    sint.wait()
+                    // Spin, then block (SWIFT-ON-LINUX.md): poll the event flags and the message queue for a
+                    // while before sleeping on the SINT eventfd, whose wake-up costs tens of microseconds.
+                    if !pollBriefly() { sint.wait() }
                     let (sink, stopping) = running.withLock { ($0.sink, $0.stopping) }
                     if stopping { break }
                     guard let sink else { continue }
@@ -75,6 +77,15 @@ public final class InProcessPartition: Sendable {
                 }
                 finished.open()
             }
+        }
+
+        /// Polls for pending interrupts or messages for up to ``ChannelWorker/spinNanoseconds``.
+        private func pollBriefly() -> Bool {
+            let until = monotonicNanoseconds() &+ ChannelWorker.spinNanoseconds
+            repeat {
+                if flags.anySet() || toGuest.count > 0 { return true }
+            } while monotonicNanoseconds() < until
+            return false
         }
 
         public func stop() {

@@ -88,7 +88,18 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
 
     private func run(_ sink: any GuestInterruptSink) {
         while !stopping.load(ordering: .acquiring) {
-            let (frameReady, interrupt, hungUp) = socket.poll(with: sint.fd, timeoutMilliseconds: 200)
+            var (frameReady, interrupt, hungUp) = socket.poll(with: sint.fd, timeoutMilliseconds: 0)
+            if !(frameReady || interrupt || hungUp) {
+                // Spin, then block: the host sets event flags before it writes the SINT eventfd, so polling
+                // the flags page catches channel interrupts without paying for a wake-up.
+                let until = monotonicNanoseconds() &+ ChannelWorker.spinNanoseconds
+                while !flags.anySet() && monotonicNanoseconds() < until {}
+                if flags.anySet() {
+                    flags.drain { sink.channelInterrupt(relID: $0) }
+                    continue
+                }
+                (frameReady, interrupt, hungUp) = socket.poll(with: sint.fd, timeoutMilliseconds: 200)
+            }
             if stopping.load(ordering: .acquiring) { return }
             if interrupt {
                 // The host may have made the descriptor non-blocking: consume without relying on blocking reads.
