@@ -10,6 +10,11 @@ let package = Package(
     products: [
         .executable(name: "vmbus", targets: ["vmbus"]),
         .executable(name: "vmbus-bench", targets: ["VMBusBenchmarks"]),
+        // Coverage-guided fuzz targets (Scripts/fuzz; docs/CONFORMANCE.md "Fuzzing").
+        .executable(name: "fuzz-channel-message", targets: ["FuzzChannelMessage"]),
+        .executable(name: "fuzz-ring", targets: ["FuzzRing"]),
+        .executable(name: "fuzz-server", targets: ["FuzzServer"]),
+        .executable(name: "fuzz-guest-bus", targets: ["FuzzGuestBus"]),
         .library(name: "VMBusHost", targets: ["VMBusHost"]),
         .library(name: "VMBusGuest", targets: ["VMBusGuest"]),
     ],
@@ -87,6 +92,20 @@ let package = Package(
                 "VMBusHost", "VMBusGuest", "VMBusTestSupport",
                 .product(name: "Atomics", package: "swift-atomics"),
             ]),
+
+        // Fuzz targets: libFuzzer entry points under `#if FUZZING`, a replay/seed-writing CLI otherwise.
+        .target(name: "FuzzSupport"),
+        .executableTarget(
+            name: "FuzzChannelMessage", dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusTransport"]),
+        .executableTarget(
+            name: "FuzzRing",
+            dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusRing", "VMBusTransport"]),
+        .executableTarget(
+            name: "FuzzServer", dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusHost"]),
+        .executableTarget(
+            name: "FuzzGuestBus",
+            dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                           "VMBusGuest", "VMBusTestSupport", .product(name: "Logging", package: "swift-log")]),
 
         .testTarget(name: "VMBusWireTests", dependencies: ["VMBusWire"]),
         .testTarget(name: "VMBusProtocolTests", dependencies: ["VMBusProtocol", "VMBusWire"]),

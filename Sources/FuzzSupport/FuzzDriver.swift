@@ -1,8 +1,10 @@
 // Shared driver of the coverage-guided fuzz targets (Sources/Fuzz*): the libFuzzer entry point when built with
 // `-Xswiftc -DFUZZING --sanitize=fuzzer`, and a plain command-line mode otherwise (replay inputs, write seeds).
 //
-// Each fuzz target defines its own `<Module>_main` (the name SwiftPM gives an executable module's entry point)
-// under `#if FUZZING` and calls `runLibFuzzer`; without FUZZING it has an `@main` that calls `runStandalone`.
+// Each fuzz target defines, under `#if FUZZING`, `LLVMFuzzerTestOneInput` (called by libFuzzer's `main`, which
+// SwiftPM links for `--sanitize=fuzzer`) and its own `<Module>_main` (the name SwiftPM gives an executable
+// module's entry point) calling `LLVMFuzzerRunDriver`; without FUZZING it has an `@main` that calls
+// `runStandalone`, so a plain `swift build` links a small command-line tool.
 
 #if canImport(Glibc)
 import Glibc
@@ -34,12 +36,27 @@ public struct FuzzTarget: Sendable {
     }
 }
 
+/// Set by `-v` in the replay mode: targets then describe each step with ``fuzzLog(_:)``.
+nonisolated(unsafe) public var fuzzVerbose = false
+
+/// Prints a step of the current input when replaying with `-v`.
+@inline(__always)
+public func fuzzLog(_ message: @autoclosure () -> String) {
+    if fuzzVerbose { printError(message() + "\n") }
+}
+
+/// Writes `message` to standard error, unbuffered.
+public func printError(_ message: String) {
+    var m = message
+    m.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
 /// Stops the process (libFuzzer reports it as a crash and saves the input) when an invariant does not hold.
 @inline(__always)
 public func fuzzCheck(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
                       file: StaticString = #fileID, line: UInt = #line) {
     if !condition() {
-        fputs("fuzz invariant violated at \(file):\(line): \(message())\n", stderr)
+        printError("fuzz invariant violated at \(file):\(line): \(message())\n")
         abort()
     }
 }
@@ -54,8 +71,17 @@ private func LLVMFuzzerRunDriver(
 
 nonisolated(unsafe) private var activeTarget: FuzzTarget?
 
+/// Runs one input from libFuzzer's `LLVMFuzzerTestOneInput`. With `--sanitize=fuzzer` SwiftPM links
+/// libFuzzer's own `main`, which calls that function; each target defines it and calls this.
+@inline(__always)
+public func runOneInput(_ target: FuzzTarget, _ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    target.body(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+
 /// Hands the process to libFuzzer, which parses `argv` (corpus directories, `-max_total_time=` …) and calls
-/// the target's body for every input.
+/// the target's body for every input. For a `<Module>_main` entry point, when the executable's `main` is the
+/// module's own (SwiftPM 6.3 instead links libFuzzer's `main`, which calls `LLVMFuzzerTestOneInput`).
 public func runLibFuzzer(_ target: FuzzTarget, argc: Int32,
                          argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
     activeTarget = target
@@ -72,7 +98,11 @@ public func runLibFuzzer(_ target: FuzzTarget, argc: Int32,
 /// The executable built without FUZZING: explains how to fuzz, replays inputs (`FILE...`, e.g. a crash
 /// reproducer, without sanitizers) and writes the seed corpus (`--write-seeds DIR`).
 public func runStandalone(_ target: FuzzTarget) -> Int32 {
-    let args = Array(CommandLine.arguments.dropFirst())
+    var args = Array(CommandLine.arguments.dropFirst())
+    if args.first == "-v" {
+        fuzzVerbose = true
+        args.removeFirst()
+    }
     if args.isEmpty || args[0] == "-h" || args[0] == "--help" {
         print("""
             \(target.product): \(target.summary)
@@ -83,20 +113,20 @@ public func runStandalone(_ target: FuzzTarget) -> Int32 {
               SWIFT_BACKTRACE=enable=no .build-fuzz/debug/\(target.product) Fuzz/Corpus/\(target.corpus)
 
             Without the engine:
-              \(target.product) FILE...              run each input once (replay a crash reproducer)
+              \(target.product) [-v] FILE...         run each input once (replay a crash reproducer; -v traces)
               \(target.product) --write-seeds DIR    write the seed inputs into DIR
             """)
         return 0
     }
     if args[0] == "--write-seeds" {
         guard args.count == 2 else {
-            fputs("usage: \(target.product) --write-seeds DIR\n", stderr)
+            printError("usage: \(target.product) --write-seeds DIR\n")
             return 2
         }
         for (name, bytes) in target.seeds() {
             let path = args[1] + "/" + name
             guard let f = fopen(path, "wb") else {
-                fputs("cannot write \(path)\n", stderr)
+                printError("cannot write \(path)\n")
                 return 1
             }
             _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
@@ -107,13 +137,20 @@ public func runStandalone(_ target: FuzzTarget) -> Int32 {
     }
     for path in args {
         guard let bytes = readFile(path) else {
-            fputs("cannot read \(path)\n", stderr)
+            printError("cannot read \(path)\n")
             return 1
         }
+        let start = nanoseconds()
         target.body(bytes)
-        print("\(path): ok (\(bytes.count) bytes)")
+        print("\(path): ok (\(bytes.count) bytes, \((nanoseconds() - start) / 1000) µs)")
     }
     return 0
+}
+
+private func nanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 private func readFile(_ path: String) -> [UInt8]? {
@@ -130,7 +167,7 @@ private func readFile(_ path: String) -> [UInt8]? {
 }
 
 /// Reads fuzz input front to back; past the end every read returns zeros, so any input is usable.
-public struct FuzzInput {
+public struct FuzzInput: Sendable {
     public let bytes: [UInt8]
     public private(set) var index = 0
 

@@ -14,11 +14,15 @@ enum ChannelBenchmarks {
             BenchmarkSection(name: "channel-echo", summary: "64-byte echo requests with completions through GuestBus/VMBusHost (in-process), window 128") { context in
                 try echo(&context, requests: context.count(1_000_000))
             },
+            BenchmarkSection(name: "channel-echo-nospin", summary: "as channel-echo with the guest interrupt thread blocking at once (no spin)") { context in
+                try echo(&context, requests: context.count(1_000_000), sintSpin: 0)
+            },
         ]
     }
 
-    static func echo(_ context: inout BenchmarkContext, requests: Int) throws {
-        let system = try InProcessSystem(memoryPages: 4096)
+    static func echo(_ context: inout BenchmarkContext, requests: Int,
+                     sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws {
+        let system = try InProcessSystem(memoryPages: 4096, sintSpinNanoseconds: sintSpin)
         system.host.addDevice(EchoDevice(instanceID: InProcessSystem.instanceID(1)))
         try system.start()
         defer { system.stop() }

@@ -320,15 +320,14 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
             return
         }
         if relID == device.relID {
-            // The whole device goes: unbind, then release every relid it had.
+            // The whole device goes: unbind, then release the primary's relid. Each sub-channel is rescinded
+            // by its own RESCIND (Hyper-V sends one per relid), which finds the device through `byRelID`.
             device.state.update { $0.rescinded = true }
             unbind(device)
-            let subRelIDs = device.subchannelOffers.values.map(\.childRelID)
             registry.withLock { r in
                 r.devices[device.instanceID] = nil
                 r.byRelID[relID] = nil
             }
-            _ = subRelIDs
             releaseRelID(relID)
         } else {
             if let channel = channels.withLock({ $0[relID] }) { close(channel) }

@@ -18,8 +18,8 @@ public final class InProcessSystem: Sendable {
     ///   - tryOrder: versions the guest tries, in order.
     public init(memoryPages: Int = 16384, hostMaxVersion: VMBusVersion = .copper,
                 tryOrder: [VMBusVersion] = GuestBus.Configuration().tryOrder,
-                logLevel: Logger.Level = .warning) throws {
-        partition = try InProcessPartition(memoryPages: memoryPages)
+                logLevel: Logger.Level = .warning, sintSpinNanoseconds: UInt64 = ChannelWorker.spinNanoseconds) throws {
+        partition = try InProcessPartition(memoryPages: memoryPages, sintSpinNanoseconds: sintSpinNanoseconds)
         var hostLogger = Logger(label: "vmbus.host")
         hostLogger.logLevel = logLevel
         var guestLogger = Logger(label: "vmbus.guest")

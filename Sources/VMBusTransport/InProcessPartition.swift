@@ -16,7 +16,9 @@ public final class InProcessPartition: Sendable {
     /// Messages queued towards one side before posts are refused (SynIC has one slot plus a pending queue).
     public static let messageQueueDepth = 1024
 
-    public init(memoryPages: Int) throws {
+    /// - Parameter sintSpinNanoseconds: how long the guest's interrupt thread polls for work before it
+    ///   blocks on the SINT eventfd.
+    public init(memoryPages: Int, sintSpinNanoseconds: UInt64 = ChannelWorker.spinNanoseconds) throws {
         memory = try GuestMemory(pages: memoryPages)
         pages = PageAllocator(memory: memory, reservedPages: 1)
         let flags = try SynICEventFlags(memory: memory, pagePFN: 0, sint: Int(VMBusSynIC.messageSINT))
@@ -25,7 +27,7 @@ public final class InProcessPartition: Sendable {
         let toGuest = BlockingQueue<[UInt8]>(capacity: Self.messageQueueDepth)
         let doorbells = DoorbellTable()
         guest = GuestSide(memory: memory, pages: pages, flags: flags, sint: sint, toHost: toHost, toGuest: toGuest,
-                          doorbells: doorbells)
+                          doorbells: doorbells, spinNanoseconds: sintSpinNanoseconds)
         host = HostSide(memory: memory, flags: flags, sint: sint, toHost: toHost, toGuest: toGuest,
                         doorbells: doorbells)
     }
@@ -43,10 +45,13 @@ public final class InProcessPartition: Sendable {
 
         init(memory: GuestMemory, pages: PageAllocator, flags: SynICEventFlags, sint: EventFD,
              toHost: BlockingQueue<(UInt32, [UInt8])>, toGuest: BlockingQueue<[UInt8]>,
-             doorbells: DoorbellTable) {
+             doorbells: DoorbellTable, spinNanoseconds: UInt64) {
             self.memory = memory; self.pages = pages; self.flags = flags; self.sint = sint
             self.toHost = toHost; self.toGuest = toGuest; self.doorbells = doorbells
+            self.spinNanoseconds = spinNanoseconds
         }
+
+        let spinNanoseconds: UInt64
 
         public func postMessage(connectionID: UInt32, _ message: [UInt8]) -> HvStatus {
             guard connectionID == VMBusConnectionID.message || connectionID == VMBusConnectionID.message4 else {
@@ -81,7 +86,7 @@ public final class InProcessPartition: Sendable {
 
         /// Polls for pending interrupts or messages for up to ``ChannelWorker/spinNanoseconds``.
         private func pollBriefly() -> Bool {
-            let until = monotonicNanoseconds() &+ ChannelWorker.spinNanoseconds
+            let until = monotonicNanoseconds() &+ spinNanoseconds
             repeat {
                 if flags.anySet() || toGuest.count > 0 { return true }
             } while monotonicNanoseconds() < until
