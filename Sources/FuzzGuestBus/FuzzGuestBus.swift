@@ -6,7 +6,8 @@
 // Input: byte 0 configures the guest (bits 0-1 which versions it tries), byte 1 how many offers (0-3), then
 // per offer 4 bytes (relid, class, instance, sub-channel index); then the script: every guest message takes
 // one byte deciding the reply (normal, nothing, raw bytes from the input, refusal), and between guest
-// messages the remaining ops deliver host messages or ring packets (see `fuzzGuestBus`).
+// messages the remaining ops deliver host messages or ring packets, or have the driver send a request (see
+// `session`).
 import FuzzSupport
 import Logging
 import Synchronization
@@ -230,7 +231,7 @@ func session(_ data: [UInt8], _ weak: WeakBus) {
             guard !s.input.isAtEnd else { return nil }
             return (s.input.byte(), s.input.byte(), s.input.chunk())
         }) else { break }
-        switch op % 4 {
+        switch op % 5 {
         case 0:
             // A raw host message.
             fuzzLog("host sends raw \(bytes)")
@@ -257,9 +258,20 @@ func session(_ data: [UInt8], _ weak: WeakBus) {
                                   subchannelIndex: UInt16(bytes.first ?? 0) % 3)
                 host.deliver(ChannelMessage.offerChannel(o).bytes)
             }
-        default:
+        case 3:
             // A packet in the host→guest ring of an open channel, then its interrupt.
             ringPacket(host, bus, arg: arg, bytes: bytes)
+        default:
+            // The driver sends an echo request (transaction ids 1, 2, … for the host's completions to name).
+            let clients = driver.clients
+            guard !clients.isEmpty else { break }
+            let channels = clients[Int(arg) % clients.count].channels
+            guard let channel = channels.first else { break }
+            var payload = [UInt8](repeating: arg, count: 16 + Int(bytes.first ?? 0) % 48)
+            payload[0] = 1
+            let context = UInt64(steps) | UInt64(payload.count) << 40
+            let id = try? payload.withUnsafeBytes { p in try channel.sendRequest(p, context: context) }
+            fuzzLog("guest sends request \(id.map { "\($0)" } ?? "refused") on \(channel.relID)")
         }
         // Offers and rescinds are bus work; wait for it, so the next op sees its result (a handoff to the bus
         // thread and back, the main cost of a run: done only when needed).
@@ -309,6 +321,7 @@ func ringPacket(_ host: ScriptedHost, _ bus: GuestBus, arg: UInt8, bytes: [UInt8
     a.raw([1, 0, 0, 0])
     a.raw([0, 0])  // INITIATE_CONTACT, REQUESTOFFERS: normal
     a.raw([0, 0])  // GPADL_HEADER, OPENCHANNEL: normal
+    a.byte(4); a.byte(0x00); a.chunk([0])                               // echo request, tid 1
     a.byte(3); a.byte(0x00); a.chunk([1, 1, 2, 3, 4, 5, 6, 7, 8])       // completion tid 1
     a.byte(3); a.byte(0x20); a.chunk([0, 9, 9, 9, 9])                   // in-band packet
     a.byte(2); a.byte(0x81); a.chunk([])                                // rescind relid 1

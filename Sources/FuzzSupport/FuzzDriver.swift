@@ -107,10 +107,10 @@ public func runStandalone(_ target: FuzzTarget) -> Int32 {
         print("""
             \(target.product): \(target.summary)
 
-            This build has no fuzzing engine. Fuzz with Scripts/fuzz [SECONDS], or by hand:
-              swift build --scratch-path .build-fuzz --product \(target.product) \\
-                  --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING
-              SWIFT_BACKTRACE=enable=no .build-fuzz/debug/\(target.product) Fuzz/Corpus/\(target.corpus)
+            This build has no fuzzing engine. Fuzz with Scripts/fuzz [SECONDS] \(target.corpus), or by hand:
+              swift build -c release --scratch-path .build-fuzz --product \(target.product) \\
+                  --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING -Xswiftc -sanitize=fuzzer,address
+              SWIFT_BACKTRACE=enable=no .build-fuzz/release/\(target.product) Fuzz/Corpus/\(target.corpus)
 
             Without the engine:
               \(target.product) [-v] FILE...         run each input once (replay a crash reproducer; -v traces)
