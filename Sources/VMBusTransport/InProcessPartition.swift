@@ -102,6 +102,8 @@ public final class InProcessPartition: Sendable {
             guard wasRunning else { return }
             sint.signal()
             finished.wait()
+            // Drop the sink: it (the bus) holds this partition side, and keeping it would be a reference cycle.
+            running.withLock { $0.sink = nil }
         }
     }
 
