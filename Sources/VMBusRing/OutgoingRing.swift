@@ -81,13 +81,13 @@ public final class OutgoingRing: @unchecked Sendable {
 
     @inline(__always)
     private func validWriteIndex(_ v: UInt32) throws(RingError) -> Int {
-        guard Int(v) < dataSize, v & 7 == 0 else { throw fail(.writeIndex(v, dataSize: dataSize)) }
+        guard isValidRingIndex(v, dataSize: dataSize) else { throw fail(.writeIndex(v, dataSize: dataSize)) }
         return Int(v)
     }
 
     @inline(__always)
     private func validReadIndex(_ v: UInt32) throws(RingError) -> Int {
-        guard Int(v) < dataSize, v & 7 == 0 else { throw fail(.readIndex(v, dataSize: dataSize)) }
+        guard isValidRingIndex(v, dataSize: dataSize) else { throw fail(.readIndex(v, dataSize: dataSize)) }
         return Int(v)
     }
 

@@ -75,3 +75,10 @@ extension RingMemory {
             featureBits: control.featureBits.load(ordering: .relaxed))
     }
 }
+
+/// The rule every ring index read from shared memory must pass before use (PROTOCOL.md §13): inside the data
+/// area and a multiple of 8. Both ring directions check their indices with this one predicate.
+@inline(__always)
+func isValidRingIndex(_ v: UInt32, dataSize: Int) -> Bool {
+    Int(v) < dataSize && v & 7 == 0
+}

@@ -36,10 +36,4 @@ enum Descriptors {
         guard fd >= 0 else { throw .system(call: "eventfd", errno: errno) }
         return EventFD(adopting: fd)
     }
-
-    /// Little-endian u32 at `offset` of `bytes` (caller checked the length).
-    static func u32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-        UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
-            | UInt32(bytes[offset + 3]) << 24
-    }
 }

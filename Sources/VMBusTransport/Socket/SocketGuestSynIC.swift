@@ -132,13 +132,21 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
         switch frame.type {
         case .channelMessage where fds.isEmpty:
             sink.channelMessage(frame.payload)
-        case .doorbell where fds.count == 1 && frame.payload.count >= 4 && Descriptors.isEventFD(fds[0]):
+        case .doorbell where fds.count == 1 && Descriptors.isEventFD(fds[0]):
+            guard let doorbell = try? TransportDoorbell(bytes: frame.payload) else {
+                violations.wrappingIncrement(ordering: .relaxed)
+                return
+            }
             // Non-blocking, so that HvSignalEvent can never stall a guest thread, whatever the host did to it.
             Descriptors.setNonBlocking(fds[0])
             let bell = EventFD(adopting: fds.removeFirst())
-            doorbells.withLock { $0[Descriptors.u32(frame.payload, at: 0)] = bell }
-        case .doorbellRevoke where fds.isEmpty && frame.payload.count >= 4:
-            _ = doorbells.withLock { $0.removeValue(forKey: Descriptors.u32(frame.payload, at: 0)) }
+            doorbells.withLock { $0[doorbell.connectionID] = bell }
+        case .doorbellRevoke where fds.isEmpty:
+            guard let doorbell = try? TransportDoorbell(bytes: frame.payload) else {
+                violations.wrappingIncrement(ordering: .relaxed)
+                return
+            }
+            _ = doorbells.withLock { $0.removeValue(forKey: doorbell.connectionID) }
         default:
             violations.wrappingIncrement(ordering: .relaxed)
         }

@@ -87,10 +87,9 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
 
     public func postMessage(_ message: [UInt8]) -> Bool {
         // The guest needs the doorbell of an offered channel before it can signal it: send the eventfd first,
-        // in order on the same socket. `connection_id` is at offset 192 of CHANNELMSG_OFFERCHANNEL.
-        if message.count >= OfferChannel.wireSize,
-           Descriptors.u32(message, at: 0) == ChannelMessageType.offerChannel.rawValue {
-            _ = doorbell(connectionID: Descriptors.u32(message, at: 192))
+        // in order on the same socket.
+        if case .offerChannel(let offer)? = try? ChannelMessage.parse(message) {
+            _ = doorbell(connectionID: offer.connectionID)
         }
         guard sendFrame(TransportFrame(type: .channelMessage, payload: message)) else {
             // A lost control message would leave host and guest disagreeing about channel state for good, so a
@@ -116,18 +115,15 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
             return (e, true)
         }
         if isNew {
-            var payload = [UInt8](repeating: 0, count: 8)
-            for i in 0..<4 { payload[i] = UInt8(truncatingIfNeeded: connectionID >> (8 * UInt32(i))) }
-            _ = sendFrame(TransportFrame(type: .doorbell, payload: payload), fds: [bell.fd])
+            _ = sendFrame(TransportFrame(type: .doorbell, payload: TransportDoorbell(connectionID: connectionID).bytes),
+                          fds: [bell.fd])
         }
         return bell
     }
 
     public func removeDoorbell(connectionID: UInt32) {
         guard doorbells.withLock({ $0.removeValue(forKey: connectionID) }) != nil else { return }
-        var payload = [UInt8](repeating: 0, count: 8)
-        for i in 0..<4 { payload[i] = UInt8(truncatingIfNeeded: connectionID >> (8 * UInt32(i))) }
-        _ = sendFrame(TransportFrame(type: .doorbellRevoke, payload: payload))
+        _ = sendFrame(TransportFrame(type: .doorbellRevoke, payload: TransportDoorbell(connectionID: connectionID).bytes))
     }
 
     public func start(_ sink: any HostMessageSink) {

@@ -163,3 +163,22 @@ public struct TransportHelloReply: Equatable, Sendable {
         version = try r.readUInt32(); status = Status(rawValue: try r.readUInt32()); partitionID = try r.readUInt32()
     }
 }
+
+/// The payload of DOORBELL and DOORBELL_REVOKE: `connection_id u32 @0, reserved u32 @4`.
+public struct TransportDoorbell: Equatable, Sendable {
+    public static let size = 8
+    public var connectionID: UInt32
+
+    public init(connectionID: UInt32) { self.connectionID = connectionID }
+
+    public var bytes: [UInt8] {
+        var w = WireWriter(capacity: Self.size)
+        w.writeUInt32(connectionID); w.writeUInt32(0)
+        return w.bytes
+    }
+
+    /// Accepts the 4-byte form too: only `connection_id` carries meaning.
+    public init(bytes: [UInt8]) throws(WireError) {
+        connectionID = try WireReader(bytes).getUInt32(at: 0)
+    }
+}
