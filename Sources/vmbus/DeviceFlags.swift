@@ -15,8 +15,10 @@ struct DiskSpec: ExpressibleByArgument, Equatable {
         path = p
         parts.removeFirst()
         for option in parts {
-            let kv = option.split(separator: "=", maxSplits: 1).map(String.init)
-            switch (kv[0], kv.count == 2 ? kv[1] : nil) {
+            // `split` drops empty pieces, so "a,,ro" yields an option with no key at all.
+            let kv = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard let key = kv.first, !key.isEmpty else { return nil }
+            switch (key, kv.count == 2 ? kv[1] : nil) {
             case ("format", let v?): guard let f = Format(rawValue: v) else { return nil }; format = f
             case ("size", let v?): guard let s = DiskSpec.parseSize(v) else { return nil }; size = s
             case ("ide", nil): ide = true

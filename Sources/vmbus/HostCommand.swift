@@ -38,7 +38,7 @@ struct HostCommand: ParsableCommand {
         logging.bootstrap()
         let signals = SignalWaiter()
         let logger = logging.logger("vmbus.host")
-        let maxVersion = parseVersion(maxVersion)!
+        guard let maxVersion = parseVersion(maxVersion) else { fail("unknown --max-version '\(self.maxVersion)'") }
         let devices = self.devices
         let allowed = Set([getuid(), 0] + allowUid)
         let listener: SocketHostListener

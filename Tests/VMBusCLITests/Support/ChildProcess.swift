@@ -11,6 +11,10 @@ struct ProcessTestError: Error, CustomStringConvertible {
 
 /// A child process started with posix_spawn: stdout and stderr go to files (read at any time), stdin is
 /// /dev/null, every wait is bounded, and a process still running when the object goes away is killed.
+///
+/// A child also dies with the test process: it starts under `setpriv --pdeathsig KILL`, which sets
+/// PR_SET_PDEATHSIG and then execs the program (same pid). A test that crashes therefore leaves no
+/// `vmbus host` behind holding the test runner's pipes, which would hang `swift test` for good.
 final class ChildProcess {
     let pid: pid_t
     let name: String
@@ -67,17 +71,23 @@ final class ChildProcess {
         env.append("SWIFT_BACKTRACE=enable=no")
         env += extra
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let command = access(Self.setpriv, X_OK) == 0
+            ? [Self.setpriv, "--pdeathsig", "KILL", "--", executable] + arguments
+            : [executable] + arguments
+        let argv = command.map { strdup($0) } + [nil]
         let envp = env.map { strdup($0) } + [nil]
         defer {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
         var pid: pid_t = 0
-        let r = posix_spawn(&pid, executable, &actions, &attr, argv, envp)
-        guard r == 0 else { throw ProcessTestError("posix_spawn \(executable): error \(r)") }
+        let r = posix_spawn(&pid, command[0], &actions, &attr, argv, envp)
+        guard r == 0 else { throw ProcessTestError("posix_spawn \(command[0]): error \(r)") }
         self.pid = pid
     }
+
+    /// util-linux's setpriv (Debian: always installed), which sets the parent-death signal before exec.
+    static let setpriv = "/usr/bin/setpriv"
 
     deinit { kill9() }
 
