@@ -173,13 +173,22 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
             if !pending.stopping.isEmpty {
                 let stopping = pending.stopping
                 pending.stopping = []
-                for (relID, worker) in stopping where !worker.join(timeoutNanoseconds: Self.workerJoinTimeoutNanoseconds) {
+                // A device handler that stopped its own channel (a rescind from packetReceived) runs on the
+                // worker: the messages wait for the end of that worker's loop instead of a join.
+                var ownWorker: ChannelWorker?
+                for (relID, worker) in stopping {
+                    if worker.isCurrentThread { ownWorker = worker; continue }
+                    guard !worker.join(timeoutNanoseconds: Self.workerJoinTimeoutNanoseconds) else { continue }
                     logger.error("channel \(relID): worker still running \(Self.workerJoinTimeoutNanoseconds / 1_000_000_000) s after stop")
                     state.withLock { $0.workersNotJoined += 1 }
                 }
                 let held = pending.held
                 pending.held = []
-                state.withLock { s in for m in held { post(m, in: &s) } }
+                if let ownWorker {
+                    ownWorker.whenFinished { [self] in state.withLock { s in for m in held { post(m, in: &s) } } }
+                } else {
+                    state.withLock { s in for m in held { post(m, in: &s) } }
+                }
                 continue
             }
             guard !pending.opens.isEmpty else { return }

@@ -1,4 +1,5 @@
 import Atomics
+import Synchronization
 import VMBusRing
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +15,8 @@ public final class ChannelWorker: @unchecked Sendable {
     let onExit: @Sendable (ChannelError?) -> Void
     let stopped = ManagedAtomic<Bool>(false)
     let finished = Latch()
+    /// Work to run on the worker's thread once its loop has ended (see ``whenFinished(_:)``).
+    private let finishers = Mutex<(done: Bool, bodies: [@Sendable () -> Void])>((false, []))
     private var thread = pthread_t()
     private let threadKnown = ManagedAtomic<Bool>(false)
 
@@ -43,6 +46,12 @@ public final class ChannelWorker: @unchecked Sendable {
             }
             endpoint.close()
             onExit(failure)
+            let bodies = finishers.withLock { f -> [@Sendable () -> Void] in
+                f.done = true
+                defer { f.bodies = [] }
+                return f.bodies
+            }
+            for body in bodies { body() }
             finished.open()
         }
     }
@@ -81,6 +90,17 @@ public final class ChannelWorker: @unchecked Sendable {
         stopped.store(true, ordering: .releasing)
         endpoint.close()
         doorbell.signal()
+    }
+
+    /// Runs `body` once the loop has ended and `onExit` has returned: at once if it already has, else on the
+    /// worker's thread. For a caller on the worker's own thread (a device handler), which cannot join it.
+    public func whenFinished(_ body: @escaping @Sendable () -> Void) {
+        let now = finishers.withLock { f -> Bool in
+            if f.done { return true }
+            f.bodies.append(body)
+            return false
+        }
+        if now { body() }
     }
 
     /// Whether ``stop()`` was called (as opposed to the loop ending on a peer fault).

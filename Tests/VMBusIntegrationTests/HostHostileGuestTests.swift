@@ -108,6 +108,35 @@ struct HostHostileGuestTests {
         #expect(ch.hostWrittenWords() == atPost.words, "the host wrote to guest memory after announcing the end")
     }
 
+    /// A device rescinds itself from its own packet handler (on the worker thread, which cannot join itself):
+    /// the RESCIND still goes out only after the worker's loop has ended, with more packets waiting.
+    @Test func aDeviceThatRescindsItselfFromItsHandlerIsAnnouncedAfterItsWorkerEnds() throws {
+        let device = RecordingDevice(handlerNanoseconds: 1_000_000, rescindOnTag: 3)
+        let (host, port) = try makeHost([device])
+        defer { host.stop() }
+        let ch = try RogueGuest.open(host, port, relID: 1, handle: 0xE1E10, pfns: (16..<32).map { UInt64($0) },
+                                     downstream: 8)
+        struct Seen { var closedWhenPosted = -1; var words: [UInt32] = [] }
+        let seen = Mutex(Seen())
+        port.onPost.withLock {
+            $0 = { m in
+                guard case .rescindChannelOffer = m else { return }
+                sleepNanoseconds(5_000_000)  // give a worker that is still running the time to write
+                let words = ch.hostWrittenWords()
+                seen.withLock { $0 = Seen(closedWhenPosted: device.closed.load(ordering: .acquiring), words: words) }
+            }
+        }
+        for t: UInt8 in 1...8 { #expect(try ch.send(tag: t)) }
+        port.doorbell(connectionID: ch.connectionID).signal()
+        #expect(within(seconds: 5) { seen.withLock { $0.closedWhenPosted } >= 0 })
+        let atPost = seen.withLock { $0 }
+        #expect(atPost.closedWhenPosted == 1, "RESCIND posted while the worker was still running")
+        sleepNanoseconds(50_000_000)
+        #expect(ch.hostWrittenWords() == atPost.words)
+        #expect(device.tags.withLock { $0 } == [1, 2, 3], "no packet is handled after the device rescinded")
+        #expect(ch.word(ch.toHost, 4) == 3 * 32, "the three handled packets are committed")
+    }
+
     /// Two good packets, then one over the device's maximum packet size (4 KiB), then another good one, all in
     /// one batch. The good ones are delivered once and committed; the channel is rescinded, logged and counted.
     @Test func anOversizedPacketCommitsWhatCameBeforeAndRescindsTheChannel() throws {

@@ -71,9 +71,12 @@ final class RecordingDevice: VMBusDeviceProvider, @unchecked Sendable {
     let handle = Mutex<HostDeviceHandle?>(nil)
     let handlerNanoseconds: UInt64
     let replies: Bool
+    /// The device removes itself from its own packet handler when it sees this tag.
+    let rescindOnTag: UInt8?
 
     init(instance: UInt32 = 1, maxPacketSize: Int = PacketBuffer.defaultCapacity, handlerNanoseconds: UInt64 = 0,
-         replies: Bool = false) {
+         replies: Bool = false, rescindOnTag: UInt8? = nil) {
+        self.rescindOnTag = rescindOnTag
         offer = HostDeviceOffer(classID: DeviceClass.echoTest.guid, instanceID: GUID(data1: 0x7E57_0000 | instance,
                                 data2: 1, data3: 2, data4: (0, 0, 0, 0, 0, 0, 0, UInt8(instance & 0xFF))),
                                 maxSubchannels: 0, maxPacketSize: maxPacketSize)
@@ -91,6 +94,7 @@ final class RecordingDevice: VMBusDeviceProvider, @unchecked Sendable {
         tags.withLock { $0.append(payload.first ?? 0) }
         packets.wrappingIncrement(ordering: .relaxed)
         if handlerNanoseconds > 0 { sleepNanoseconds(handlerNanoseconds) }
+        if let t = rescindOnTag, payload.first == t { handle.withLock { $0 }?.rescind() }
         if replies {
             do { try channel.sendInband(bytes: [7, 7, 7, 7]) } catch { replyFailures.wrappingIncrement(ordering: .relaxed) }
         }
