@@ -194,11 +194,18 @@ func endpoint(_ ring: RingPages, capacity: Int, dataPages: Int, paged: Bool, pac
     } catch {
         fuzzLog("drain stopped: \(error)")
         _ = error.description
+        fuzzCheck(e.isClosed && e.failure == error, "a failed drain leaves the endpoint open or forgets why")
     }
+    // A failed drain closes its endpoint; the sends get their own over the same outgoing ring.
+    let sender = e.isClosed
+        ? ChannelEndpoint(outgoing: OutgoingRing(memory: out.memory), incoming: IncomingRing(memory: ring.memory),
+                          maxPacketSize: capacity, signalPeer: {})
+        : e
+    sender.sendTimeoutNanoseconds = 0
     for (i, (length, kind)) in packets.enumerated() where kind & 0x80 == 0 {
         let payload = [UInt8](repeating: UInt8(i), count: Int(length) % (out.dataSize + 64))
         do {
-            try e.send(type: kind & 1 == 0 ? .dataInband : .completion, flags: 0, transactionID: UInt64(i),
+            try sender.send(type: kind & 1 == 0 ? .dataInband : .completion, flags: 0, transactionID: UInt64(i),
                        bytes: payload)
         } catch {
             fuzzLog("send stopped: \(error)")

@@ -53,6 +53,8 @@ struct Harness {
     var pending: [UInt32] = []
     var devices: UInt32 = 0
     var rejected = 0
+    /// The GPADL table before the current guest message.
+    var gpadlsBefore: [UInt32: Server.GPADL] = [:]
 
     init(configuration: Server.Configuration) { server = Server(configuration: configuration) }
 
@@ -84,6 +86,7 @@ struct Harness {
     mutating func guest(_ bytes: [UInt8]) {
         completeOpens(status: 0)
         let before = openOrOpening()
+        gpadlsBefore = server.gpadls
         let actions = server.handle(bytes)
         fuzzLog("guest \((try? ChannelMessage.parse(bytes)).map { "\($0)" } ?? "raw \(bytes)") -> \(actions)"
                 + (server.rejectedMessages > rejected ? " REJECTED: \(server.lastRejection ?? "")" : ""))
@@ -173,7 +176,9 @@ struct Harness {
                             return
                         }
                     } else {
-                        fuzzCheck(server.gpadls[m.gpadl] == nil, "failed GPADL 0x\(String(m.gpadl, radix: 16)) kept")
+                        // A header naming a handle in use is refused and the GPADL holding it left alone.
+                        fuzzCheck(server.gpadls[m.gpadl] == nil || server.gpadls[m.gpadl] == gpadlsBefore[m.gpadl],
+                                  "failed GPADL 0x\(String(m.gpadl, radix: 16)) kept")
                     }
                 case .gpadlTorndown(let m):
                     fuzzCheck(server.gpadls[m.gpadl] == nil, "GPADL 0x\(String(m.gpadl, radix: 16)) torn down but kept")

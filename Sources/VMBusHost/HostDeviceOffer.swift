@@ -1,4 +1,5 @@
 import VMBusProtocol
+import VMBusRing
 import VMBusWire
 
 /// What a device provider declares about itself: the fields of `struct vmbus_channel_offer` that the device
@@ -16,9 +17,14 @@ public struct HostDeviceOffer: Sendable, Equatable {
     public var userDefined: [UInt8]
     /// How many sub-channels the device can offer at most.
     public var maxSubchannels: Int
+    /// The largest packet the guest may send on a channel of this device, descriptor included (Linux's
+    /// `max_pkt_size`): 4 KiB unless the device protocol needs more (Linux raises it for netvsc). Each open
+    /// channel keeps one buffer of this size; a larger packet is a protocol violation that rescinds the channel.
+    public var maxPacketSize: Int
 
     public init(classID: GUID, instanceID: GUID, mmioMegabytes: UInt16 = 0, flags: UInt16 = 0,
-                userDefined: [UInt8] = [], maxSubchannels: Int = 0) {
+                userDefined: [UInt8] = [], maxSubchannels: Int = 0,
+                maxPacketSize: Int = PacketBuffer.defaultCapacity) {
         self.classID = classID
         self.instanceID = instanceID
         self.mmioMegabytes = mmioMegabytes
@@ -27,5 +33,6 @@ public struct HostDeviceOffer: Sendable, Equatable {
         ud += [UInt8](repeating: 0, count: 120 - ud.count)
         self.userDefined = ud
         self.maxSubchannels = maxSubchannels
+        self.maxPacketSize = max(maxPacketSize, PacketDescriptor.wireSize)
     }
 }

@@ -18,7 +18,7 @@ extension Server {
         case .offered:
             break
         }
-        guard let gpadl = gpadls[m.ringBufferGPADLHandle], gpadl.relID == m.childRelID,
+        guard let gpadl = gpadls[m.ringBufferGPADLHandle], gpadl.relID == m.childRelID, !gpadl.teardownPending,
               case .ready(let ranges) = gpadl.state else {
             return fail("ring GPADL 0x\(String(m.ringBufferGPADLHandle, radix: 16)) is not ready on this channel")
         }
@@ -44,9 +44,10 @@ extension Server {
         guard var channel = channels[relID] else { throw .unknownRelID(relID) }
         switch channel.state {
         case .open, .opening:
+            let ring = channel.state.ringGPADL
             channel.state = .offered
             channels[relID] = channel
-            return [.closeChannel(relID: relID)]
+            return [.closeChannel(relID: relID)] + finishPendingTeardown(ring)
         case .rescinded:
             // Linux still posts CLOSECHANNEL for a rescinded channel; the host already stopped serving it.
             return []

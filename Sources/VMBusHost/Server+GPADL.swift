@@ -3,9 +3,10 @@ import VMBusProtocol
 extension Server {
     mutating func gpadlHeader(_ m: GPADLHeader) throws(ServerError) -> [ServerAction] {
         guard gpadls[m.gpadl] == nil else {
-            // Handles must be unique: BODY messages are routed by handle alone. No answer: a failure would
-            // name the GPADL that already exists.
-            throw .unexpected(.gpadlHeader, "GPADL handle 0x\(String(m.gpadl, radix: 16)) already in use")
+            // Handles must be unique: BODY messages are routed by handle alone. The guest still waits for an
+            // answer on (relid, handle), so it gets a failure; the GPADL that holds the handle is kept.
+            reject("GPADL_HEADER: handle 0x\(String(m.gpadl, radix: 16)) already in use")
+            return [created(m.childRelID, m.gpadl, Self.statusFailure)]
         }
         guard offeredChannel(m.childRelID) != nil else {
             // The guest waits for GPADL_CREATED on (relid, handle): answer with a failure.
@@ -58,11 +59,14 @@ extension Server {
             reject("GPADL 0x\(String(handle, radix: 16)): \(error)")
             return [created(g.relID, handle, Self.statusFailure)]
         }
-        // Every page must lie in guest memory before the GPADL exists: later accesses trust this list.
+        // Every page must lie in guest memory, and none may be reserved (event flags), before the GPADL exists:
+        // later accesses trust this list.
+        let reserved = configuration.reservedPFNs
         for range in ranges {
-            for pfn in range.pfns where pfn >= configuration.guestPageCount {
+            for pfn in range.pfns where pfn >= configuration.guestPageCount || reserved.contains(pfn) {
                 gpadls[handle] = nil
-                reject("GPADL 0x\(String(handle, radix: 16)): PFN 0x\(String(pfn, radix: 16)) outside guest memory")
+                let why = pfn >= configuration.guestPageCount ? "outside guest memory" : "is reserved (SynIC event flags)"
+                reject("GPADL 0x\(String(handle, radix: 16)): PFN 0x\(String(pfn, radix: 16)) \(why)")
                 return [created(g.relID, handle, Self.statusFailure)]
             }
         }
@@ -80,14 +84,19 @@ extension Server {
         .send(.gpadlCreated(GPADLCreated(childRelID: relID, gpadl: handle, creationStatus: status)))
     }
 
+    /// GPADL_TORNDOWN has no status: a teardown cannot be refused, only answered once the host no longer
+    /// touches the memory (PROTOCOL.md §3.3). For the ring GPADL of an open channel that is when the channel
+    /// stops (CLOSECHANNEL, rescind or a failed open), so the answer waits until then; a teardown of an unknown
+    /// handle, or a repeated one, has nothing to answer and is only counted.
     mutating func gpadlTeardown(_ m: GPADLTeardown) throws(ServerError) -> [ServerAction] {
-        guard let g = gpadls[m.gpadl], g.relID == m.childRelID else { throw .unknownGPADL(m.gpadl) }
-        if let c = channels[m.childRelID] {
-            switch c.state {
-            case .open(let ring, _) where ring == m.gpadl, .opening(_, let ring, _) where ring == m.gpadl:
-                throw .unexpected(.gpadlTeardown, "GPADL 0x\(String(m.gpadl, radix: 16)) holds the rings of an open channel")
-            default: break
+        guard var g = gpadls[m.gpadl], g.relID == m.childRelID else { throw .unknownGPADL(m.gpadl) }
+        if channels[m.childRelID]?.state.ringGPADL == m.gpadl {
+            guard !g.teardownPending else {
+                throw .unexpected(.gpadlTeardown, "GPADL 0x\(String(m.gpadl, radix: 16)) is already being torn down")
             }
+            g.teardownPending = true
+            gpadls[m.gpadl] = g
+            return []
         }
         gpadls[m.gpadl] = nil
         return [.send(.gpadlTorndown(GPADLTorndown(gpadl: m.gpadl)))]

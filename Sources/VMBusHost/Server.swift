@@ -19,15 +19,23 @@ public struct Server: Sendable {
         /// Most GPADLs being assembled at once (each reserves up to 64 KiB of range data on the host).
         public var maxAssemblingGPADLs: Int
         /// Most pages all GPADLs of the partition may describe together; Hyper-V caps GPADL memory per VM too
-        /// (Documentation/virt/hyperv/vmbus.rst).
+        /// (Documentation/virt/hyperv/vmbus.rst). Fixed, not derived from the memory the guest declares: a
+        /// sparse memfd costs the guest nothing, so its size must buy it nothing.
         public var maxGPADLPages: UInt64
+        /// Pages no GPADL may name (the SynIC event-flags page). ``VMBusHost`` adds those its port's guest
+        /// memory reserves.
+        public var reservedPFNs: [UInt64] = []
 
-        public init(maxVersion: VMBusVersion = .copper, guestPageCount: UInt64, maxGPADLs: Int = 4096) {
+        /// Hyper-V's GPADL cap per VM since Windows Server 2019: 1280 MiB of 4 KiB pages.
+        public static let defaultMaxGPADLPages: UInt64 = 1280 << 8
+
+        public init(maxVersion: VMBusVersion = .copper, guestPageCount: UInt64, maxGPADLs: Int = 4096,
+                    maxGPADLPages: UInt64 = Configuration.defaultMaxGPADLPages) {
             self.supportedVersions = VMBusVersion.all.filter { $0.rawValue <= maxVersion.rawValue }
             self.guestPageCount = guestPageCount
             self.maxGPADLs = maxGPADLs
             self.maxAssemblingGPADLs = 64
-            self.maxGPADLPages = min(max(guestPageCount, 1) * 4, 1 << 22)
+            self.maxGPADLPages = maxGPADLPages
         }
     }
 
@@ -68,6 +76,9 @@ public struct Server: Sendable {
     public struct GPADL: Sendable, Equatable {
         public var relID: UInt32
         public var state: GPADLState
+        /// The guest asked to tear it down while it held the rings of an open channel: GPADL_TORNDOWN is sent
+        /// once the channel has stopped (the host no longer touches the memory).
+        public var teardownPending = false
     }
 
     public var configuration: Configuration
@@ -125,10 +136,23 @@ public struct Server: Sendable {
             actions.append(.releaseChannel(relID: relID))
             return actions
         }
+        let ring = channel.state.ringGPADL
         channel.state = .rescinded
         channels[relID] = channel
         actions.append(.send(.rescindChannelOffer(RescindChannelOffer(childRelID: relID))))
+        actions += finishPendingTeardown(ring)
         return actions
+    }
+
+    /// The runtime found channel `relID` broken (its ring corrupt, or a packet over the device's maximum):
+    /// it is rescinded, as Hyper-V withdraws a channel it cannot serve, so the guest learns of it and releases
+    /// the relid. Nothing happens if the channel is no longer open.
+    public mutating func channelFailed(relID: UInt32) -> [ServerAction] {
+        guard let channel = channels[relID] else { return [] }
+        switch channel.state {
+        case .open, .opening: return rescind(relID: relID)
+        case .offered, .rescinded: return []
+        }
     }
 
     /// The runtime finished (or failed) mapping the rings of `relID`.
@@ -139,7 +163,9 @@ public struct Server: Sendable {
         }
         channel.state = status == 0 ? .open(gpadl: gpadl, targetVP: targetVP) : .offered
         channels[relID] = channel
-        return [.send(.openChannelResult(OpenChannelResult(childRelID: relID, openID: openID, status: status)))]
+        let result = ServerAction.send(.openChannelResult(OpenChannelResult(childRelID: relID, openID: openID,
+                                                                           status: status)))
+        return status == 0 ? [result] : [result] + finishPendingTeardown(gpadl)
     }
 
     /// The guest disappeared without UNLOAD: drop everything of the connection.
@@ -284,7 +310,25 @@ public struct Server: Sendable {
         return c
     }
 
+    /// GPADL_TORNDOWN for `handle` if the guest asked for it while the GPADL held a channel's rings; call once
+    /// that channel has stopped (the runtime stops it before sending what follows).
+    mutating func finishPendingTeardown(_ handle: UInt32?) -> [ServerAction] {
+        guard let handle, let g = gpadls[handle], g.teardownPending else { return [] }
+        gpadls[handle] = nil
+        return [.send(.gpadlTorndown(GPADLTorndown(gpadl: handle)))]
+    }
+
     mutating func removeGPADLs(of relID: UInt32) {
         gpadls = gpadls.filter { $0.value.relID != relID }
+    }
+}
+
+extension Server.ChannelState {
+    /// The ring GPADL of an open (or opening) channel.
+    var ringGPADL: UInt32? {
+        switch self {
+        case .open(let gpadl, _), .opening(_, let gpadl, _): return gpadl
+        case .offered, .rescinded: return nil
+        }
     }
 }

@@ -34,16 +34,46 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
         var owners: [UInt32: (Int, UInt16)] = [:]
         var open: [UInt32: OpenChannel] = [:]
         var droppedMessages = 0
+        var channelFailures = 0
+        var lastChannelFailure: String?
+        var workersNotJoined = 0
+    }
+
+    /// What one ``process(_:)`` call still has to do outside the lock, in order: open channels (provider
+    /// callbacks), join the workers it stopped, then post the messages that had to wait for those joins.
+    private struct Pending {
+        var opens: [(UInt32, [GPARange], UInt32, [UInt8])] = []
+        var stopping: [(UInt32, ChannelWorker)] = []
+        var held: [ChannelMessage] = []
     }
 
     private let state: Condition<State>
+
+    /// Longest ``process(_:)`` waits for a stopped worker before it answers anyway. Workers stop between two
+    /// packets whatever the guest does, so only a device handler that does not return can use it up; that is
+    /// logged and counted (``workersNotJoined``).
+    public static let workerJoinTimeoutNanoseconds: UInt64 = 10_000_000_000
 
     public init(port: any HostPartitionPort, configuration: Server.Configuration,
                 logger: Logger = Logger(label: "vmbus.host")) {
         self.port = port
         self.logger = logger
+        var configuration = configuration
+        // Pages the port reserved in guest memory (its event-flags page) are never part of a GPADL.
+        for pfn in port.memory.reservedPFNs where !configuration.reservedPFNs.contains(pfn) {
+            configuration.reservedPFNs.append(pfn)
+        }
         self.state = Condition(State(server: Server(configuration: configuration)))
     }
+
+    /// Channels the host rescinded because the guest broke them (a corrupt ring either way, or a packet over
+    /// the device's maximum packet size), and why the last one was.
+    public var channelFailures: Int { state.withLock { $0.channelFailures } }
+    public var lastChannelFailure: String? { state.withLock { $0.lastChannelFailure } }
+    /// Messages the port refused (guest queue full or guest gone).
+    public var droppedMessages: Int { state.withLock { $0.droppedMessages } }
+    /// Stopped workers that did not exit within ``workerJoinTimeoutNanoseconds``.
+    public var workersNotJoined: Int { state.withLock { $0.workersNotJoined } }
 
     /// Starts serving the partition.
     public func start() { port.start(self) }
@@ -59,14 +89,13 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
     public func addDevice(_ provider: any VMBusDeviceProvider) -> HostDeviceHandle? {
         let offer = provider.offer
         var index = -1
-        let ok = process { s -> [ServerAction] in
+        process { s -> [ServerAction] in
             guard let (relID, actions) = s.server.addOffer(offer, subchannelIndex: 0) else { return [] }
             index = s.devices.count
             s.devices.append(Device(provider: provider, offer: offer, relIDs: [relID]))
             s.owners[relID] = (index, 0)
             return actions
         }
-        _ = ok
         guard index >= 0 else {
             logger.error("no relid left for device \(offer.instanceID)")
             return nil
@@ -129,45 +158,70 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
 
     // MARK: - Performing actions
 
-    /// Runs `body` under the lock, then performs the actions it returned. Opening a channel calls the
-    /// provider outside the lock and feeds the outcome back to the server; workers of closed channels are
-    /// joined outside the lock, before this returns, so a later GPADL_TORNDOWN never races a worker.
-    @discardableResult
-    func process(_ body: (inout State) -> [ServerAction]) -> Bool {
-        var pendingOpens: [(UInt32, [GPARange], UInt32, [UInt8])] = []
-        var stopped: [OpenChannel] = []
-        state.withLock { s in
-            perform(body(&s), in: &s, pendingOpens: &pendingOpens, stopped: &stopped)
-        }
-        while !pendingOpens.isEmpty {
-            let (relID, ranges, downstream, userData) = pendingOpens.removeFirst()
+    /// Runs `body` under the lock, then performs the actions it returned, in order, with one rule on top:
+    /// a message that follows the stop of a channel is posted only once that channel's worker has exited.
+    /// UNLOAD_RESPONSE, VERSION_RESPONSE on a reconnect, RESCIND and a deferred GPADL_TORNDOWN all announce
+    /// that the host is done with guest memory, so no worker may touch it after the guest reads them.
+    ///
+    /// Opening a channel calls the provider outside the lock and feeds the outcome back to the server;
+    /// workers are joined outside the lock (their exit calls the provider, which may call back in), before
+    /// this returns.
+    func process(_ body: (inout State) -> [ServerAction]) {
+        var pending = Pending()
+        state.withLock { s in perform(body(&s), in: &s, pending: &pending) }
+        while true {
+            if !pending.stopping.isEmpty {
+                let stopping = pending.stopping
+                pending.stopping = []
+                // A device handler that stopped its own channel (a rescind from packetReceived) runs on the
+                // worker: the messages wait for the end of that worker's loop instead of a join.
+                var ownWorker: ChannelWorker?
+                for (relID, worker) in stopping {
+                    if worker.isCurrentThread { ownWorker = worker; continue }
+                    guard !worker.join(timeoutNanoseconds: Self.workerJoinTimeoutNanoseconds) else { continue }
+                    logger.error("channel \(relID): worker still running \(Self.workerJoinTimeoutNanoseconds / 1_000_000_000) s after stop")
+                    state.withLock { $0.workersNotJoined += 1 }
+                }
+                let held = pending.held
+                pending.held = []
+                if let ownWorker {
+                    ownWorker.whenFinished { [self] in state.withLock { s in for m in held { post(m, in: &s) } } }
+                } else {
+                    state.withLock { s in for m in held { post(m, in: &s) } }
+                }
+                continue
+            }
+            guard !pending.opens.isEmpty else { return }
+            let (relID, ranges, downstream, userData) = pending.opens.removeFirst()
             let status = openChannel(relID: relID, ranges: ranges, downstream: downstream, userData: userData)
             state.withLock { s in
-                perform(s.server.channelOpenCompleted(relID: relID, status: status), in: &s,
-                        pendingOpens: &pendingOpens, stopped: &stopped)
+                perform(s.server.channelOpenCompleted(relID: relID, status: status), in: &s, pending: &pending)
             }
         }
-        for c in stopped {
-            c.worker.join()
-        }
-        return true
     }
 
-    private func perform(_ actions: [ServerAction], in s: inout State,
-                         pendingOpens: inout [(UInt32, [GPARange], UInt32, [UInt8])], stopped: inout [OpenChannel]) {
+    private func post(_ message: ChannelMessage, in s: inout State) {
+        if !port.postMessage(message.bytes) {
+            s.droppedMessages += 1
+            logger.warning("guest message queue full; dropped \(message.type)")
+        }
+    }
+
+    private func perform(_ actions: [ServerAction], in s: inout State, pending: inout Pending) {
         for action in actions {
             switch action {
             case .send(let message):
-                if !port.postMessage(message.bytes) {
-                    s.droppedMessages += 1
-                    logger.warning("guest message queue full; dropped \(message.type)")
+                if pending.stopping.isEmpty && pending.held.isEmpty {
+                    post(message, in: &s)
+                } else {
+                    pending.held.append(message)
                 }
             case .openChannel(let relID, let ranges, let downstream, _, let userData):
-                pendingOpens.append((relID, ranges, downstream, userData))
+                pending.opens.append((relID, ranges, downstream, userData))
             case .closeChannel(let relID):
                 if let c = s.open.removeValue(forKey: relID) {
                     c.worker.stop()
-                    stopped.append(c)
+                    pending.stopping.append((relID, c.worker))
                 }
             case .releaseChannel(let relID):
                 port.removeDoorbell(connectionID: Server.connectionIDBase + relID)
@@ -177,6 +231,18 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
             case .connectionReset:
                 break
             }
+        }
+    }
+
+    /// The worker of `relID` ended on a guest fault: log, count, and rescind the channel so the guest learns
+    /// of it (unless the channel was closed meanwhile, or reopened with another endpoint).
+    private func channelFailed(relID: UInt32, endpoint: ChannelEndpoint, error: ChannelError) {
+        process { s -> [ServerAction] in
+            guard let c = s.open[relID], c.channel.endpoint === endpoint else { return [] }
+            s.channelFailures += 1
+            s.lastChannelFailure = "channel \(relID): \(error)"
+            logger.error("channel \(relID): \(error); rescinding it")
+            return s.server.channelFailed(relID: relID)
         }
     }
 
@@ -195,8 +261,9 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
             let incoming = IncomingRing(memory: try port.memory.ringMemory(pfns: pfns[0..<d]))
             let outgoing = OutgoingRing(memory: try port.memory.ringMemory(pfns: pfns[d...]))
             let port = self.port
-            endpoint = ChannelEndpoint(outgoing: outgoing, incoming: incoming,
-                                       maxPacketSize: incoming.dataSize,
+            // The packet buffer is the device's maximum packet, never the ring: a ring of aliased pages costs
+            // the guest one page and would cost us its whole size.
+            endpoint = ChannelEndpoint(outgoing: outgoing, incoming: incoming, maxPacketSize: offer.maxPacketSize,
                                        signalPeer: { port.interruptGuest(relID: relID) })
         } catch {
             logger.warning("channel \(relID): cannot map rings: \(error)")
@@ -215,8 +282,12 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
             endpoint: endpoint, doorbell: port.doorbell(connectionID: Server.connectionIDBase + relID),
             name: "vmbus-ch\(relID)",
             handler: { packet, buffer in provider.packetReceived(packet, buffer: buffer, on: channel) },
-            onExit: { error in
-                if let error { logger.warning("channel \(relID) stopped: \(error)") }
+            onExit: { [weak self] error in
+                // Past the last ring access: the loop has ended and the endpoint is closed.
+                if let error {
+                    if let self { self.channelFailed(relID: relID, endpoint: endpoint, error: error) }
+                    else { logger.warning("channel \(relID) stopped: \(error)") }
+                }
                 provider.channelClosed(channel)
             })
         state.withLock { $0.open[relID] = OpenChannel(channel: channel, worker: worker) }

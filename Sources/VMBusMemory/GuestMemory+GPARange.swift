@@ -12,6 +12,14 @@ extension GuestMemory {
             for pfn in range.pfns where !contains(pfn: pfn) { throw .pageOutOfRange(pfn: pfn, pageCount: pageCount) }
             total += Int(range.byteCount)
         }
+        let reserved = reservedPages.withLock { pages -> UInt64? in
+            guard !pages.isEmpty else { return nil }
+            for range in ranges {
+                for pfn in range.pfns where pages.contains(pfn) { return pfn }
+            }
+            return nil
+        }
+        if let pfn = reserved { throw .reservedPage(pfn: pfn) }
         var remaining = min(total, limit)
         let moved = remaining
         for range in ranges where remaining > 0 {

@@ -1,4 +1,5 @@
 import CVMBusShims
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +22,9 @@ public final class GuestMemory: @unchecked Sendable {
     public let fd: Int32
 
     public var pageCount: Int { size / Self.pageSize }
+
+    /// See ``reserve(pfn:)``. A handful at most; only the control path looks at them.
+    let reservedPages = Mutex<[UInt64]>([])
 
     /// Creates `pages` pages of zeroed, shareable memory.
     public init(pages: Int, name: String = "vmbus-guest-memory") throws(MemoryError) {

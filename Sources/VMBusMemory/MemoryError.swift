@@ -10,6 +10,8 @@ public enum MemoryError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidRange(String)
     /// A peer's memory fd is not a memfd sealed against shrinking.
     case unsealed
+    /// The page is reserved for the hypervisor side (the SynIC event-flags page).
+    case reservedPage(pfn: UInt64)
     /// A system call failed.
     case system(call: String, errno: Int32)
 
@@ -21,6 +23,7 @@ public enum MemoryError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outOfMemory(let r, let f): return "out of guest memory: \(r) pages requested, \(f) free"
         case .invalidRange(let why): return "invalid GPA range: \(why)"
         case .unsealed: return "guest memory must be a memfd sealed against shrinking (F_SEAL_SHRINK)"
+        case .reservedPage(let pfn): return "page 0x\(String(pfn, radix: 16)) is reserved (SynIC event flags)"
         case .system(let call, let e): return "\(call) failed: errno \(e)"
         }
     }

@@ -14,10 +14,13 @@ public struct SynICEventFlags: @unchecked Sendable {
     private let words: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
     private let memory: GuestMemory  // keeps the mapping alive
 
-    /// The flags of `sint` in the event-flags page `pfn` of `memory`.
+    /// The flags of `sint` in the event-flags page `pfn` of `memory`, which becomes reserved
+    /// (``GuestMemory/reserve(pfn:)``).
     public init(memory: GuestMemory, pagePFN pfn: UInt64, sint: Int) throws(MemoryError) {
         precondition(sint >= 0 && sint < 16, "SINT out of range")
         let page = try memory.pagePointer(pfn)
+        // The host writes interrupt bits here: no GPADL or ring may name this page.
+        memory.reserve(pfn: pfn)
         self.memory = memory
         self.words = (page + sint * Self.bytesPerSINT)
             .bindMemory(to: UnsafeAtomic<UInt64>.Storage.self, capacity: Self.bytesPerSINT / 8)

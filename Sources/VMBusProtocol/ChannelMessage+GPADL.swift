@@ -33,22 +33,15 @@ public struct GPADLHeader: ChannelMessageCodable {
 
     /// Decodes the fixed part and takes every remaining byte of `r` as range data.
     ///
-    /// Throws when the counts cannot describe a valid stream: `rangecount` 0, `range_buflen` not a multiple of
-    /// 8, or `range_buflen` too small to hold `rangecount` ranges of one PFN each.
+    /// The counts are not judged here: a header whose `rangecount` or `range_buflen` cannot describe a valid
+    /// stream is still a request the guest waits on, so it must reach the host, which answers it with a failing
+    /// GPADL_CREATED (``GPADLAssembler`` refuses the counts).
     public init(from r: inout WireReader) throws(WireError) {
         try ChannelMessageHeader.read(expecting: Self.messageType, from: &r)
         childRelID = try r.readUInt32()
         gpadl = try r.readUInt32()
         rangeBufferLength = try r.readUInt16()
         rangeCount = try r.readUInt16()
-        guard rangeCount != 0 else { throw .invalidValue(field: "vmbus_channel_gpadl_header.rangecount", value: 0) }
-        guard rangeBufferLength % 8 == 0 else {
-            throw .invalidValue(field: "vmbus_channel_gpadl_header.range_buflen", value: UInt64(rangeBufferLength))
-        }
-        let most = Int(rangeBufferLength) / GPARange.minimumEncodedLength
-        guard Int(rangeCount) <= most else {
-            throw .countTooLarge(field: "vmbus_channel_gpadl_header.rangecount", count: Int(rangeCount), limit: most)
-        }
         rangeData = try r.readBytes(r.remaining)
     }
 

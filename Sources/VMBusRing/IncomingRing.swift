@@ -31,6 +31,11 @@ public final class IncomingRing: @unchecked Sendable {
     public private(set) var corruption: RingCorruption?
     public var isCorrupt: Bool { corruption != nil }
 
+    /// Our `read_index` as we last stored it; -1 until the first read adopts the shared value.
+    private var ownReadIndex = -1
+    /// The writer's `write_index` as we last saw it, -1 before the first look.
+    private var lastWriteIndex = -1
+
     public init(memory: RingMemory) {
         self.memory = memory
     }
@@ -58,16 +63,37 @@ public final class IncomingRing: @unchecked Sendable {
     }
 
     /// The writer's `write_index`, validated. Acquire pairs with the writer's releasing store (§5.2 step 3):
-    /// the packet bytes before that index are visible once we see it.
+    /// the packet bytes before that index are visible once we see it. It may only move forward: the bytes it
+    /// publishes beyond our `read_index` never shrink until we commit, so a writer that moved it back (to make
+    /// us read old packets again) is caught.
     @inline(__always)
     private func loadWriteIndex() throws(RingError) -> Int {
-        try validWriteIndex(memory.control.writeIndex.load(ordering: .acquiring))
+        let raw = memory.control.writeIndex.load(ordering: .acquiring)
+        let write = try validWriteIndex(raw)
+        if lastWriteIndex >= 0, ownReadIndex >= 0,
+           used(write: write, read: ownReadIndex) < used(write: lastWriteIndex, read: ownReadIndex) {
+            throw fail(.writeIndexRewound(raw, previous: lastWriteIndex))
+        }
+        lastWriteIndex = write
+        return write
     }
 
-    /// Our own `read_index`: only this thread stores it, but it lives in shared memory, so it is validated (§13).
+    /// Our own `read_index`, from our private copy (Linux keeps `priv_read_index` for the same reason): the
+    /// copy in shared memory is only published for the writer. It is adopted once, from shared memory, on the
+    /// first read (the ring's owner initialised it before the channel opened); afterwards a shared value that
+    /// differs from ours means the peer rewrote it, and the ring is corrupt: trusting it would make us read
+    /// old packets again.
     @inline(__always)
     private func loadReadIndex() throws(RingError) -> Int {
-        try validReadIndex(memory.control.readIndex.load(ordering: .relaxed))
+        let raw = memory.control.readIndex.load(ordering: .relaxed)
+        guard ownReadIndex >= 0 else {
+            ownReadIndex = try validReadIndex(raw)
+            return ownReadIndex
+        }
+        guard raw == UInt32(truncatingIfNeeded: ownReadIndex) else {
+            throw fail(.ownIndexChanged(field: "read_index", value: raw, expected: ownReadIndex))
+        }
+        return ownReadIndex
     }
 
     @inline(__always)
@@ -162,13 +188,18 @@ public final class IncomingRing: @unchecked Sendable {
     /// The writer is signalled only if it asked (this ring's `feature_bits` bit 0 set and `pending_send_sz`,
     /// low 3 bits masked, non-zero) and this commit made free space cross that threshold:
     /// `before <= pending < after` (Linux `hv_pkt_iter_close`; OpenVMM `commit_read`). `interrupt_mask` plays no
-    /// part here (§5.3 step 5). An empty batch commits nothing and returns false; so does a corrupt ring.
+    /// part here (§5.3 step 5). An empty batch commits nothing and returns false. On a corrupt ring the packets
+    /// read before the corruption are still committed (they were delivered), but the writer is not signalled.
     public func commit(_ batch: IncomingBatch) -> Bool {
-        guard corruption == nil, batch.nextOffset != batch.startOffset else { return false }
+        guard batch.nextOffset != batch.startOffset else { return false }
         let c = memory.control
         // §5.3 step 2: releasing store, so every copy out of the freed space is complete before the writer can
-        // see the space as free and overwrite it (Linux `virt_rmb()` before its plain store).
+        // see the space as free and overwrite it (Linux `virt_rmb()` before its plain store). The packets of the
+        // batch were valid and handed out, so they are consumed even if the ring broke after them: the offset
+        // is ours and was validated, and a later reader must not see them again.
         c.readIndex.store(UInt32(batch.nextOffset), ordering: .releasing)
+        ownReadIndex = batch.nextOffset
+        guard corruption == nil else { return false }
         // §5.3 step 3: a writer that never set the feature bit does not expect space-available signals.
         guard c.featureBits.load(ordering: .relaxed) & RingControl.featurePendingSendSize != 0 else { return false }
         // §5.3 step 3: full barrier between publishing read_index and reading pending_send_sz. Otherwise the load

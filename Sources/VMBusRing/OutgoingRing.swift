@@ -38,6 +38,9 @@ public final class OutgoingRing: @unchecked Sendable {
     /// Size of the trailer after every packet (`u64` holding the packet's start offset in the high half).
     public static let trailerSize = RingControlLayout.packetTrailerSize
 
+    /// Our `write_index` as we last stored it; -1 until the first write adopts the shared value.
+    private var ownWriteIndex = -1
+
     public init(memory: RingMemory) {
         self.memory = memory
     }
@@ -98,6 +101,23 @@ public final class OutgoingRing: @unchecked Sendable {
         try validReadIndex(memory.control.readIndex.load(ordering: .acquiring))
     }
 
+    /// Our own `write_index`, from our private copy (as Linux's writer trusts only its own): the copy in shared
+    /// memory is only published for the reader. Adopted once, on the first write, from shared memory (the ring's
+    /// owner initialised it); afterwards a shared value that differs means the peer rewrote it, which would make
+    /// us overwrite packets it has not read, or publish garbage: the ring is corrupt.
+    @inline(__always)
+    private func loadWriteIndex() throws(RingError) -> Int {
+        let raw = memory.control.writeIndex.load(ordering: .relaxed)
+        guard ownWriteIndex >= 0 else {
+            ownWriteIndex = try validWriteIndex(raw)
+            return ownWriteIndex
+        }
+        guard raw == UInt32(truncatingIfNeeded: ownWriteIndex) else {
+            throw fail(.ownIndexChanged(field: "write_index", value: raw, expected: ownWriteIndex))
+        }
+        return ownWriteIndex
+    }
+
     /// Free bytes between `write` and `read`: Linux `hv_get_bytes_to_write`. Equal indices mean empty.
     @inline(__always)
     private func free(write: Int, read: Int) -> Int {
@@ -108,8 +128,7 @@ public final class OutgoingRing: @unchecked Sendable {
     /// is greater than `n`.
     public func freeBytes() throws(RingError) -> Int {
         if let c = corruption { throw .corrupt(c) }
-        // Our own index: only this thread stores it (relaxed), but shared memory is validated anyway (§13).
-        let write = try validWriteIndex(memory.control.writeIndex.load(ordering: .relaxed))
+        let write = try loadWriteIndex()
         return free(write: write, read: try loadReadIndex())
     }
 
@@ -119,7 +138,7 @@ public final class OutgoingRing: @unchecked Sendable {
     /// - Throws: ``RingError/corrupt(_:)`` if either index is out of range or not a multiple of 8.
     public func beginWrite() throws(RingError) -> OutgoingBatch {
         if let c = corruption { throw .corrupt(c) }
-        let write = try validWriteIndex(memory.control.writeIndex.load(ordering: .relaxed))
+        let write = try loadWriteIndex()
         let read = try loadReadIndex()
         return OutgoingBatch(startOffset: write, nextOffset: write, cachedReadIndex: read)
     }
@@ -215,6 +234,7 @@ public final class OutgoingRing: @unchecked Sendable {
         // §5.2 step 3: releasing store, so the packet bytes are visible before the reader can see the new index.
         // (This is the ordering Linux gets from `virt_mb()` before its plain store; release gives it here.)
         c.writeIndex.store(UInt32(batch.nextOffset), ordering: .releasing)
+        ownWriteIndex = batch.nextOffset
         // §5.2 step 4: full barrier between publishing write_index and reading interrupt_mask/read_index. Without
         // it the loads could pass the store, and a reader that unmasked and re-checked (§5.3 step 4) in that
         // window would sleep while we decide not to signal: a lost doorbell.
@@ -231,8 +251,9 @@ public final class OutgoingRing: @unchecked Sendable {
     /// is rounded up to 8 because readers mask its low 3 bits. Re-check free space afterwards
     /// (``waitSpaceNeeded(bytes:)`` does both).
     public func setPendingSendSize(_ bytes: Int) {
-        precondition(bytes >= 0 && bytes <= dataSize, "pending send size outside the ring")
-        memory.control.pendingSendSize.store(UInt32((bytes + 7) & ~7), ordering: .relaxed)
+        // Callers pass sizes they checked against the ring; clamping keeps a bad value from trapping.
+        let clamped = min(max(bytes, 0), dataSize)
+        memory.control.pendingSendSize.store(UInt32((clamped + 7) & ~7), ordering: .relaxed)
         // §5.2 step 2 / §5.3 step 3: the store must be visible before we re-read read_index, and the reader reads
         // pending_send_sz only after publishing read_index; with a full barrier on each side one of us sees the
         // other's store, so the "space available" signal cannot be lost.

@@ -18,6 +18,12 @@ public enum RingCorruption: Equatable, Sendable, CustomStringConvertible {
     /// The packet at ring offset `offset` claims `length` bytes (plus the 8-byte trailer), more than the
     /// `available` bytes the writer has published.
     case packetExceedsAvailable(offset: Int, length: Int, available: Int)
+    /// Our own index (`read_index` of a ring we read, `write_index` of a ring we write; `field` names it) holds
+    /// `value` in shared memory, but we last stored `expected`: the peer rewrote an index only we may write.
+    case ownIndexChanged(field: String, value: UInt32, expected: Int)
+    /// The writer's `write_index` moved back to `value` from `previous`: fewer bytes are published than before,
+    /// which no writer can do without rewriting what we already read.
+    case writeIndexRewound(UInt32, previous: Int)
 
     public var description: String {
         switch self {
@@ -31,6 +37,10 @@ public enum RingCorruption: Equatable, Sendable, CustomStringConvertible {
             return "packet at ring offset \(offset): invalid value \(value) in \(field)"
         case .packetExceedsAvailable(let offset, let length, let available):
             return "packet at ring offset \(offset) claims \(length) bytes plus trailer, only \(available) available"
+        case .ownIndexChanged(let field, let value, let expected):
+            return "\(field) was rewritten by the peer to 0x\(String(value, radix: 16)); we last stored 0x\(String(expected, radix: 16))"
+        case .writeIndexRewound(let value, let previous):
+            return "write_index moved back to 0x\(String(value, radix: 16)) from 0x\(String(previous, radix: 16))"
         }
     }
 }

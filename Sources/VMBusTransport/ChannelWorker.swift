@@ -1,4 +1,5 @@
 import Atomics
+import Synchronization
 import VMBusRing
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +15,8 @@ public final class ChannelWorker: @unchecked Sendable {
     let onExit: @Sendable (ChannelError?) -> Void
     let stopped = ManagedAtomic<Bool>(false)
     let finished = Latch()
+    /// Work to run on the worker's thread once its loop has ended (see ``whenFinished(_:)``).
+    private let finishers = Mutex<(done: Bool, bodies: [@Sendable () -> Void])>((false, []))
     private var thread = pthread_t()
     private let threadKnown = ManagedAtomic<Bool>(false)
 
@@ -43,13 +46,24 @@ public final class ChannelWorker: @unchecked Sendable {
             }
             endpoint.close()
             onExit(failure)
+            let bodies = finishers.withLock { f -> [@Sendable () -> Void] in
+                f.done = true
+                defer { f.bodies = [] }
+                return f.bodies
+            }
+            for body in bodies { body() }
             finished.open()
         }
     }
 
+    /// Packets one turn of the loop handles before it looks at the stop flag again (bounds how long a peer that
+    /// keeps the ring busy can delay a stop: one packet, in practice).
+    public static let packetsPerTurn = 256
+
     private func run() throws(ChannelError) {
-        while !stopped.load(ordering: .acquiring) {
-            if try endpoint.drain(handler) > 0 { continue }
+        while !stopped.load(ordering: .acquiring) && !endpoint.isClosed {
+            let drained = try endpoint.drain(maxPackets: Self.packetsPerTurn, handler)
+            if drained.more || drained.handled > 0 { continue }
             let spinUntil = monotonicNanoseconds() &+ Self.spinNanoseconds
             var ready = false
             while monotonicNanoseconds() < spinUntil {
@@ -62,6 +76,8 @@ public final class ChannelWorker: @unchecked Sendable {
             }
             endpoint.peerSignalled()
         }
+        // A sender on another thread may have failed the endpoint (the peer corrupted the outgoing ring).
+        if !stopped.load(ordering: .acquiring), let failure = endpoint.failure { throw failure }
     }
 
     /// Whether the caller runs on this worker's thread (a device handler calling back into the host).
@@ -76,9 +92,31 @@ public final class ChannelWorker: @unchecked Sendable {
         doorbell.signal()
     }
 
-    /// Waits until the loop has exited, unless called from the loop itself.
+    /// Runs `body` once the loop has ended and `onExit` has returned: at once if it already has, else on the
+    /// worker's thread. For a caller on the worker's own thread (a device handler), which cannot join it.
+    public func whenFinished(_ body: @escaping @Sendable () -> Void) {
+        let now = finishers.withLock { f -> Bool in
+            if f.done { return true }
+            f.bodies.append(body)
+            return false
+        }
+        if now { body() }
+    }
+
+    /// Whether ``stop()`` was called (as opposed to the loop ending on a peer fault).
+    public var wasStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// Waits until the loop has exited, unless called from the loop itself (which is then past its last ring
+    /// access only if it calls from `onExit`).
     public func join() {
         guard !isCurrentThread else { return }
         finished.wait()
+    }
+
+    /// Waits at most `timeoutNanoseconds` for the loop to exit; false if it is still running (a device handler
+    /// that does not return: no peer can cause that, as the loop stops between packets).
+    public func join(timeoutNanoseconds: UInt64) -> Bool {
+        guard !isCurrentThread else { return true }
+        return finished.wait(timeoutNanoseconds: timeoutNanoseconds)
     }
 }

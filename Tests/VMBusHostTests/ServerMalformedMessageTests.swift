@@ -169,13 +169,15 @@ struct ServerMalformedMessageTests {
         expectStillWorks(&server)
     }
 
-    @Test func headersAnnouncingImpossibleRangeCountsAreRejected() {
+    @Test func headersAnnouncingImpossibleRangeCountsAreAnsweredWithFailure() {
         var server = busy()
-        // rangecount 0; range_buflen not a multiple of 8; more ranges than range_buflen can hold.
+        // rangecount 0; range_buflen not a multiple of 8; more ranges than range_buflen can hold; range_buflen 0.
+        // Sent as raw bytes, as a guest would: the parser must let them reach the server.
         for (length, count) in [(UInt16(16), UInt16(0)), (12, 1), (16, 2), (0, 1)] {
             let header = GPADLHeader(childRelID: 1, gpadl: 99, rangeBufferLength: length, rangeCount: count,
                                      rangeData: [UInt8](repeating: 0, count: 16))
-            #expect(server.feed(.gpadlHeader(header)).isEmpty)
+            #expect(sentMessages(server.handle(header.wireBytes))
+                == [.gpadlCreated(GPADLCreated(childRelID: 1, gpadl: 99, creationStatus: Server.statusFailure))])
         }
         #expect(server.rejectedMessages == 4)
         #expect(server.gpadls[99] == nil)

@@ -131,21 +131,18 @@ import VMBusWire
         #expect(throws: WireError.self) { try Unload(wireBytes: RequestOffers().wireBytes) }
     }
 
-    @Test func gpadlHeaderCountsThatCannotDescribeAStreamAreMalformed() {
+    @Test func gpadlHeaderCountsThatCannotDescribeAStreamStillParse() throws {
+        // The guest waits for GPADL_CREATED on these too, so the parser lets them through and the host's
+        // assembler refuses them with a failing answer.
         func header(buflen: UInt16, count: UInt16) -> [UInt8] {
             GPADLHeader(childRelID: 1, gpadl: 2, rangeBufferLength: buflen, rangeCount: count, rangeData: []).wireBytes
         }
-        #expect(throws: ChannelMessageError.malformed(.gpadlHeader, .invalidValue(field: "vmbus_channel_gpadl_header.rangecount", value: 0))) {
-            try ChannelMessage.parse(header(buflen: 16, count: 0))
+        for (buflen, count): (UInt16, UInt16) in [(16, 0), (20, 1), (32, 3), (0xFFF8, 0xFFFF), (0, 1), (32, 2)] {
+            guard case .gpadlHeader(let h) = try ChannelMessage.parse(header(buflen: buflen, count: count)) else {
+                Issue.record("not a GPADL_HEADER"); continue
+            }
+            #expect(h.rangeBufferLength == buflen && h.rangeCount == count)
         }
-        #expect(throws: ChannelMessageError.malformed(.gpadlHeader, .invalidValue(field: "vmbus_channel_gpadl_header.range_buflen", value: 20))) {
-            try ChannelMessage.parse(header(buflen: 20, count: 1))
-        }
-        #expect(throws: ChannelMessageError.malformed(.gpadlHeader, .countTooLarge(field: "vmbus_channel_gpadl_header.rangecount", count: 3, limit: 2))) {
-            try ChannelMessage.parse(header(buflen: 32, count: 3))
-        }
-        #expect(throws: ChannelMessageError.self) { try ChannelMessage.parse(header(buflen: 0xFFF8, count: 0xFFFF)) }
-        #expect(throws: Never.self) { try ChannelMessage.parse(header(buflen: 32, count: 2)) }
     }
 
     @Test func gpadlPayloadsUpToTheSynICLimitParse() throws {
