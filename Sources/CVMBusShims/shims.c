@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,3 +111,46 @@ int vmbus_shim_seal_grow(void) { return F_SEAL_GROW; }
 int vmbus_shim_seal_seal(void) { return F_SEAL_SEAL; }
 
 int vmbus_shim_accept_cloexec(int sock) { return accept4(sock, NULL, NULL, SOCK_CLOEXEC); }
+
+int vmbus_shim_signal_socketpair(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); }
+
+int vmbus_shim_signal_send(int fd) {
+    static const char one = 1;
+    for (;;) {
+        ssize_t r = send(fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r == 1) return 1;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        return -1;
+    }
+}
+
+ssize_t vmbus_shim_signal_drain(int fd, void *buf, size_t len, int rounds) {
+    ssize_t total = 0;
+    for (int i = 0; i < rounds; i++) {
+        ssize_t r = recv(fd, buf, len, MSG_DONTWAIT);
+        if (r > 0) { total += r; if ((size_t)r < len) break; continue; }
+        if (r == 0) { errno = 0; return -1; }
+        if (errno == EINTR) { i--; continue; }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { if (total == 0) errno = EAGAIN; return total; }
+        return -1;
+    }
+    return total;
+}
+
+int vmbus_shim_socket_kind(int fd, int *domain, int *type) {
+    socklen_t l = sizeof *domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, domain, &l) != 0) return -1;
+    l = sizeof *type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &l) != 0) return -1;
+    return 0;
+}
+int vmbus_shim_af_unix(void) { return AF_UNIX; }
+int vmbus_shim_sock_stream(void) { return SOCK_STREAM; }
+
+unsigned long vmbus_shim_fs_magic(int fd) {
+    struct statfs s;
+    if (fstatfs(fd, &s) != 0) return 0;
+    return (unsigned long)s.f_type;
+}
+unsigned long vmbus_shim_tmpfs_magic(void) { return 0x01021994ul; }

@@ -9,7 +9,7 @@ import Glibc
 /// briefly, then block on the doorbell. One OS thread per open channel; no task or allocation per packet.
 public final class ChannelWorker: @unchecked Sendable {
     public let endpoint: ChannelEndpoint
-    let doorbell: EventFD
+    let doorbell: Doorbell
     let name: String
     let handler: (ReceivedPacket, PacketBuffer) -> Void
     let onExit: @Sendable (ChannelError?) -> Void
@@ -24,7 +24,7 @@ public final class ChannelWorker: @unchecked Sendable {
     /// eventfd costs 20–45 µs across cores, a poll round trip 0.2 µs).
     public static let spinNanoseconds: UInt64 = 20_000
 
-    public init(endpoint: ChannelEndpoint, doorbell: EventFD, name: String,
+    public init(endpoint: ChannelEndpoint, doorbell: Doorbell, name: String,
                 handler: @escaping (ReceivedPacket, PacketBuffer) -> Void,
                 onExit: @escaping @Sendable (ChannelError?) -> Void) {
         self.endpoint = endpoint

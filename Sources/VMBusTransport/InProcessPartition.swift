@@ -22,7 +22,7 @@ public final class InProcessPartition: Sendable {
         memory = try GuestMemory(pages: memoryPages)
         pages = PageAllocator(memory: memory, reservedPages: 1)
         let flags = try SynICEventFlags(memory: memory, pagePFN: 0, sint: Int(VMBusSynIC.messageSINT))
-        let sint = try EventFD()
+        let sint = try Doorbell()
         let toHost = BlockingQueue<(UInt32, [UInt8])>(capacity: Self.messageQueueDepth)
         let toGuest = BlockingQueue<[UInt8]>(capacity: Self.messageQueueDepth)
         let doorbells = DoorbellTable()
@@ -36,14 +36,14 @@ public final class InProcessPartition: Sendable {
         public let memory: GuestMemory
         public let pages: PageAllocator
         let flags: SynICEventFlags
-        let sint: EventFD
+        let sint: Doorbell
         let toHost: BlockingQueue<(UInt32, [UInt8])>
         let toGuest: BlockingQueue<[UInt8]>
         let doorbells: DoorbellTable
         let running = Mutex<(sink: (any GuestInterruptSink)?, stopping: Bool)>((nil, false))
         let finished = Latch()
 
-        init(memory: GuestMemory, pages: PageAllocator, flags: SynICEventFlags, sint: EventFD,
+        init(memory: GuestMemory, pages: PageAllocator, flags: SynICEventFlags, sint: Doorbell,
              toHost: BlockingQueue<(UInt32, [UInt8])>, toGuest: BlockingQueue<[UInt8]>,
              doorbells: DoorbellTable, spinNanoseconds: UInt64) {
             self.memory = memory; self.pages = pages; self.flags = flags; self.sint = sint
@@ -68,7 +68,7 @@ public final class InProcessPartition: Sendable {
 
         public func start(_ sink: any GuestInterruptSink) {
             running.withLock { $0.sink = sink }
-            startThread(name: "vmbus-sint") { [self] in
+            let started = startThread(name: "vmbus-sint") { [self] in
                 while true {
                     // Spin, then block (SWIFT-ON-LINUX.md): poll the event flags and the message queue for a
                     // while before sleeping on the SINT eventfd, whose wake-up costs tens of microseconds.
@@ -82,6 +82,8 @@ public final class InProcessPartition: Sendable {
                 }
                 finished.open()
             }
+            // No thread: nothing will be delivered, and stop() must not wait for a thread that never ran.
+            if !started { running.withLock { $0.sink = nil } }
         }
 
         /// Polls for pending interrupts or messages for up to ``ChannelWorker/spinNanoseconds``.
@@ -110,14 +112,14 @@ public final class InProcessPartition: Sendable {
     public final class HostSide: HostPartitionPort {
         public let memory: GuestMemory
         let flags: SynICEventFlags
-        let sint: EventFD
+        let sint: Doorbell
         let toHost: BlockingQueue<(UInt32, [UInt8])>
         let toGuest: BlockingQueue<[UInt8]>
         let doorbells: DoorbellTable
         let finished = Latch()
         let started = Mutex(false)
 
-        init(memory: GuestMemory, flags: SynICEventFlags, sint: EventFD,
+        init(memory: GuestMemory, flags: SynICEventFlags, sint: Doorbell,
              toHost: BlockingQueue<(UInt32, [UInt8])>, toGuest: BlockingQueue<[UInt8]>,
              doorbells: DoorbellTable) {
             self.memory = memory; self.flags = flags; self.sint = sint
@@ -134,11 +136,11 @@ public final class InProcessPartition: Sendable {
             if flags.set(relID) { sint.signal() }
         }
 
-        public func doorbell(connectionID: UInt32) -> EventFD {
-            doorbells.map.withLock { map in
+        public func openDoorbell(connectionID: UInt32) throws(TransportError) -> Doorbell {
+            try doorbells.map.withLock { map throws(TransportError) -> Doorbell in
                 if let e = map[connectionID] { return e }
-                // An eventfd can only fail when the process is out of descriptors; that is our bug to fix.
-                let e = try! EventFD()
+                // Fails only when the process is out of descriptors: the caller fails the channel.
+                let e = try Doorbell()
                 map[connectionID] = e
                 return e
             }
@@ -150,10 +152,14 @@ public final class InProcessPartition: Sendable {
 
         public func start(_ sink: any HostMessageSink) {
             started.withLock { $0 = true }
-            startThread(name: "vmbus-host-ctl") { [self] in
+            let running = startThread(name: "vmbus-host-ctl") { [self] in
                 while let (connectionID, message) = toHost.pop() {
                     sink.guestMessage(connectionID: connectionID, message)
                 }
+                finished.open()
+            }
+            if !running {
+                toHost.close()
                 finished.open()
             }
         }
@@ -168,5 +174,5 @@ public final class InProcessPartition: Sendable {
 
 /// Guest→host doorbells by connection id, shared by both sides of an in-process partition.
 final class DoorbellTable: Sendable {
-    let map = Mutex<[UInt32: EventFD]>([:])
+    let map = Mutex<[UInt32: Doorbell]>([:])
 }

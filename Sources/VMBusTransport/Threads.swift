@@ -3,8 +3,10 @@ import Glibc
 #endif
 import CVMBusShims
 
-/// Starts a named OS thread. The data path runs on such threads (one loop per channel), never on Swift tasks.
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+/// Starts a named, detached OS thread. The data path runs on such threads (one loop per channel), never on
+/// Swift tasks. Throws when the thread cannot be created (`EAGAIN`: out of threads or address space); the
+/// caller fails whatever needed the thread (a connection, a channel), never the process.
+public func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) throws(TransportError) {
     final class Box: @unchecked Sendable {
         let body: @Sendable () -> Void
         let name: String
@@ -13,13 +15,29 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     let box = Unmanaged.passRetained(Box(body, name))
     var thread = pthread_t()
     let r = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! Box
+        guard let raw else { return nil }
+        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
         vmbus_shim_set_thread_name(box.name)
         box.body()
         return nil
     }, box.toOpaque())
-    precondition(r == 0, "pthread_create failed: \(r)")
+    guard r == 0 else {
+        box.release()
+        throw .system(call: "pthread_create(\(name))", errno: r)
+    }
     pthread_detach(thread)
+}
+
+/// ``spawnThread(name:_:)`` for callers that cannot fail: returns false (the body never runs) instead of
+/// throwing. Kept so that existing call sites compile; code a peer can reach should use the throwing form.
+@discardableResult
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+    do {
+        try spawnThread(name: name, body)
+        return true
+    } catch {
+        return false
+    }
 }
 
 /// Monotonic time in nanoseconds.

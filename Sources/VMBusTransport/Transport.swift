@@ -37,8 +37,10 @@ public protocol HostPartitionPort: AnyObject, Sendable {
     func postMessage(_ message: [UInt8]) -> Bool
     /// Sets event flag `relID` and raises the guest's SINT: a channel interrupt.
     func interruptGuest(relID: UInt32)
-    /// The doorbell the guest rings with HvSignalEvent(`connectionID`); created on first use.
-    func doorbell(connectionID: UInt32) -> EventFD
+    /// The doorbell the guest rings with HvSignalEvent(`connectionID`); created (and handed to the guest) on
+    /// first use. Throws when it cannot be made or handed over; the port has then disconnected the guest
+    /// (socket transport), so no channel is ever offered without its doorbell.
+    func openDoorbell(connectionID: UInt32) throws(TransportError) -> Doorbell
     /// Forgets a doorbell (channel closed).
     func removeDoorbell(connectionID: UInt32)
     /// Starts delivering guest messages to `sink` on a control thread.
@@ -52,4 +54,12 @@ public protocol HostMessageSink: AnyObject, Sendable {
     func guestMessage(connectionID: UInt32, _ bytes: [UInt8])
     /// The guest went away without UNLOAD (killed): free everything of this partition.
     func guestDisconnected()
+}
+
+extension HostPartitionPort {
+    /// ``openDoorbell(connectionID:)`` for callers that cannot fail: a doorbell that could not be opened is
+    /// one nobody rings (its worker polls the ring), and the guest has already been disconnected.
+    public func doorbell(connectionID: UInt32) -> Doorbell {
+        (try? openDoorbell(connectionID: connectionID)) ?? Doorbell.unavailable()
+    }
 }

@@ -14,7 +14,7 @@ struct GuestCommand: ParsableCommand {
         commandName: "guest",
         abstract: "Run the guest components (bus driver and drivers) in their own process, attached to `vmbus host`.",
         discussion: """
-            The guest creates its memory (a sealed memfd), hands it and its SINT eventfd to the host, \
+            The guest creates its memory (a sealed memfd), hands it and its SINT signal socket to a host it trusts, \
             negotiates a VMBus version, binds drivers to the offered devices and runs until Ctrl-C or \
             SIGTERM (then it unloads cleanly). If the host dies, outstanding requests fail and the guest \
             exits with status 2, or with --reconnect waits for the host and attaches again.
@@ -25,6 +25,9 @@ struct GuestCommand: ParsableCommand {
 
     @Flag(name: .long, help: "When the host goes away, wait for it and attach again (new handshake, channels re-opened). Not with --selftest-echo, which exits with status 2.")
     var reconnect = false
+
+    @Option(name: .long, help: "Also trust a host running as this uid (repeatable; by default only ours and root's). The guest checks the host with SO_PEERCRED before handing it its memory.")
+    var hostUid: [UInt32] = []
 
     @Option(name: .long, help: "Guest memory in MiB.")
     var memory: Int = 64
@@ -51,10 +54,11 @@ struct GuestCommand: ParsableCommand {
         while true {
             let synic: SocketGuestSynIC
             do {
-                synic = try SocketGuestSynIC(path: socket, memoryPages: memory * 256)
+                synic = try SocketGuestSynIC(path: socket, memoryPages: memory * 256,
+                                             allowedHostUIDs: Set([getuid(), 0] + hostUid))
             } catch {
-                // A refusal (permission, version, memory) will not change by retrying.
-                guard reconnect, !(error is TransportRefused) else { fail("cannot attach to the host at \(socket): \(describe(error))") }
+                // A refusal (permission, version, memory) or an untrusted host will not change by retrying.
+                guard reconnect, !(error is TransportRefused), !(error is HostNotTrusted) else { fail("cannot attach to the host at \(socket): \(describe(error))") }
                 if signals.wait(timeoutNanoseconds: 200_000_000) != nil { return }
                 continue
             }

@@ -57,7 +57,11 @@ struct HostCommand: ParsableCommand {
         } catch {
             fail("cannot listen on \(socket): \(describe(error))")
         }
-        listener.start()
+        do {
+            try listener.start()
+        } catch {
+            fail("cannot serve \(socket): \(describe(error))")
+        }
         logger.notice("listening on \(socket)")
         print("vmbus host: listening on \(socket)")
         fflush(nil)

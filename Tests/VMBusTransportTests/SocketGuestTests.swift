@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 import VMBusMemory
 import VMBusProtocol
+import VMBusTestSupport
 import VMBusTransport
 
 /// Records what a SocketGuestSynIC delivers.
@@ -16,6 +17,13 @@ final class RecordingSink: GuestInterruptSink, @unchecked Sendable {
     func channelInterrupt(relID: UInt32) { interrupts.withLock { $0.append(relID) } }
     func channelMessage(_ bytes: [UInt8]) { messages.withLock { $0.append(bytes) } }
     func hostLost() { lost.withLock { $0 = true } }
+}
+
+/// OFFERCHANNEL bytes naming `connectionID`.
+func offerBytes(relID: UInt32, connectionID: UInt32) -> [UInt8] {
+    ChannelMessage.offerChannel(OfferChannel(interfaceType: InProcessSystem.instanceID(99),
+                                             interfaceInstance: InProcessSystem.instanceID(relID),
+                                             childRelID: relID, connectionID: connectionID)).bytes
 }
 
 /// The guest side of the socket transport against a host played by hand.
@@ -49,14 +57,14 @@ struct SocketGuestTests {
         }
     }
 
-    @Test func helloCarriesASealedMemfdAndAnEventFDAndMalformedHostFramesAreCounted() throws {
+    @Test func helloCarriesASealedMemfdAndASignalSocketAndMalformedHostFramesAreCounted() throws {
         let host = try HandHost(reply: TransportHelloReply(status: .ok, partitionID: 42))
         let synic = try SocketGuestSynIC(path: host.directory.socket, memoryPages: 16)
         #expect(synic.partitionID == 42)
         let (c, hello, fds) = try host.accepted()
         defer { for fd in fds { close(fd) } }
 
-        // HELLO: version 1, the memory size, page 0 for event flags; memfd first, sealed, then the eventfd.
+        // HELLO: version 2, the memory size, page 0 for event flags; memfd first, sealed, then the SINT socket.
         #expect(hello.type == .hello)
         let h = try TransportHello(bytes: hello.payload)
         #expect(h == TransportHello(memoryBytes: 16 * 4096, eventFlagsPFN: 0))
@@ -65,9 +73,7 @@ struct SocketGuestTests {
         #expect(seals >= 0 && seals & vmbus_shim_seal_shrink() != 0 && seals & vmbus_shim_seal_grow() != 0)
         var st = stat()
         #expect(fstat(fds[0], &st) == 0 && st.st_size == 16 * 4096)
-        var link = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/self/fd/\(fds[1])", &link, 63)
-        #expect(n > 0 && String(decoding: link[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "anon_inode:[eventfd]")
+        #expect(Doorbell.isSignalSocket(fds[1]))
 
         let sink = RecordingSink()
         synic.start(sink)
@@ -79,7 +85,8 @@ struct SocketGuestTests {
             (TransportFrame(type: .doorbell, payload: [1, 0x20]).bytes, [extra.fd]),  // short payload
             (TransportFrame(type: .helloReply, payload: TransportHelloReply(status: .ok, partitionID: 1).bytes).bytes, []),
             (TransportFrame(type: .channelMessage, payload: [1, 2, 3, 4]).bytes, [extra.fd]),  // a descriptor
-            (TransportFrame(type: .doorbell, payload: [1, 0x20, 0, 0, 0, 0, 0, 0]).bytes, [fds[0]]),  // not an eventfd
+            (TransportFrame(type: .doorbell, payload: [1, 0x20, 0, 0, 0, 0, 0, 0]).bytes, [fds[0]]),  // a memfd
+            (TransportFrame(type: .doorbell, payload: [1, 0x20, 0, 0, 0, 0, 0, 0]).bytes, [extra.fd]),  // an eventfd
         ]
         for (bytes, fds) in bad { try c.send(bytes: bytes, fds: fds) }
         try c.send(TransportFrame(type: .channelMessage, payload: [0x10, 0, 0, 0, 0, 0, 0, 0]))
@@ -88,10 +95,11 @@ struct SocketGuestTests {
         #expect(synic.violations.load(ordering: .relaxed) == bad.count)
         #expect(!sink.lost.withLock { $0 })
 
-        // A doorbell: HvSignalEvent on its connection id writes the eventfd; after the revoke it does nothing.
-        let bell = try EventFD()
-        try c.send(TransportFrame(type: .doorbell, payload: [0x01, 0x20, 0, 0, 0, 0, 0, 0]), fds: [bell.fd])
-        try c.send(TransportFrame(type: .channelMessage, payload: [0x11, 0, 0, 0, 0, 0, 0, 0]))
+        // A doorbell: once an offer names its connection id, HvSignalEvent on that id signals it; after the
+        // revoke it does nothing.
+        let bell = try Doorbell()
+        try c.send(TransportFrame(type: .doorbell, payload: [0x01, 0x20, 0, 0, 0, 0, 0, 0]), fds: [bell.sendFD])
+        try c.send(TransportFrame(type: .channelMessage, payload: offerBytes(relID: 1, connectionID: 0x2001)))
         try eventually("doorbell installed") { sink.messages.withLock { $0.count } == 2 }
         synic.signalEvent(connectionID: 0x2001)
         #expect(bell.wait(timeoutNanoseconds: 2_000_000_000))
@@ -107,8 +115,8 @@ struct SocketGuestTests {
         // An interrupt: bit relid in SINT2's flags (bytes 512..767 of the event-flags page), then the eventfd.
         let hostView = try GuestMemory(mapping: dup(fds[0]), size: 16 * 4096)
         try hostView.writeBytes(gpa: 512 + 1, [0x01])  // bit 8: relid 8
-        var one: UInt64 = 1
-        #expect(write(fds[1], &one, 8) == 8)
+        var one: UInt8 = 1
+        #expect(send(fds[1], &one, 1, Int32(MSG_DONTWAIT)) == 1)
         try eventually("interrupt delivered") { sink.interrupts.withLock { $0 } == [8] }
 
         // The host goes: the guest is told at once.

@@ -111,14 +111,14 @@ struct SocketHostTests {
     @Test func helloWithAnUnsealedOrTooSmallMemfdIsRefusedWithBadMemory() throws {
         let fixture = try HostFixture()
         defer { fixture.stop() }
-        let sint = try EventFD()
+        let sint = try Doorbell()
 
         // Not sealed: the guest could shrink it under the host's mapping.
         let unsealed = try makeMemfd(pages: 64, sealed: false)
         defer { close(unsealed) }
         let a = try RogueGuest(path: fixture.socket)
         try a.socket.send(TransportFrame(type: .hello, payload: TransportHello(memoryBytes: 64 * 4096, eventFlagsPFN: 0).bytes),
-                          fds: [unsealed, sint.fd])
+                          fds: [unsealed, sint.sendFD])
         #expect(try a.helloReply().status == .badMemory)
         #expect(a.waitForHangUp())
 
@@ -128,7 +128,7 @@ struct SocketHostTests {
         #expect(vmbus_shim_add_seals(growable, vmbus_shim_seal_shrink()) == 0)
         let g = try RogueGuest(path: fixture.socket)
         try g.socket.send(TransportFrame(type: .hello, payload: TransportHello(memoryBytes: 64 * 4096, eventFlagsPFN: 0).bytes),
-                          fds: [growable, sint.fd])
+                          fds: [growable, sint.sendFD])
         #expect(try g.helloReply().status == .badMemory)
 
         // Sealed against writes: the host cannot map it writable.
@@ -137,7 +137,7 @@ struct SocketHostTests {
         #expect(vmbus_shim_add_seals(readOnly, 0x0008 /* F_SEAL_WRITE */) == 0)
         let w = try RogueGuest(path: fixture.socket)
         try w.socket.send(TransportFrame(type: .hello, payload: TransportHello(memoryBytes: 64 * 4096, eventFlagsPFN: 0).bytes),
-                          fds: [readOnly, sint.fd])
+                          fds: [readOnly, sint.sendFD])
         #expect(try w.helloReply().status == .badMemory)
 
         // Sealed, but smaller than declared.
@@ -145,7 +145,7 @@ struct SocketHostTests {
         defer { close(small) }
         let b = try RogueGuest(path: fixture.socket)
         try b.socket.send(TransportFrame(type: .hello, payload: TransportHello(memoryBytes: 64 * 4096, eventFlagsPFN: 0).bytes),
-                          fds: [small, sint.fd])
+                          fds: [small, sint.sendFD])
         #expect(try b.helloReply().status == .badMemory)
 
         // A size that is not a page multiple, and an event-flags page outside memory.
@@ -155,7 +155,7 @@ struct SocketHostTests {
                       TransportHello(memoryBytes: 16 * 4096, eventFlagsPFN: 16),
                       TransportHello(memoryBytes: 0, eventFlagsPFN: 0)] {
             let c = try RogueGuest(path: fixture.socket)
-            try c.socket.send(TransportFrame(type: .hello, payload: hello.bytes), fds: [good, sint.fd])
+            try c.socket.send(TransportFrame(type: .hello, payload: hello.bytes), fds: [good, sint.sendFD])
             #expect(try c.helloReply().status == .badMemory)
         }
         #expect(fixture.listener.refusedConnections.load(ordering: .relaxed) == 7)
@@ -166,7 +166,7 @@ struct SocketHostTests {
         let fixture = try HostFixture()
         defer { fixture.stop() }
         let memory = try GuestMemory(pages: 16)
-        let sint = try EventFD()
+        let sint = try Doorbell()
         let extra = try EventFD()
         let payload = TransportHello(memoryBytes: UInt64(memory.size), eventFlagsPFN: 0).bytes
 
@@ -180,24 +180,33 @@ struct SocketHostTests {
         }
         #expect(try attempt([]) == .protocolViolation)
         #expect(try attempt([memory.fd]) == .protocolViolation)
-        #expect(try attempt([memory.fd, sint.fd, extra.fd]) == .protocolViolation)
-        #expect(try attempt([memory.fd, sint.fd], payload: Array(payload[0..<20])) == .protocolViolation)
-        #expect(try attempt([memory.fd, sint.fd], type: .channelMessage) == .protocolViolation)
-        #expect(try attempt([memory.fd, sint.fd],
-                            payload: TransportHello(version: 2, memoryBytes: UInt64(memory.size), eventFlagsPFN: 0).bytes)
-                == .versionUnsupported)
-        // The SINT descriptor must be an eventfd: a pipe that fills up would block the host's interrupts.
+        #expect(try attempt([memory.fd, sint.sendFD, extra.fd]) == .protocolViolation)
+        #expect(try attempt([memory.fd, sint.sendFD], payload: Array(payload[0..<20])) == .protocolViolation)
+        #expect(try attempt([memory.fd, sint.sendFD], type: .channelMessage) == .protocolViolation)
+        // Version 1 (eventfds) and unknown versions.
+        for version: UInt32 in [1, 3] {
+            #expect(try attempt([memory.fd, sint.sendFD],
+                                payload: TransportHello(version: version, memoryBytes: UInt64(memory.size), eventFlagsPFN: 0).bytes)
+                    == .versionUnsupported)
+        }
+        // The SINT descriptor must be an AF_UNIX SOCK_STREAM socket: a pipe or an eventfd (version 1) could
+        // block the host's interrupt writes, a datagram socket is not what the document says.
         var pipeFDs: [Int32] = [-1, -1]
         #expect(pipe(&pipeFDs) == 0)
         defer { close(pipeFDs[0]); close(pipeFDs[1]) }
-        #expect(try attempt([memory.fd, pipeFDs[1]]) == .badEventFD)
+        #expect(try attempt([memory.fd, pipeFDs[1]]) == .badSignalSocket)
+        #expect(try attempt([memory.fd, extra.fd]) == .badSignalSocket)
+        var dgram: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &dgram) == 0)
+        defer { close(dgram[0]); close(dgram[1]) }
+        #expect(try attempt([memory.fd, dgram[1]]) == .badSignalSocket)
         // Memory and SINT swapped.
-        #expect(try attempt([sint.fd, memory.fd]) == .badEventFD)
+        #expect(try attempt([sint.sendFD, memory.fd]) == .badSignalSocket)
         #expect(fixture.listener.partitionCount == 0)
-        #expect(fixture.listener.refusedConnections.load(ordering: .relaxed) == 8)
+        #expect(fixture.listener.refusedConnections.load(ordering: .relaxed) == 11)
 
         // The same descriptors in the right order are fine.
-        #expect(try attempt([memory.fd, sint.fd]) == .ok)
+        #expect(try attempt([memory.fd, sint.sendFD]) == .ok)
     }
 
     @Test func aPeerThatNeverSaysHelloIsDroppedAfterTheTimeout() throws {

@@ -24,6 +24,23 @@ ssize_t vmbus_shim_recv_with_fds(int sock, void *buf, size_t len, int *fds, int 
 /* accept4(SOCK_CLOEXEC). */
 int vmbus_shim_accept_cloexec(int sock);
 
+/* Signal sockets (docs/TRANSPORT.md §6): an AF_UNIX SOCK_STREAM socketpair, close-on-exec. */
+int vmbus_shim_signal_socketpair(int fds[2]);
+/* Sends one byte with MSG_DONTWAIT | MSG_NOSIGNAL (retrying EINTR): 1 sent, 0 queue full (EAGAIN),
+   -1 and errno otherwise. Never blocks, whatever O_NONBLOCK says. */
+int vmbus_shim_signal_send(int fd);
+/* Reads what is queued with MSG_DONTWAIT, at most `rounds` reads of `len` bytes into `buf`:
+   returns the bytes read (>= 0; 0 with errno EAGAIN when nothing was queued), or -1 with errno
+   0 at end-of-stream, or -1 with the recv error. Never blocks. */
+ssize_t vmbus_shim_signal_drain(int fd, void *buf, size_t len, int rounds);
+/* SO_DOMAIN and SO_TYPE of a socket; -1 and errno if `fd` is not a socket. */
+int vmbus_shim_socket_kind(int fd, int *domain, int *type);
+int vmbus_shim_af_unix(void);
+int vmbus_shim_sock_stream(void);
+/* f_type of fstatfs (TMPFS_MAGIC for memfd and tmpfs), or 0 and errno on failure. */
+unsigned long vmbus_shim_fs_magic(int fd);
+unsigned long vmbus_shim_tmpfs_magic(void);
+
 /* SO_PEERCRED of a Unix socket. */
 int vmbus_shim_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
 

@@ -7,16 +7,18 @@ import Glibc
 #endif
 
 /// The guest's SynIC over the socket transport (docs/TRANSPORT.md): guest memory is a memfd handed to the
-/// host at HELLO, channel messages travel as frames, doorbells are eventfds the host hands over, and the host
-/// interrupts by setting event-flag bits in guest memory and writing the SINT eventfd.
+/// host at HELLO (only after SO_PEERCRED showed a trusted host), channel messages travel as frames,
+/// doorbells are signal sockets the host hands over (kept only for offered connection ids,
+/// ``GuestDoorbells``), and the host interrupts by setting event-flag bits in guest memory and signalling
+/// the SINT socket. No call on a descriptor the host shares can block (``Doorbell``).
 public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
     public let memory: GuestMemory
     public let pages: PageAllocator
     public let partitionID: UInt32
     let socket: UnixSeqpacketSocket
-    let sint: EventFD
+    let sint: Doorbell
     let flags: SynICEventFlags
-    let doorbells = Mutex<[UInt32: EventFD]>([:])
+    let doorbells: Mutex<GuestDoorbells>
     let stopping = ManagedAtomic<Bool>(false)
     let started = ManagedAtomic<Bool>(false)
     let finished = Latch()
@@ -25,15 +27,27 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
 
     /// Page 0 of guest memory is the SynIC event-flags page, as in the in-process partition.
     public static let eventFlagsPFN: UInt64 = 0
+    /// Connection ids the guest keeps a doorbell for, at most (one per channel; Linux's limit on relids is
+    /// 2047, real hosts offer far fewer).
+    public static let defaultMaxDoorbells = 512
 
-    /// Connects to the host at `path`, hands over `memoryPages` pages of new guest memory and the SINT
-    /// eventfd, and waits for the host's HELLO_REPLY. Throws ``TransportRefused`` if the host refused us.
-    public init(path: String, memoryPages: Int, timeoutMilliseconds: Int32 = 10_000) throws {
-        let memory = try GuestMemory(pages: memoryPages)
+    /// Connects to the host at `path`, checks who it is (SO_PEERCRED: its uid must be in `allowedHostUIDs`,
+    /// by default ours and root's) before handing over `memoryPages` pages of new guest memory and the SINT
+    /// signal socket, and waits for the host's HELLO_REPLY. Throws ``HostNotTrusted`` for a host of another
+    /// uid (it gets nothing: the connection is closed before HELLO), ``TransportRefused`` if the host refused
+    /// us.
+    public init(path: String, memoryPages: Int, timeoutMilliseconds: Int32 = 10_000,
+                allowedHostUIDs: Set<UInt32>? = nil, maxDoorbells: Int = SocketGuestSynIC.defaultMaxDoorbells) throws {
         let socket = try UnixSeqpacketSocket.connect(path: path)
-        let sint = try EventFD()
+        let host = try socket.peerCredentials()
+        guard (allowedHostUIDs ?? [getuid(), 0]).contains(host.uid) else {
+            socket.shutdown()
+            throw HostNotTrusted(path: path, uid: host.uid, pid: host.pid)
+        }
+        let memory = try GuestMemory(pages: memoryPages)
+        let sint = try Doorbell()
         let hello = TransportHello(memoryBytes: UInt64(memory.size), eventFlagsPFN: Self.eventFlagsPFN)
-        try socket.send(TransportFrame(type: .hello, payload: hello.bytes), fds: [memory.fd, sint.fd])
+        try socket.send(TransportFrame(type: .hello, payload: hello.bytes), fds: [memory.fd, sint.sendFD])
         let deadline = monotonicNanoseconds() &+ UInt64(timeoutMilliseconds) * 1_000_000
         var reply: TransportHelloReply?
         while reply == nil {
@@ -59,6 +73,7 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
         self.partitionID = reply.partitionID
         self.socket = socket
         self.sint = sint
+        self.doorbells = Mutex(GuestDoorbells(maxOffered: maxDoorbells))
         self.flags = try SynICEventFlags(memory: memory, pagePFN: Self.eventFlagsPFN, sint: Int(VMBusSynIC.messageSINT))
     }
 
@@ -75,20 +90,29 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
     }
 
     public func signalEvent(connectionID: UInt32) {
-        doorbells.withLock { $0[connectionID] }?.signal()
+        doorbells.withLock { $0.active[connectionID] }?.signal()
     }
+
+    /// Doorbells held now (for offered ids, and pending ones).
+    public var doorbellCount: Int { doorbells.withLock { $0.active.count + $0.pendingCount } }
 
     public func start(_ sink: any GuestInterruptSink) {
         started.store(true, ordering: .releasing)
-        startThread(name: "vmbus-sint") { [self] in
+        let running = startThread(name: "vmbus-sint") { [self] in
             run(sink)
+            finished.open()
+        }
+        if !running {
+            // No interrupt thread: nothing can be delivered. End the connection so that every post fails
+            // and the host releases the partition, and let stop() return at once.
+            socket.shutdown()
             finished.open()
         }
     }
 
     private func run(_ sink: any GuestInterruptSink) {
         while !stopping.load(ordering: .acquiring) {
-            var (frameReady, interrupt, hungUp) = socket.poll(with: sint.fd, timeoutMilliseconds: 0)
+            var (frameReady, interrupt, hungUp) = socket.poll(with: sint.pollFD, timeoutMilliseconds: 0)
             if !(frameReady || interrupt || hungUp) {
                 // Spin, then block: the host sets event flags before it writes the SINT eventfd, so polling
                 // the flags page catches channel interrupts without paying for a wake-up.
@@ -98,12 +122,16 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
                     flags.drain { sink.channelInterrupt(relID: $0) }
                     continue
                 }
-                (frameReady, interrupt, hungUp) = socket.poll(with: sint.fd, timeoutMilliseconds: 200)
+                // Timed: if the SINT socket is dead (pollFD -1), this is how interrupts are still noticed.
+                (frameReady, interrupt, hungUp) = socket.poll(with: sint.pollFD, timeoutMilliseconds: 200)
             }
             if stopping.load(ordering: .acquiring) { return }
             if interrupt {
-                // The host may have made the descriptor non-blocking: consume without relying on blocking reads.
+                // Bounded and non-blocking; end-of-stream here marks the SINT dead (no busy loop on it).
                 _ = sint.tryConsume()
+            }
+            // Flags first, whatever woke us: a timed wake-up must find interrupts too.
+            if interrupt || flags.anySet() {
                 flags.drain { sink.channelInterrupt(relID: $0) }
             }
             if frameReady || hungUp {
@@ -131,22 +159,31 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
         defer { for f in fds { close(f) } }
         switch frame.type {
         case .channelMessage where fds.isEmpty:
+            // Offers name the connection ids whose doorbells the guest keeps.
+            var offered: UInt32?
+            if frame.payload.count >= 4, frame.payload[0] == UInt8(ChannelMessageType.offerChannel.rawValue),
+               frame.payload[1] == 0, frame.payload[2] == 0, frame.payload[3] == 0,
+               case .offerChannel(let offer)? = try? ChannelMessage.parse(frame.payload) {
+                offered = offer.connectionID
+            }
+            let expired = doorbells.withLock { $0.channelMessage(offering: offered) }
+            if expired > 0 { violations.wrappingIncrement(by: expired, ordering: .relaxed) }
             sink.channelMessage(frame.payload)
-        case .doorbell where fds.count == 1 && Descriptors.isEventFD(fds[0]):
-            guard let doorbell = try? TransportDoorbell(bytes: frame.payload) else {
+        case .doorbell where fds.count == 1 && Doorbell.isSignalSocket(fds[0]):
+            guard let doorbell = try? TransportDoorbell(bytes: frame.payload),
+                  let bell = try? Doorbell(adoptingSendEnd: fds.removeFirst()) else {
                 violations.wrappingIncrement(ordering: .relaxed)
                 return
             }
-            // Non-blocking, so that HvSignalEvent can never stall a guest thread, whatever the host did to it.
-            Descriptors.setNonBlocking(fds[0])
-            let bell = EventFD(adopting: fds.removeFirst())
-            doorbells.withLock { $0[doorbell.connectionID] = bell }
+            if !doorbells.withLock({ $0.received(bell, for: doorbell.connectionID) }) {
+                violations.wrappingIncrement(ordering: .relaxed)
+            }
         case .doorbellRevoke where fds.isEmpty:
             guard let doorbell = try? TransportDoorbell(bytes: frame.payload) else {
                 violations.wrappingIncrement(ordering: .relaxed)
                 return
             }
-            _ = doorbells.withLock { $0.removeValue(forKey: doorbell.connectionID) }
+            doorbells.withLock { $0.revoke(doorbell.connectionID) }
         default:
             violations.wrappingIncrement(ordering: .relaxed)
         }
@@ -161,4 +198,13 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
         finished.wait()
         socket.shutdown()
     }
+}
+
+/// The guest refused to connect: the process listening at `path` runs as a uid it does not trust (it
+/// would otherwise have been handed all of the guest's memory).
+public struct HostNotTrusted: Error, Equatable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var uid: UInt32
+    public var pid: Int32
+    public var description: String { "the host at \(path) (pid \(pid)) runs as uid \(uid), which is not trusted (--host-uid)" }
 }

@@ -26,13 +26,19 @@ public final class SocketHostListener: @unchecked Sendable {
         public var helloTimeoutMilliseconds: Int32
         /// Transport violations tolerated per partition before the guest is disconnected.
         public var violationLimit: Int
+        /// Connections in their handshake at once (each holds a thread for up to `helloTimeoutMilliseconds`);
+        /// further connections are closed at once, without a reply.
+        public var maxHandshakes: Int
+        /// How threads are started (tests make it fail).
+        var spawn: @Sendable (String, @escaping @Sendable () -> Void) throws(TransportError) -> Void = spawnThread
 
         public init(allowedUIDs: Set<UInt32>? = nil, maxPartitions: Int = 64, helloTimeoutMilliseconds: Int32 = 10_000,
-                    violationLimit: Int = SocketHostPort.defaultViolationLimit) {
+                    violationLimit: Int = SocketHostPort.defaultViolationLimit, maxHandshakes: Int = 8) {
             self.allowedUIDs = allowedUIDs
             self.maxPartitions = maxPartitions
             self.helloTimeoutMilliseconds = helloTimeoutMilliseconds
             self.violationLimit = violationLimit
+            self.maxHandshakes = maxHandshakes
         }
     }
 
@@ -47,8 +53,13 @@ public final class SocketHostListener: @unchecked Sendable {
     let finished = Latch()
     let nextPartitionID = ManagedAtomic<UInt32>(1)
     let partitions = Mutex<[UInt32: (SocketHostPort, any AnyObject & Sendable)]>([:])
-    /// Connections refused at HELLO (uid, malformed or missing HELLO, bad memory or eventfd, limits).
+    /// Connections in their handshake, by a token: ``stop()`` ends them and waits for them.
+    let handshakes = Condition<(next: Int, live: [Int: UnixSeqpacketSocket])>((0, [:]))
+    /// Connections refused at HELLO (uid, malformed or missing HELLO, bad memory or signal socket, limits).
     public let refusedConnections = ManagedAtomic<Int>(0)
+    /// Connections closed at once, without a HELLO_REPLY, because ``Configuration/maxHandshakes`` were in
+    /// progress (also counted in ``refusedConnections``).
+    public let droppedConnections = ManagedAtomic<Int>(0)
     /// Partitions whose guest has gone and whose resources were released.
     public let releasedPartitions = ManagedAtomic<Int>(0)
 
@@ -71,28 +82,74 @@ public final class SocketHostListener: @unchecked Sendable {
 
     public var partitionCount: Int { partitions.withLock { $0.count } }
 
+    /// Connections in their handshake now.
+    public var handshakesInFlight: Int { handshakes.withLock { $0.live.count } }
+
     /// The port of partition `id`, while it is served.
     public func port(partition id: UInt32) -> SocketHostPort? { partitions.withLock { $0[id]?.0 } }
 
-    /// Serves until ``stop()``.
-    public func start() {
+    /// Serves until ``stop()``. Throws if the accepting thread cannot be started.
+    public func start() throws(TransportError) {
         started.store(true, ordering: .releasing)
-        startThread(name: "vmbus-listen") { [self] in
-            while !stopping.load(ordering: .acquiring) {
-                let connection: UnixSeqpacketSocket?
-                do {
-                    connection = try socket.accept(timeoutMilliseconds: 200)
-                } catch {
-                    // Out of descriptors, most likely: the pending connection stays queued, so back off
-                    // instead of spinning on a socket that polls readable.
-                    logger.warning("accept: \(error)")
-                    sleepNanoseconds(100_000_000)
-                    continue
+        do {
+            try configuration.spawn("vmbus-listen") { [self] in
+                while !stopping.load(ordering: .acquiring) {
+                    let connection: UnixSeqpacketSocket?
+                    do {
+                        connection = try socket.accept(timeoutMilliseconds: 200)
+                    } catch {
+                        // Out of descriptors, most likely: the pending connection stays queued, so back off
+                        // instead of spinning on a socket that polls readable.
+                        logger.warning("accept: \(error)")
+                        sleepNanoseconds(100_000_000)
+                        continue
+                    }
+                    guard let connection else { continue }
+                    admit(connection)
                 }
-                guard let connection else { continue }
-                startThread(name: "vmbus-hello") { [self] in accept(connection) }
+                finished.open()
             }
-            finished.open()
+        } catch {
+            started.store(false, ordering: .releasing)
+            throw error
+        }
+    }
+
+    /// Decides on the accepting thread, before any thread exists for the connection, whether it may
+    /// proceed: credentials first (a refused uid only gets its refusal read out), then the handshake cap.
+    /// Past the cap the connection is closed at once: its peer reads end-of-stream (or `ECONNRESET`).
+    private func admit(_ c: UnixSeqpacketSocket) {
+        let credentials = try? c.peerCredentials()
+        let allowed = credentials.map { allowedUIDs.contains($0.uid) } ?? false
+        let token = handshakes.update { h -> Int? in
+            guard h.live.count < configuration.maxHandshakes, !stopping.load(ordering: .acquiring) else { return nil }
+            h.next += 1
+            h.live[h.next] = c
+            return h.next
+        }
+        guard let token else {
+            refusedConnections.wrappingIncrement(ordering: .relaxed)
+            droppedConnections.wrappingIncrement(ordering: .relaxed)
+            logger.warning("closed a guest connection at once: \(configuration.maxHandshakes) handshakes in progress")
+            c.shutdown()
+            c.close()
+            return
+        }
+        do {
+            try configuration.spawn("vmbus-hello") { [self] in
+                defer { _ = handshakes.update { $0.live.removeValue(forKey: token) } }
+                if let credentials, allowed {
+                    accept(c, credentials)
+                } else {
+                    refuse(c, .permissionDenied, "peer uid \(credentials.map { String($0.uid) } ?? "?") is not allowed")
+                }
+            }
+        } catch {
+            _ = handshakes.update { $0.live.removeValue(forKey: token) }
+            refusedConnections.wrappingIncrement(ordering: .relaxed)
+            logger.warning("closed a guest connection: \(error)")
+            c.shutdown()
+            c.close()
         }
     }
 
@@ -122,12 +179,7 @@ public final class SocketHostListener: @unchecked Sendable {
         c.shutdown()
     }
 
-    private func accept(_ c: UnixSeqpacketSocket) {
-        let credentials = try? c.peerCredentials()
-        guard let credentials, allowedUIDs.contains(credentials.uid) else {
-            refuse(c, .permissionDenied, "peer uid \(credentials.map { String($0.uid) } ?? "?") is not allowed")
-            return
-        }
+    private func accept(_ c: UnixSeqpacketSocket, _ credentials: (pid: Int32, uid: UInt32, gid: UInt32)) {
         // A peer that connects and says nothing must not hold a thread forever.
         let (ready, _, hungUp) = c.poll(with: -1, timeoutMilliseconds: configuration.helloTimeoutMilliseconds)
         guard ready || hungUp else {
@@ -157,9 +209,9 @@ public final class SocketHostListener: @unchecked Sendable {
             refuse(c, .versionUnsupported, "transport version \(hello.version) from pid \(credentials.pid)")
             return
         }
-        guard Descriptors.isEventFD(fds[1]) else {
+        guard Doorbell.isSignalSocket(fds[1]) else {
             for f in fds { close(f) }
-            refuse(c, .badEventFD, "the SINT descriptor of pid \(credentials.pid) is not an eventfd")
+            refuse(c, .badSignalSocket, "the SINT descriptor of pid \(credentials.pid) is not an AF_UNIX SOCK_STREAM socket")
             return
         }
         guard partitionCount < configuration.maxPartitions else {
@@ -184,6 +236,12 @@ public final class SocketHostListener: @unchecked Sendable {
             port.stop()
             return
         }
+        guard !port.startFailed.load(ordering: .acquiring) else {
+            refuse(c, .hostOutOfResources, "no control thread for the partition of pid \(credentials.pid)")
+            port.stop()
+            onGone()
+            return
+        }
         partitions.withLock { $0[id] = (port, keep) }
         let replied = (try? c.send(TransportFrame(type: .helloReply,
                                                   payload: TransportHelloReply(status: .ok, partitionID: id).bytes))) != nil
@@ -195,21 +253,36 @@ public final class SocketHostListener: @unchecked Sendable {
         // The port's control thread ends when the guest goes (or never starts reading if the reply failed);
         // then the partition is dropped, which unmaps its memory and closes its descriptors.
         port.helloReplied()
-        startThread(name: "vmbus-part\(id)") { [self] in
+        let release: @Sendable () -> Void = { [self] in
             port.finished.wait()
             onGone()
             partitions.withLock { _ = $0.removeValue(forKey: id) }
             releasedPartitions.wrappingIncrement(ordering: .releasing)
             logger.info("partition \(id): guest gone, resources released")
         }
+        do {
+            try configuration.spawn("vmbus-part\(id)", release)
+        } catch {
+            // Nobody would release the partition when its guest goes: end it now, on this thread.
+            logger.warning("partition \(id): \(error); disconnecting the guest")
+            port.stop()
+            release()
+        }
     }
 
-    /// Stops accepting, disconnects every guest and removes the socket file (if it is still ours).
+    /// Stops accepting, ends the handshakes in progress and waits for them, disconnects every guest and
+    /// removes the socket file (if it is still ours).
     public func stop() {
         stopping.store(true, ordering: .releasing)
         if started.load(ordering: .acquiring) { finished.wait() }
         // Connections still queued in the backlog read end-of-stream instead of waiting for a HELLO_REPLY.
         socket.close()
+        // A handshake that is under way ends at once on a shut-down socket; one that got as far as a
+        // partition has registered it by the time it leaves `live`, so the loop below sees it.
+        handshakes.withLock { h in for c in h.live.values { c.shutdown() } }
+        if handshakes.wait(timeoutNanoseconds: 30_000_000_000, until: { $0.live.isEmpty ? true : nil }) == nil {
+            logger.error("stop: handshakes still in progress after 30 s")
+        }
         let all = partitions.withLock { Array($0.values) }
         for (port, _) in all { port.stop() }
         socket.unlinkBoundFile(path)

@@ -9,26 +9,28 @@ import Glibc
 
 /// The host's view of one guest partition connected over the socket transport (docs/TRANSPORT.md).
 ///
-/// The guest is untrusted: its memory is mapped only after the memfd proved sealed and at least as large as
-/// declared, its SINT descriptor must be an eventfd (made non-blocking, so no guest can stall a host thread
-/// on it), every GPADL page is checked against the mapping, and frames are parsed with exact lengths. A
-/// frame that breaks the transport protocol is counted in ``violations`` and dropped; past the violation
-/// limit the guest is disconnected. The kernel's socket buffers bound what a flooding guest can queue: we
-/// read one frame at a time and hold nothing between frames, and guest doorbells are eventfd counters,
-/// which never queue.
+/// The guest is untrusted: its memory is mapped only after the memfd proved to be shmem, sealed and at least
+/// as large as declared; its SINT descriptor must be a signal socket (``Doorbell``: every send per-call
+/// non-blocking, so no guest can stall a host thread on it, whatever it does to the descriptor); every GPADL
+/// page is checked against the mapping, and frames are parsed with exact lengths. A frame that breaks the
+/// transport protocol is counted in ``violations`` and dropped; past the violation limit the guest is
+/// disconnected. The kernel's socket buffers bound what a flooding guest can queue: we read one frame at a
+/// time and hold nothing between frames, and a flooded doorbell is drained a bounded amount per wake.
 public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     public let memory: GuestMemory
     public let partitionID: UInt32
     let socket: UnixSeqpacketSocket
-    let sint: EventFD
+    let sint: Doorbell
     let flags: SynICEventFlags
-    let doorbells = Mutex<[UInt32: EventFD]>([:])
+    let doorbells = Mutex<[UInt32: Doorbell]>([:])
     let sendLock = Mutex(())
     let finished = Latch()
     /// Opened once HELLO_REPLY is on the wire: the control thread answers no guest message before it, so
     /// HELLO_REPLY is always the first frame the guest receives.
     let helloAnswered = Latch()
     let started = ManagedAtomic<Bool>(false)
+    /// The control thread could not be started: the listener refuses the partition.
+    let startFailed = ManagedAtomic<Bool>(false)
     /// Frames the guest sent that break the transport protocol; past ``violationLimit`` it is disconnected.
     public let violations = ManagedAtomic<Int>(0)
     /// Messages to the guest dropped because it stopped reading its socket for ``sendTimeoutNanoseconds``.
@@ -45,7 +47,18 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     /// (ownership of both taken, also on failure).
     public init(socket: UnixSeqpacketSocket, hello: TransportHello, memoryFD: Int32, sintFD: Int32,
                 partitionID: UInt32, violationLimit: Int = SocketHostPort.defaultViolationLimit) throws {
-        let sint = EventFD(adopting: sintFD)
+        let sint: Doorbell
+        do {
+            sint = try Doorbell(adoptingSendEnd: sintFD)
+        } catch {
+            close(memoryFD)
+            throw error
+        }
+        // hugetlbfs and other file systems can fail a page fault with SIGBUS, which would kill the host.
+        guard Descriptors.isShmem(memoryFD) else {
+            close(memoryFD)
+            throw TransportError.protocolViolation("guest memory is not a shmem (tmpfs) memfd")
+        }
         guard hello.memoryBytes > 0, hello.memoryBytes <= 1 << 40, hello.memoryBytes % UInt64(GuestMemory.pageSize) == 0 else {
             close(memoryFD)
             throw MemoryError.rangeOutOfBounds(gpa: 0, count: Int(truncatingIfNeeded: hello.memoryBytes), size: 0)
@@ -60,19 +73,17 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
         }
         memory = try GuestMemory(mapping: memoryFD, size: Int(hello.memoryBytes))
         flags = try SynICEventFlags(memory: memory, pagePFN: hello.eventFlagsPFN, sint: Int(VMBusSynIC.messageSINT))
-        // A guest that drove its eventfd counter to the maximum must not block our interrupt writes.
-        Descriptors.setNonBlocking(sint.fd)
         self.socket = socket
         self.sint = sint
         self.partitionID = partitionID
         self.violationLimit = violationLimit
     }
 
-    /// Sends a frame, waiting up to ``sendTimeoutNanoseconds`` for a guest that is slow to read; false if it
-    /// never made room or is gone.
-    func sendFrame(_ frame: TransportFrame, fds: [Int32] = []) -> Bool {
-        sendLock.withLock { _ in
-            let deadline = monotonicNanoseconds() &+ Self.sendTimeoutNanoseconds
+    /// Sends a frame, waiting until `deadline` (default: ``sendTimeoutNanoseconds`` from now) for a guest
+    /// that is slow to read; false if it never made room or is gone.
+    func sendFrame(_ frame: TransportFrame, fds: [Int32] = [], deadline: UInt64? = nil) -> Bool {
+        let deadline = deadline ?? monotonicNanoseconds() &+ Self.sendTimeoutNanoseconds
+        return sendLock.withLock { _ in
             while true {
                 do {
                     if try socket.send(frame, fds: fds, nonBlocking: true) { return true }
@@ -86,12 +97,20 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     }
 
     public func postMessage(_ message: [UInt8]) -> Bool {
-        // The guest needs the doorbell of an offered channel before it can signal it: send the eventfd first,
-        // in order on the same socket.
+        // One deadline for the doorbell and its offer: a guest gets ``sendTimeoutNanoseconds`` to make room,
+        // however many frames a message needs.
+        let deadline = monotonicNanoseconds() &+ Self.sendTimeoutNanoseconds
+        // The guest needs the doorbell of an offered channel before it can signal it: send it first, in order
+        // on the same socket. No doorbell, no offer: the guest has been disconnected instead.
         if case .offerChannel(let offer)? = try? ChannelMessage.parse(message) {
-            _ = doorbell(connectionID: offer.connectionID)
+            do {
+                _ = try openDoorbell(connectionID: offer.connectionID, deadline: deadline)
+            } catch {
+                droppedMessages.wrappingIncrement(ordering: .relaxed)
+                return false
+            }
         }
-        guard sendFrame(TransportFrame(type: .channelMessage, payload: message)) else {
+        guard sendFrame(TransportFrame(type: .channelMessage, payload: message), deadline: deadline) else {
             // A lost control message would leave host and guest disagreeing about channel state for good, so a
             // guest that stops reading its socket is disconnected (and its partition released) instead.
             droppedMessages.wrappingIncrement(ordering: .relaxed)
@@ -105,20 +124,33 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
         if flags.set(relID) { sint.signal() }
     }
 
-    public func doorbell(connectionID: UInt32) -> EventFD {
-        let (bell, isNew) = doorbells.withLock { map -> (EventFD, Bool) in
-            if let e = map[connectionID] { return (e, false) }
-            // Out of descriptors: an invalid doorbell, which the send below fails on (the guest cannot signal
-            // this channel, the host worker still polls it).
-            let e = (try? Descriptors.nonBlockingEventFD()) ?? EventFD(adopting: -1)
-            map[connectionID] = e
-            return (e, true)
+    /// Doorbells that could not be made or handed over (the guest was disconnected each time).
+    public let failedDoorbells = ManagedAtomic<Int>(0)
+
+    public func openDoorbell(connectionID: UInt32) throws(TransportError) -> Doorbell {
+        try openDoorbell(connectionID: connectionID, deadline: monotonicNanoseconds() &+ Self.sendTimeoutNanoseconds)
+    }
+
+    /// Makes the doorbell and sends the guest its DOORBELL, under one lock so that nobody sees a doorbell
+    /// the guest has not been given. If either fails (out of descriptors, a guest that does not read), a
+    /// channel could be offered that the guest can never signal: the guest is disconnected instead.
+    func openDoorbell(connectionID: UInt32, deadline: UInt64) throws(TransportError) -> Doorbell {
+        try doorbells.withLock { map throws(TransportError) -> Doorbell in
+            if let e = map[connectionID] { return e }
+            do throws(TransportError) {
+                let e = try Doorbell()
+                guard sendFrame(TransportFrame(type: .doorbell, payload: TransportDoorbell(connectionID: connectionID).bytes),
+                                fds: [e.sendFD], deadline: deadline) else {
+                    throw .timedOut("room for DOORBELL 0x\(String(connectionID, radix: 16)) in the guest's socket")
+                }
+                map[connectionID] = e
+                return e
+            } catch {
+                failedDoorbells.wrappingIncrement(ordering: .relaxed)
+                socket.shutdown()
+                throw error
+            }
         }
-        if isNew {
-            _ = sendFrame(TransportFrame(type: .doorbell, payload: TransportDoorbell(connectionID: connectionID).bytes),
-                          fds: [bell.fd])
-        }
-        return bell
     }
 
     public func removeDoorbell(connectionID: UInt32) {
@@ -128,13 +160,20 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
 
     public func start(_ sink: any HostMessageSink) {
         started.store(true, ordering: .releasing)
-        startThread(name: "vmbus-host-ctl") { [self] in
-            helloAnswered.wait()
-            run(sink)
-            // Whatever ended the loop (end-of-stream, the violation limit, stop), the guest must see the
-            // connection end now, not whenever the last reference to this port goes away.
+        do {
+            try spawnThread(name: "vmbus-host-ctl") { [self] in
+                helloAnswered.wait()
+                run(sink)
+                // Whatever ended the loop (end-of-stream, the violation limit, stop), the guest must see the
+                // connection end now, not whenever the last reference to this port goes away.
+                socket.shutdown()
+                sink.guestDisconnected()
+                finished.open()
+            }
+        } catch {
+            // Nobody will read this guest's messages: the listener refuses the partition.
+            startFailed.store(true, ordering: .releasing)
             socket.shutdown()
-            sink.guestDisconnected()
             finished.open()
         }
     }

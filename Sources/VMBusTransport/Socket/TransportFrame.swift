@@ -11,11 +11,11 @@ public struct TransportFrame: Equatable, Sendable {
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// `HVMSG_VMBUS`-style channel message: a VMBus channel message of at most 240 bytes.
         public static let channelMessage = Self(rawValue: 1)
-        /// G→H: transport version, guest memory size, event-flags page; carries the memfd and the SINT eventfd.
+        /// G→H: transport version, guest memory size, event-flags page; carries the memfd and the SINT signal socket.
         public static let hello = Self(rawValue: 0x5642_0001)
         /// H→G: the host's transport version, a status and the partition id.
         public static let helloReply = Self(rawValue: 0x5642_0002)
-        /// H→G: the doorbell eventfd for one connection id (HvSignalEvent's target).
+        /// H→G: the doorbell (a signal socket's sending end) for one connection id (HvSignalEvent's target).
         public static let doorbell = Self(rawValue: 0x5642_0003)
         /// H→G: a connection id's doorbell is withdrawn; the guest closes its descriptor.
         public static let doorbellRevoke = Self(rawValue: 0x5642_0004)
@@ -91,8 +91,8 @@ public struct TransportRefused: Error, Equatable, Sendable, CustomStringConverti
 
 /// HELLO's payload.
 public struct TransportHello: Equatable, Sendable {
-    /// The transport protocol version this document describes.
-    public static let currentVersion: UInt32 = 1
+    /// The transport protocol version docs/TRANSPORT.md describes. 2: signal sockets instead of eventfds.
+    public static let currentVersion: UInt32 = 2
     public static let size = 24
 
     public var version: UInt32
@@ -128,7 +128,10 @@ public struct TransportHelloReply: Equatable, Sendable {
         public static let badMemory = Self(rawValue: 3)
         public static let tooManyPartitions = Self(rawValue: 4)
         public static let protocolViolation = Self(rawValue: 5)
-        public static let badEventFD = Self(rawValue: 6)
+        public static let badSignalSocket = Self(rawValue: 6)
+        /// Version 1's name for ``badSignalSocket``.
+        public static let badEventFD = badSignalSocket
+        public static let hostOutOfResources = Self(rawValue: 7)
         public var description: String {
             switch self {
             case .ok: return "ok"
@@ -137,7 +140,8 @@ public struct TransportHelloReply: Equatable, Sendable {
             case .badMemory: return "guest memory refused (not a sealed memfd of the declared size)"
             case .tooManyPartitions: return "the host serves no more partitions"
             case .protocolViolation: return "transport protocol violation"
-            case .badEventFD: return "the SINT descriptor is not an eventfd"
+            case .badSignalSocket: return "the SINT descriptor is not an AF_UNIX SOCK_STREAM socket"
+            case .hostOutOfResources: return "the host is out of resources (threads, descriptors, handshakes)"
             default: return "status \(rawValue)"
             }
         }

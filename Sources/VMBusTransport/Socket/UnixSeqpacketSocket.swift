@@ -61,15 +61,29 @@ public final class UnixSeqpacketSocket: @unchecked Sendable {
             unlink(path)
         }
         let fd = try newSocket()
-        // The umask makes the socket file 0600 from the moment it exists: no window in which another user
-        // could connect.
-        let oldMask = umask(0o177)
+        // Mode 0600 without touching the process-wide umask (other threads create files too). On Linux a
+        // Unix socket file takes its mode from the socket's own inode (masked by the umask), so fchmod
+        // before bind makes the file 0600 from the moment it exists. Belt and braces, for kernels that do
+        // not: chmod the file after bind and check it, all before listen(). Until listen() nobody can
+        // connect (ECONNREFUSED), so there is no window in which another user could, whatever the mode.
+        _ = fchmod(fd, 0o600)
         let r = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        let bindErrno = errno
-        umask(oldMask)
-        guard r == 0 else { Glibc.close(fd); throw .system(call: "bind(\(path))", errno: bindErrno) }
+        guard r == 0 else { let e = errno; Glibc.close(fd); throw .system(call: "bind(\(path))", errno: e) }
+        var bound = stat()
+        guard lstat(path, &bound) == 0, bound.st_mode & S_IFMT == S_IFSOCK else {
+            let e = errno; Glibc.close(fd); throw .system(call: "lstat(\(path))", errno: e == 0 ? EEXIST : e)
+        }
+        if bound.st_mode & 0o177 != 0 {
+            var after = stat()
+            guard chmod(path, 0o600) == 0, lstat(path, &after) == 0, after.st_ino == bound.st_ino, after.st_dev == bound.st_dev,
+                  after.st_mode & 0o177 == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw .system(call: "chmod(\(path), 0600)", errno: e == 0 ? EPERM : e)
+            }
+        }
         guard Glibc.listen(fd, backlog) == 0 else { let e = errno; Glibc.close(fd); throw .system(call: "listen", errno: e) }
         let socket = UnixSeqpacketSocket(fd: fd)
         if lstat(path, &st) == 0 { socket.boundFile = (UInt64(st.st_dev), UInt64(st.st_ino)) }
@@ -182,13 +196,16 @@ public final class UnixSeqpacketSocket: @unchecked Sendable {
         }
     }
 
-    /// Waits until the socket or `other` is readable; returns (socketReadable, otherReadable, socketHungUp).
+    /// Waits until the socket or `other` (ignored if negative) is readable; returns (socketReadable,
+    /// otherReadable, socketHungUp).
     public func poll(with other: Int32, timeoutMilliseconds: Int32) -> (Bool, Bool, Bool) {
         var p = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: other, events: Int16(POLLIN), revents: 0)]
         var r: Int32
         repeat { r = Glibc.poll(&p, 2, timeoutMilliseconds) } while r < 0 && errno == EINTR
         guard r > 0 else { return (false, false, false) }
         let hup = p[0].revents & Int16(POLLHUP | POLLERR) != 0
-        return (p[0].revents & Int16(POLLIN) != 0, p[1].revents & Int16(POLLIN) != 0, hup)
+        // Hang-up or an error on `other` counts as readable: the caller's read then sees it (and must not
+        // poll again and again on a descriptor that will never be readable).
+        return (p[0].revents & Int16(POLLIN) != 0, p[1].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0, hup)
     }
 }

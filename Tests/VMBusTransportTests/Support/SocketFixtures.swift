@@ -70,7 +70,7 @@ final class HostFixture: @unchecked Sendable {
             registry.hosts.withLock { $0[port.partitionID] = host }
             return (host, {})
         }
-        listener.start()
+        try listener.start()
     }
 
     var socket: String { directory.socket }
@@ -94,11 +94,11 @@ enum Incoming {
 final class RogueGuest {
     let socket: UnixSeqpacketSocket
     private(set) var memory: GuestMemory?
-    let sint: EventFD
+    let sint: Doorbell
 
     init(path: String) throws {
         socket = try UnixSeqpacketSocket.connect(path: path)
-        sint = try EventFD()
+        sint = try Doorbell()
     }
 
     /// HELLO with fresh, properly sealed guest memory; returns the reply.
@@ -107,7 +107,7 @@ final class RogueGuest {
         let memory = try GuestMemory(pages: memoryPages)
         self.memory = memory
         let hello = TransportHello(version: version, memoryBytes: UInt64(memory.size), eventFlagsPFN: 0)
-        try socket.send(TransportFrame(type: .hello, payload: hello.bytes), fds: [memory.fd, sint.fd])
+        try socket.send(TransportFrame(type: .hello, payload: hello.bytes), fds: [memory.fd, sint.sendFD])
         return try helloReply()
     }
 
