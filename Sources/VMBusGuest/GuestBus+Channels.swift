@@ -58,6 +58,8 @@ extension GuestBus {
         var gpadl: UInt32?
         // Set once GPADL_HEADER may have reached the host: from then on the host may hold the pages.
         var gpadlPosted = false
+        // Set once the channel was visible to the interrupt thread, which may be draining it.
+        var visible: GuestChannel?
         do {
             let memory = synic.memory
             let outMemory = try memory.ringMemory(pfns: pages[0..<outPages])
@@ -66,22 +68,25 @@ extension GuestBus {
             OutgoingRing.initializeControl(outMemory)
             OutgoingRing.initializeControl(inMemory)
             gpadlPosted = true
-            gpadl = try createGPADL(relID: relID, pages: pages)
+            let handle = try createGPADL(relID: relID, pages: pages)
+            gpadl = handle
             let synic = self.synic
             let connectionID = offer.connectionID
+            let signal: @Sendable () -> Void = { synic.signalEvent(connectionID: connectionID) }
             let endpoint = ChannelEndpoint(outgoing: OutgoingRing(memory: outMemory), incoming: IncomingRing(memory: inMemory),
-                                           maxPacketSize: maxPacketSize,
-                                           signalPeer: { synic.signalEvent(connectionID: connectionID) })
+                                           maxPacketSize: maxPacketSize, signalPeer: signal)
             let channel = GuestChannel(offer: offer, endpoint: endpoint, requestor: Requestor(capacity: requestSlots),
-                                       ringGPADL: gpadl!, ringPages: pages, bus: self, handler: handler)
+                                       ringGPADL: handle, ringPages: pages, bus: self, handler: handler,
+                                       signalPeer: signal)
             // Expect the result before the channel is visible, so a rescind from now on ends the wait.
             responses.withLock { r in r.openResults[relID] = nil; r.awaitedOpens.insert(relID) }
             defer { responses.withLock { r in r.awaitedOpens.remove(relID); r.openResults[relID] = nil } }
             channels.withLock { $0[relID] = channel }
+            visible = channel
             do {
                 var data = userData
                 data += [UInt8](repeating: 0, count: 120 - data.count)
-                try post(.openChannel(OpenChannel(childRelID: relID, openID: relID, ringBufferGPADLHandle: gpadl!,
+                try post(.openChannel(OpenChannel(childRelID: relID, openID: relID, ringBufferGPADLHandle: handle,
                                                   targetVP: 0, downstreamRingBufferPageOffset: UInt32(outPages),
                                                   userData: data)))
                 let result = try awaitResponse("OPENCHANNEL_RESULT for relid \(relID)", relID: relID) {
@@ -99,8 +104,10 @@ extension GuestBus {
             let e = error as? GuestError ?? .invalidArgument("\(error)")
             // Free the pages only if the host confirmed it no longer uses them: after TORNDOWN, or when it
             // refused the GPADL (or is gone). After a timeout or a rescind the host may still hold a GPADL
-            // over them: leak them rather than reuse them.
-            if let g = gpadl {
+            // over them: leak them rather than reuse them. Nor while our interrupt thread may still drain them.
+            if let visible, !visible.quiesce(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) {
+                logger.warning("relid \(relID): leaking \(pages.count) ring pages still in use after \(e)")
+            } else if let g = gpadl {
                 if (try? teardownGPADL(relID: relID, handle: g)) != nil { synic.pages.release(pages) }
             } else if !gpadlPosted {
                 synic.pages.release(pages)
@@ -114,15 +121,17 @@ extension GuestBus {
         }
     }
 
-    /// Closes `channel`: stops callbacks, posts CLOSECHANNEL, tears the ring GPADL down (skipped when the
-    /// channel was rescinded: the host dropped it already) and frees the ring pages.
+    /// Closes `channel`: stops callbacks and waits for a drain or send in progress, posts CLOSECHANNEL, tears
+    /// the ring GPADL down (skipped when the channel was rescinded: the host dropped it already) and frees the
+    /// ring pages. Every wait is bounded; pages that anything may still touch are leaked, never reused.
     func close(_ channel: GuestChannel) {
         let relID = channel.relID
-        guard channels.withLock({ $0.removeValue(forKey: relID) }) != nil else { return }
-        channel.markClosed()
+        guard channels.withLock({ $0[relID] === channel ? $0.removeValue(forKey: relID) : nil }) != nil else { return }
+        // Out of the dispatch table, closed to senders and drains: once no thread is inside, none can enter.
+        let quiet = channel.quiesce(timeoutNanoseconds: configuration.responseTimeoutNanoseconds)
         channel.fail(.channel(.closed))
         if let device = registry.withLock({ $0.byRelID[relID] }) {
-            device.state.update { _ = $0.channels.removeValue(forKey: relID) }
+            device.state.update { s in if s.channels[relID] === channel { s.channels[relID] = nil } }
         }
         guard !responses.withLock({ $0.hostLost }) else { return }
         do {
@@ -130,7 +139,11 @@ extension GuestBus {
             if !channel.isRescinded {
                 try teardownGPADL(relID: relID, handle: channel.ringGPADL)
             }
-            synic.pages.release(channel.ringPages)
+            if quiet {
+                synic.pages.release(channel.ringPages)
+            } else {
+                logger.warning("channel \(relID): a drain or send did not finish; leaking its ring pages")
+            }
         } catch {
             // Leak the pages rather than reuse memory the host may still touch.
             logger.warning("closing channel \(relID): \(error)")

@@ -16,6 +16,18 @@ import VMBusWire
 /// for the host) from probe without blocking message delivery, as Linux separates its offer work queue
 /// from the message DPC.
 ///
+/// A channel interrupt drains at most ``drainBudget`` packets on the interrupt thread. A channel that has
+/// more (a host that keeps its ring full) goes to the bus's poll thread, which keeps draining the busy
+/// channels in turn, a budget each, with their interrupts masked, as Linux's NAPI polls a busy device. So
+/// however busy a ring is kept, the interrupt thread gets back to the other channels and to the message
+/// queue: RESCIND, responses and UNLOAD_RESPONSE are never starved.
+///
+/// DOORBELL_REVOKE (socket transport): the transport forgets the doorbell and ``GuestSynIC/signalEvent``
+/// becomes a no-op for it. The bus keeps the channel open: the rings stay correct without signals, the host
+/// that revoked its doorbell must poll them (ours does), and closing still works because it goes over the
+/// message connection, not the doorbell. Closing instead would let a host tear channels down by a transport
+/// frame that VMBus itself does not have.
+///
 /// The host is untrusted: messages of the wrong direction, malformed or unexpected ones are counted in
 /// ``rejectedMessages`` and dropped.
 public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
@@ -48,7 +60,6 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         var gpadlCreated: [UInt32: GPADLCreated] = [:]
         var gpadlTorndown: Set<UInt32> = []
         var unloadResponse = false
-        var modifyResponses: [UInt32: ModifyChannelResponse] = [:]
         var hostLost = false
         /// What callers are waiting for. A response nobody asked for is rejected, so a host cannot grow the
         /// tables above: OPENCHANNEL relids, GPADL handle → relid, GPADL_TEARDOWN handles.
@@ -99,7 +110,20 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         case bindAll
         case removeAll
         case barrier(Latch)
+        /// The host broke this open channel: tell the driver, then close it.
+        case channelBroken(GuestChannel, GuestError)
     }
+
+    /// Channels whose drain used up its budget, served in turn by the poll thread.
+    struct Backlog {
+        var queue: [GuestChannel] = []
+        var stopping = false
+        var running = false
+    }
+
+    /// Packets one channel interrupt (or one poll turn) delivers before the next channel, or the message
+    /// queue, gets its turn.
+    public static let drainBudget = 4 * GuestChannel.batchSize
 
     let responses = Condition(Responses())
     let registry = Condition(Registry())
@@ -109,6 +133,8 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
     let opening = Condition<Set<UInt32>>([])
     let work = BlockingQueue<Work>(capacity: 8192)
     let workDone = Latch()
+    let backlog = Condition(Backlog())
+    let pollDone = Latch()
     let nextGPADL = ManagedAtomic<UInt32>(GuestBus.firstGPADLHandle)
     /// The negotiated VMBus version; nil while not connected.
     public var version: VMBusVersion? { responses.withLock { $0.version } }
@@ -130,6 +156,16 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         startThread(name: "vmbus-bus") { [self] in
             while let item = work.pop() { run(item) }
             workDone.open()
+        }
+        backlog.withLock { $0.running = true }
+        startThread(name: "vmbus-poll") { [self] in
+            while let channel = backlog.wait(until: { b -> GuestChannel?? in
+                b.stopping ? .some(nil) : (b.queue.isEmpty ? nil : .some(b.queue.removeFirst()))
+            }), let channel {
+                channel.backlogged.store(false, ordering: .sequentiallyConsistent)
+                serve(channel)
+            }
+            pollDone.open()
         }
         try negotiate()
         try post(.requestOffers(RequestOffers()))
@@ -207,6 +243,12 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         work.close()
         workDone.wait(timeoutNanoseconds: 30_000_000_000)
         synic.stop()
+        let polling = backlog.update { b -> Bool in
+            b.stopping = true
+            b.queue.removeAll()
+            return b.running
+        }
+        if polling { pollDone.wait(timeoutNanoseconds: 30_000_000_000) }
         return unloaded
     }
 
@@ -251,6 +293,9 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         case .bindAll: for d in devices { bind(d) }
         case .removeAll: for d in devices { unbind(d) }
         case .barrier(let latch): latch.open()
+        case .channelBroken(let channel, let error):
+            channel.notifyBroken(error)
+            close(channel)
         }
     }
 
@@ -346,7 +391,38 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
 
     public func channelInterrupt(relID: UInt32) {
         guard let channel = channels.withLock({ $0[relID] }) else { return }
-        channel.interrupt()
+        serve(channel)
+    }
+
+    /// One budget of `channel`'s drain; the rest goes to the poll thread.
+    func serve(_ channel: GuestChannel) {
+        switch channel.service(budget: Self.drainBudget) {
+        case .idle:
+            break
+        case .more:
+            guard !channel.backlogged.exchange(true, ordering: .sequentiallyConsistent) else { return }
+            let queued = backlog.update { b -> Bool in
+                guard !b.stopping else { return false }
+                b.queue.append(channel)
+                return true
+            }
+            if !queued { channel.backlogged.store(false, ordering: .sequentiallyConsistent) }
+        case .failed(let error):
+            channelBroke(channel, error)
+        }
+    }
+
+    /// The host broke `channel`'s ring: from now on nothing of ours touches it (no drains, no sends), its
+    /// requests fail, and the work thread tells the driver and closes it with the host, as a driver's close
+    /// would (CLOSECHANNEL, then the ring GPADL torn down, each wait bounded).
+    func channelBroke(_ channel: GuestChannel, _ error: ChannelError) {
+        logger.error("channel \(channel.relID): \(error); closing it")
+        channel.markClosed()
+        channel.fail(.channel(error))
+        if !work.push(.channelBroken(channel, .channel(error))) {
+            // Disconnecting already: unbinding closes the channel.
+            logger.warning("channel \(channel.relID): bus work queue closed")
+        }
     }
 
     public func channelMessage(_ bytes: [UInt8]) {
@@ -421,11 +497,9 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
         case .unloadResponse:
             responses.update { $0.unloadResponse = true }
         case .modifyChannelResponse(let m):
-            guard GuestBus.validRelIDs.contains(m.childRelID) else {
-                reject("MODIFYCHANNEL_RESPONSE for relid \(m.childRelID) outside 1...2047")
-                return
-            }
-            responses.update { $0.modifyResponses[m.childRelID] = m }
+            // The bus never sends MODIFYCHANNEL, so no answer is awaited: keeping one would only let a host
+            // fill a table.
+            reject("unsolicited MODIFYCHANNEL_RESPONSE for relid \(m.childRelID)")
         case .tlConnectResult:
             break  // Linux ignores it too
         default:

@@ -1,5 +1,4 @@
 import Atomics
-import Synchronization
 import VMBusMemory
 import VMBusProtocol
 import VMBusRing
@@ -8,6 +7,14 @@ import VMBusWire
 
 /// An open channel in the guest: send in-band and GPA-direct packets, match completions to requests, and
 /// receive packets copied out of the ring.
+///
+/// Lifetime of the ring pages: every send and every drain counts itself in ``ringUsers`` and checks the
+/// closed flag after doing so; closing sets the flag first and then waits for the count to reach zero
+/// (``quiesce(timeoutNanoseconds:)``). Both sides use sequentially consistent atomics, so either the user sees
+/// the channel closed and leaves the ring alone, or the closer sees the user and waits for it. Only then are
+/// the pages given back to the allocator.
+///
+/// Senders that call ``endpoint`` directly bypass that count; use the channel's own send methods.
 public final class GuestChannel: @unchecked Sendable {
     public let offer: OfferChannel
     public var relID: UInt32 { offer.childRelID }
@@ -25,12 +32,23 @@ public final class GuestChannel: @unchecked Sendable {
     private let syncResponses = Condition<[UInt64: [UInt8]]>([:])
     private let nextSyncContext = ManagedAtomic<UInt64>(1 << 63)
     /// Why outstanding requests were first failed (rescind, close, host lost), for ``request(_:timeoutNanoseconds:)``.
-    private let failure = Mutex<GuestError?>(nil)
+    private let failure = Condition<GuestError?>(nil)
+    /// Threads inside a send or a drain of this channel's rings.
+    private let ringUsers = ManagedAtomic<Int>(0)
+    /// Held by the one thread draining the incoming ring (the SINT thread or the bus's poll thread).
+    private let drainOwned = ManagedAtomic<Bool>(false)
+    /// An interrupt arrived; the drain owner looks again before it lets go.
+    private let drainRequested = ManagedAtomic<Bool>(false)
+    /// Queued on the bus's poll thread because a drain used up its budget.
+    let backlogged = ManagedAtomic<Bool>(false)
+    private let signalPeer: @Sendable () -> Void
 
     init(offer: OfferChannel, endpoint: ChannelEndpoint, requestor: Requestor, ringGPADL: UInt32,
-         ringPages: [UInt64], bus: GuestBus, handler: any GuestChannelHandler) {
+         ringPages: [UInt64], bus: GuestBus, handler: any GuestChannelHandler,
+         signalPeer: @escaping @Sendable () -> Void) {
         self.offer = offer
         self.endpoint = endpoint
+        self.signalPeer = signalPeer
         self.requestor = requestor
         self.ringGPADL = ringGPADL
         self.ringPages = ringPages
@@ -47,8 +65,21 @@ public final class GuestChannel: @unchecked Sendable {
 
     /// Sends an in-band packet that needs no completion (transaction id 0 unless given).
     public func sendInband(_ payload: UnsafeRawBufferPointer, transactionID: UInt64 = 0) throws(GuestError) {
-        do { try endpoint.send(type: .dataInband, flags: 0, transactionID: transactionID, payload: payload) }
-        catch { throw .channel(error) }
+        do throws(ChannelError) {
+            try usingRings { () throws(ChannelError) in
+                try endpoint.send(type: .dataInband, flags: 0, transactionID: transactionID, payload: payload)
+            }
+        } catch { throw .channel(error) }
+    }
+
+    /// Runs `body`, which touches the rings, counted in ``ringUsers``; throws ``ChannelError/closed`` instead
+    /// once the channel is closed.
+    @inline(__always)
+    private func usingRings<R>(_ body: () throws(ChannelError) -> R) throws(ChannelError) -> R {
+        ringUsers.wrappingIncrement(ordering: .sequentiallyConsistent)
+        defer { ringUsers.wrappingDecrement(ordering: .sequentiallyConsistent) }
+        guard !closedFlag.load(ordering: .sequentiallyConsistent) else { throw .closed }
+        return try body()
     }
 
     /// Sends an in-band request with COMPLETION_REQUESTED; its completion reaches the handler with `context`.
@@ -92,9 +123,11 @@ public final class GuestChannel: @unchecked Sendable {
         guard let id = requestor.allocate(context: context) else {
             throw .channel(.tooManyOutstandingRequests)
         }
-        do {
-            try endpoint.send(type: type, flags: PacketDescriptor.flagCompletionRequested, transactionID: id,
-                              header: header, payload: payload)
+        do throws(ChannelError) {
+            try usingRings { () throws(ChannelError) in
+                try endpoint.send(type: type, flags: PacketDescriptor.flagCompletionRequested, transactionID: id,
+                                  header: header, payload: payload)
+            }
         } catch {
             _ = requestor.complete(id)
             throw .channel(error)
@@ -104,8 +137,11 @@ public final class GuestChannel: @unchecked Sendable {
 
     /// Sends a completion for a host request.
     public func sendCompletion(transactionID: UInt64, _ payload: UnsafeRawBufferPointer) throws(GuestError) {
-        do { try endpoint.send(type: .completion, flags: 0, transactionID: transactionID, payload: payload) }
-        catch { throw .channel(error) }
+        do throws(ChannelError) {
+            try usingRings { () throws(ChannelError) in
+                try endpoint.send(type: .completion, flags: 0, transactionID: transactionID, payload: payload)
+            }
+        } catch { throw .channel(error) }
     }
 
     /// Control path: sends a request and waits for its completion's payload.
@@ -131,14 +167,75 @@ public final class GuestChannel: @unchecked Sendable {
 
     // MARK: - Receiving (called by the bus on this channel's interrupt)
 
-    func interrupt() {
+    /// How one ``service(budget:)`` call ended.
+    enum Service: Equatable {
+        /// The ring is empty and interrupts are unmasked (or another thread is draining, or the channel is
+        /// closed).
+        case idle
+        /// The budget ran out with packets possibly left: interrupts stay masked, call again.
+        case more
+        /// The host broke the ring (corrupt indices or descriptor, a packet larger than the packet buffer):
+        /// the packets before it were delivered and committed; the channel must be closed.
+        case failed(ChannelError)
+    }
+
+    /// Packets per commit, so the host gets ring space back early.
+    static let batchSize = 64
+
+    /// Drains up to `budget` packets into the handler. Any thread may call it; one drains at a time, and an
+    /// interrupt that arrives meanwhile makes that one look again before it stops.
+    func service(budget: Int) -> Service {
         endpoint.peerSignalled()
-        guard !isClosed else { return }
-        do {
-            try endpoint.drain { [self] packet, buffer in dispatch(packet, buffer) }
-        } catch {
-            bus?.logger.error("channel \(relID): \(error); closing it")
-            fail(.channel(error))
+        drainRequested.store(true, ordering: .sequentiallyConsistent)
+        while true {
+            guard drainOwned.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
+            else { return .idle }
+            let outcome = ownedDrain(budget: budget)
+            drainOwned.store(false, ordering: .sequentiallyConsistent)
+            // An interrupt between our last look and letting go found the drain owned: look again for it.
+            guard outcome == .idle, drainRequested.load(ordering: .sequentiallyConsistent), !isClosed else {
+                return outcome
+            }
+        }
+    }
+
+    private func ownedDrain(budget: Int) -> Service {
+        ringUsers.wrappingIncrement(ordering: .sequentiallyConsistent)
+        defer { ringUsers.wrappingDecrement(ordering: .sequentiallyConsistent) }
+        guard !closedFlag.load(ordering: .sequentiallyConsistent) else { return .idle }
+        drainRequested.store(false, ordering: .sequentiallyConsistent)
+        let ring = endpoint.incoming
+        let buffer = endpoint.buffer
+        var left = budget
+        ring.maskInterrupts()
+        while true {
+            var batch: IncomingBatch
+            do { batch = try ring.beginRead() } catch { return .failed(.ring(String(describing: error))) }
+            var n = 0
+            var broken: RingError?
+            while n < Self.batchSize && left > 0 {
+                let next: ReceivedPacket?
+                do { next = try ring.next(&batch, into: buffer) } catch { broken = error; break }
+                guard let packet = next else { break }
+                endpoint.packetsReceived.wrappingIncrement(ordering: .relaxed)
+                endpoint.bytesReceived.wrappingIncrement(by: UInt64(packet.payloadLength), ordering: .relaxed)
+                dispatch(packet, buffer)
+                n += 1
+                left -= 1
+            }
+            // What the handler has seen is consumed, also when the packet after it broke the ring: giving it
+            // back would deliver it twice.
+            if ring.commit(batch) {
+                endpoint.signalsSent.wrappingIncrement(ordering: .relaxed)
+                signalPeer()
+            }
+            if let broken { return .failed(.ring(String(describing: broken))) }
+            if closedFlag.load(ordering: .sequentiallyConsistent) { return .idle }
+            if left == 0 { return .more }
+            if n == Self.batchSize { continue }
+            // Empty: unmask, and keep going if the host published while the mask was set (it did not signal).
+            if !ring.unmaskInterrupts() { return .idle }
+            ring.maskInterrupts()
         }
     }
 
@@ -176,8 +273,26 @@ public final class GuestChannel: @unchecked Sendable {
     }
 
     func markClosed() {
-        closedFlag.store(true, ordering: .releasing)
+        closedFlag.store(true, ordering: .sequentiallyConsistent)
         endpoint.close()
+    }
+
+    /// Closes the channel to every thread of ours and waits until none is inside a send or a drain. Returns
+    /// false if one stayed longer than `timeoutNanoseconds` (a handler that blocks, or one that closes its own
+    /// channel from its callback): the ring pages must then not be reused.
+    func quiesce(timeoutNanoseconds: UInt64) -> Bool {
+        markClosed()
+        let deadline = monotonicNanoseconds() &+ timeoutNanoseconds
+        while ringUsers.load(ordering: .sequentiallyConsistent) != 0 {
+            guard monotonicNanoseconds() < deadline else { return false }
+            sleepNanoseconds(20_000)
+        }
+        return true
+    }
+
+    /// Tells the handler that the bus closed the channel because the host broke it.
+    func notifyBroken(_ error: GuestError) {
+        handler.channelClosed(self, error: error)
     }
 
     /// Closes the channel: CLOSECHANNEL, then the ring GPADL is torn down and its pages freed.

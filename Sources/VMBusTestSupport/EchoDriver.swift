@@ -89,9 +89,14 @@ public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
 
     /// Sends `count` echo requests of `size` bytes on `channel`, keeping up to `window` outstanding, and
     /// waits for all completions. Every completion's payload is checked against what was sent.
+    ///
+    /// - Throws: ``EchoPumpError/timedOut(completed:of:)`` when the completions stop coming for
+    ///   `timeoutNanoseconds` in all (a silent host), or a ``GuestError`` from sending.
     public func pump(channel: GuestChannel, count: Int, size: Int = 64, window: Int = 128,
                      timeoutNanoseconds: UInt64 = 120_000_000_000) throws {
-        precondition(size >= 16 && window > 0)
+        guard size >= 16, size <= 1 << 20, window > 0 else {
+            throw GuestError.invalidArgument("echo requests are 16 B...1 MiB with a window of at least one")
+        }
         let finished = counter(for: channel.relID)
         let start = finished.load(ordering: .acquiring)
         let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
@@ -101,7 +106,7 @@ public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
         func done() -> Int { Int(finished.load(ordering: .acquiring) - start) }
         while sent < count {
             while sent - done() >= window {
-                waitForProgress(deadline: deadline)
+                try waitForProgress(deadline: deadline, completed: done(), of: count)
             }
             let seq = UInt64(sent)
             Self.fill(payload, sequence: seq)
@@ -109,7 +114,7 @@ public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
             try channel.sendRequest(UnsafeRawBufferPointer(payload), context: seq | UInt64(size) << 40)
             sent += 1
         }
-        while done() < count { waitForProgress(deadline: deadline) }
+        while done() < count { try waitForProgress(deadline: deadline, completed: done(), of: count) }
     }
 
     private func counter(for relID: UInt32) -> ManagedAtomic<UInt64> {
@@ -121,12 +126,13 @@ public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
         }
     }
 
-    private func waitForProgress(deadline: UInt64) {
+    private func waitForProgress(deadline: UInt64, completed: Int, of count: Int) throws(EchoPumpError) {
         let seen = progress.withLock { $0 }
         senderWaiting.wrappingIncrement(ordering: .acquiringAndReleasing)
         _ = progress.wait(timeoutNanoseconds: 1_000_000) { $0 != seen ? true : nil }
         senderWaiting.wrappingDecrement(ordering: .acquiringAndReleasing)
-        precondition(monotonicNanoseconds() < deadline, "echo pump timed out")
+        // A host that stops answering is a failure of the test, not of the process.
+        guard monotonicNanoseconds() < deadline else { throw .timedOut(completed: completed, of: count) }
     }
 
     private func noteProgress() {
@@ -161,5 +167,18 @@ public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
         failedRequests.wrappingIncrement(by: UInt64(contexts.count), ordering: .releasing)
         counter(for: channel.relID).wrappingIncrement(by: UInt64(contexts.count), ordering: .releasing)
         progress.update { $0 &+= 1 }
+    }
+}
+
+/// Why ``EchoClient/pump(channel:count:size:window:timeoutNanoseconds:)`` gave up.
+public enum EchoPumpError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The host stopped completing echo requests.
+    case timedOut(completed: Int, of: Int)
+
+    public var description: String {
+        switch self {
+        case .timedOut(let completed, let count):
+            return "echo pump timed out: the host answered \(completed) of \(count) requests"
+        }
     }
 }

@@ -35,6 +35,9 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Send this many echo requests over every echo channel, verify them, unload and exit.")
     var selftestEcho: Int = 0
 
+    @Option(name: .long, help: "With --selftest-echo: give up (exit status 1) when the host has not completed every request within this many seconds.")
+    var selftestTimeout: Int = 120
+
     @Option(name: .long, help: "Echo sub-channels to open per echo device (0...8).")
     var subchannels: Int = 0
 
@@ -44,6 +47,7 @@ struct GuestCommand: ParsableCommand {
         guard memory >= 4 && memory <= 65536 else { throw ValidationError("--memory must be 4...65536 MiB") }
         guard selftestEcho >= 0 else { throw ValidationError("--selftest-echo must not be negative") }
         guard subchannels >= 0 && subchannels <= 8 else { throw ValidationError("--subchannels must be 0...8") }
+        guard selftestTimeout >= 1 && selftestTimeout <= 86_400 else { throw ValidationError("--selftest-timeout must be 1...86400 s") }
     }
 
     func run() throws {
@@ -87,13 +91,13 @@ struct GuestCommand: ParsableCommand {
             fflush(nil)
 
             if selftestEcho > 0 {
-                let (ok, unloadedEarly) = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
+                let (ok, unloadedEarly, firstError) = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
                 let hostLost = bus.isHostLost
                 let unloaded = unloadedEarly ?? bus.disconnect()
                 if unloaded { print("unloaded cleanly") }
                 fflush(nil)
                 if hostLost { fail("the host is gone: outstanding requests failed", code: 2) }
-                if !ok { Glibc.exit(1) }
+                if !ok { fail("echo self-test failed: \(firstError ?? "not every request was verified")") }
                 if !unloaded { fail("no UNLOAD_RESPONSE from the host") }
                 return
             }
@@ -117,7 +121,7 @@ struct GuestCommand: ParsableCommand {
     /// Returns whether every request was verified, and whether a signal made it unload already (and how
     /// that went).
     private func runSelftest(bus: GuestBus, driver: EchoDriver, count: Int,
-                             signals: SignalWaiter) -> (passed: Bool, unloaded: Bool?) {
+                             signals: SignalWaiter) -> (passed: Bool, unloaded: Bool?, firstError: String?) {
         let start = monotonicNanoseconds()
         let errors = Condition<[String]>([])
         let left = Condition(0)
@@ -125,12 +129,16 @@ struct GuestCommand: ParsableCommand {
         var unloaded: Bool?
         // Kept here: unbinding (on a signal) removes the clients from the driver.
         let clients = driver.clients
+        let timeout = UInt64(selftestTimeout) * 1_000_000_000
         for client in clients {
             for channel in client.channels {
                 total += count
                 left.update { $0 += 1 }
                 startThread(name: "selftest") {
-                    do { try client.pump(channel: channel, count: count, size: 64, window: 128) }
+                    do {
+                        try client.pump(channel: channel, count: count, size: 64, window: 128,
+                                        timeoutNanoseconds: timeout)
+                    }
                     catch { errors.update { $0.append("channel \(channel.relID): \(error)") } }
                     left.update { $0 -= 1 }
                 }
@@ -154,6 +162,6 @@ struct GuestCommand: ParsableCommand {
         print("echo: \(completed) of \(total) verified, \(mismatched) mismatched, \(failed) failed, in \(Int(seconds * 1000)) ms")
         fflush(nil)
         let passed = completed == UInt64(total) && mismatched == 0 && failed == 0 && errors.withLock({ $0.isEmpty })
-        return (passed, unloaded)
+        return (passed, unloaded, errors.withLock { $0.first })
     }
 }

@@ -3,8 +3,8 @@ import Testing
 import VMBusGuest
 import VMBusTransport
 
-/// Transaction ids for requests (PROTOCOL.md §6.2, §13): 1...capacity, never 0, every completion checked
-/// against the outstanding ids.
+/// Transaction ids for requests (PROTOCOL.md §6.2, §13): slot + 1 in the low 32 bits, the slot's generation
+/// above, never 0, every completion checked against the outstanding ids (slot and generation).
 struct RequestorTests {
     @Test func idsRunFromOneToCapacityThenAllocationFails() {
         let requestor = Requestor(capacity: 8)
@@ -22,13 +22,16 @@ struct RequestorTests {
         #expect(requestor.allocate(context: 0) == nil)
         #expect(requestor.complete(2) == 0xBBBB)
         #expect(requestor.outstanding == 1)
-        // The freed id is handed out again, now with the new context.
-        #expect(requestor.allocate(context: 0xCCCC) == b)
-        #expect(requestor.complete(2) == 0xCCCC)
+        // The freed slot is handed out again, in its next generation, with the new context.
+        let c = requestor.allocate(context: 0xCCCC)
+        #expect(c == 1 << 32 | 2)
+        #expect(requestor.complete(2) == nil)
+        #expect(requestor.complete(1 << 32 | 2) == 0xCCCC)
         #expect(requestor.complete(1) == 0xAAAA)
         #expect(a == 1)
+        #expect(b == 2)
         #expect(requestor.outstanding == 0)
-        #expect(requestor.rejectedCompletions == 0)
+        #expect(requestor.rejectedCompletions == 1)
     }
 
     @Test func contextsMayBeAnyValueIncludingZeroAndTheMaximum() {
@@ -69,8 +72,12 @@ struct RequestorTests {
         // Late completions of cancelled requests are rejected.
         for id in ids { #expect(requestor.complete(id) == nil) }
         #expect(requestor.rejectedCompletions == 5)
-        // Every slot can be used again.
-        #expect((0..<6).compactMap { _ in requestor.allocate(context: 1) }.count == 6)
+        // Every slot can be used again, and the old ids still do not complete the new requests.
+        let next = (0..<6).compactMap { _ in requestor.allocate(context: 1) }
+        #expect(next.count == 6)
+        #expect(Set(next).isDisjoint(with: ids))
+        for id in ids { #expect(requestor.complete(id) == nil) }
+        #expect(requestor.outstanding == 6)
     }
 
     @Test func cancellingGivesTheIDBackWithoutCountingAndALateCompletionIsRejected() {
@@ -91,7 +98,44 @@ struct RequestorTests {
         #expect(requestor.allocate(context: 3) == 1)
         #expect(requestor.allocate(context: 4) == nil)
         #expect(requestor.complete(1) == 3)
-        #expect(requestor.allocate(context: 4) == 1)
+        #expect(requestor.allocate(context: 4) == 1 << 32 | 1)
+    }
+
+    @Test func aLateCompletionAfterCancelIsRejectedEvenOnceTheSlotServesANewRequest() {
+        let requestor = Requestor(capacity: 1)
+        let old = requestor.allocate(context: 10)!
+        #expect(requestor.cancel(old) == 10)
+        let new = requestor.allocate(context: 20)!
+        #expect(new & 0xFFFF_FFFF == old & 0xFFFF_FFFF)
+        #expect(new != old && new != 0)
+        // The host answers the cancelled request late: not taken for the new one's answer.
+        #expect(requestor.complete(old) == nil)
+        #expect(requestor.cancel(old) == nil)
+        #expect(requestor.rejectedCompletions == 1)
+        #expect(requestor.outstanding == 1)
+        #expect(requestor.complete(new) == 20)
+        // Right slot, any other generation (older, newer, or the high bits alone): rejected.
+        let third = requestor.allocate(context: 30)!
+        for id in [third &+ (1 << 32), third & 0xFFFF_FFFF, third | 0xFFFF_FFFF_0000_0000, UInt64(1) << 32] where id != third {
+            #expect(requestor.complete(id) == nil)
+        }
+        #expect(requestor.complete(third) == 30)
+    }
+
+    @Test func generationsWrapWithoutEverProducingIDZero() {
+        let requestor = Requestor(capacity: 1)
+        for n in 0..<3000 {
+            let id = requestor.allocate(context: UInt64(n))!
+            #expect(id != 0)
+            #expect(id & 0xFFFF_FFFF == 1)
+            #expect(requestor.complete(id) == UInt64(n))
+        }
+    }
+
+    @Test func anOutOfRangeCapacityIsClampedNotATrap() {
+        #expect(Requestor(capacity: 0).capacity == 1)
+        #expect(Requestor(capacity: -5).capacity == 1)
+        #expect(Requestor(capacity: Int.max).capacity == Requestor.maximumCapacity)
     }
 
     @Test func concurrentUsersNeverShareAnID() throws {

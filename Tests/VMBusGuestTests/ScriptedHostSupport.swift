@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import VMBusGuest
 import VMBusProtocol
+import VMBusRing
 import VMBusTestSupport
 import VMBusTransport
 import VMBusWire
@@ -28,6 +29,9 @@ final class ScriptedHost: HostMessageSink, @unchecked Sendable {
     private let offers: Mutex<[OfferChannel]>
     /// GPADLs being assembled (control thread only).
     private let assemblers = Mutex<[UInt32: GPADLAssembler]>([:])
+    /// Completed GPADLs (handle → pages) and open requests (relid → OPENCHANNEL), for ``rings(relID:)``.
+    private let gpadlPages = Mutex<[UInt32: [UInt64]]>([:])
+    private let opens = Mutex<[UInt32: OpenChannel]>([:])
 
     init(partition: InProcessPartition, offers: [OfferChannel]) {
         self.partition = partition
@@ -69,6 +73,7 @@ final class ScriptedHost: HostMessageSink, @unchecked Sendable {
             preconditionFailure("the guest posted a malformed message: \(bytes)")
         }
         received.update { $0.append(message) }
+        if case .openChannel(let o) = message { opens.withLock { $0[o.childRelID] = o } }
         switch script.withLock({ $0 })(message) {
         case .silence: break
         case .messages(let replies): for r in replies { send(r) }
@@ -109,7 +114,89 @@ final class ScriptedHost: HostMessageSink, @unchecked Sendable {
     private func completed(_ handle: UInt32) -> [ChannelMessage] {
         guard let a = assemblers.withLock({ $0[handle] }), a.isComplete else { return [] }
         assemblers.withLock { _ = $0.removeValue(forKey: handle) }
+        if let ranges = try? a.ranges() { gpadlPages.withLock { $0[handle] = ranges.flatMap(\.pfns) } }
         return [.gpadlCreated(GPADLCreated(childRelID: a.childRelID, gpadl: handle, creationStatus: 0))]
+    }
+}
+
+extension ScriptedHost {
+    /// The host's ends of the rings of the channel the guest last opened on `relID`.
+    func rings(relID: UInt32) throws -> ScriptedRings {
+        guard let open = opens.withLock({ $0[relID] }),
+              let pages = gpadlPages.withLock({ $0[open.ringBufferGPADLHandle] }) else {
+            throw GuestError.invalidArgument("relid \(relID) was not opened")
+        }
+        let split = Int(open.downstreamRingBufferPageOffset)
+        return ScriptedRings(relID: relID, partition: partition,
+                             toGuest: OutgoingRing(memory: try partition.memory.ringMemory(pfns: pages[split...])),
+                             fromGuest: IncomingRing(memory: try partition.memory.ringMemory(pfns: pages[..<split])))
+    }
+}
+
+/// The host's side of one channel's data path, played by the test: writes packets into the guest's incoming
+/// ring and raises its interrupt, reads what the guest sent, all without a ``ChannelEndpoint``.
+final class ScriptedRings: @unchecked Sendable {
+    let relID: UInt32
+    let partition: InProcessPartition
+    let toGuest: OutgoingRing
+    let fromGuest: IncomingRing
+    private let buffer = PacketBuffer(capacity: 1 << 16)
+
+    init(relID: UInt32, partition: InProcessPartition, toGuest: OutgoingRing, fromGuest: IncomingRing) {
+        self.relID = relID; self.partition = partition; self.toGuest = toGuest; self.fromGuest = fromGuest
+    }
+
+    /// Writes one packet; false if the ring is full. Does not interrupt the guest.
+    @discardableResult
+    func write(type: VMBusPacketType = .dataInband, flags: UInt16 = 0, transactionID: UInt64 = 0,
+               _ payload: [UInt8]) throws -> Bool {
+        var batch = try toGuest.beginWrite()
+        let appended: Result<Void, RingError> = payload.withUnsafeBytes { p in
+            do throws(RingError) {
+                try toGuest.append(&batch, type: type, flags: flags, transactionID: transactionID, payload: p)
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        switch appended {
+        case .success: break
+        case .failure(.full): return false
+        case .failure(let e): throw e
+        }
+        _ = toGuest.commit(batch)
+        return true
+    }
+
+    /// Sets the channel's event flag and raises the guest's SINT.
+    func interrupt() { partition.host.interruptGuest(relID: relID) }
+
+    /// Writes a completion for `transactionID` and interrupts the guest.
+    func complete(_ transactionID: UInt64, _ payload: [UInt8]) throws {
+        guard try write(type: .completion, transactionID: transactionID, payload) else {
+            throw GuestError.invalidArgument("the guest's incoming ring is full")
+        }
+        interrupt()
+    }
+
+    /// Every packet the guest has sent and the host not yet read: (transaction id, payload).
+    func read() throws -> [(UInt64, [UInt8])] {
+        var out: [(UInt64, [UInt8])] = []
+        var batch = try fromGuest.beginRead()
+        while let p = try fromGuest.next(&batch, into: buffer) {
+            out.append((p.descriptor.transactionID, buffer.payloadArray(of: p)))
+        }
+        _ = fromGuest.commit(batch)
+        return out
+    }
+
+    /// Polls until the guest has sent at least one packet (for up to ten seconds).
+    func waitForPackets() throws -> [(UInt64, [UInt8])] {
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while true {
+            let got = try read()
+            if !got.isEmpty { return got }
+            guard monotonicNanoseconds() < deadline else { throw GuestError.timedOut("a packet from the guest") }
+            sleepNanoseconds(200_000)
+        }
     }
 }
 
