@@ -3,8 +3,9 @@ import CVMBusShims
 import Glibc
 #endif
 
-/// A Linux eventfd: the doorbell behind every signal in this stack (HvSignalEvent guest→host, the SINT
-/// interrupt host→guest). Works within one process and, passed over a Unix socket, across two.
+/// A Linux eventfd, for wake-ups within one process only (benchmarks, tests). Never hand one to a peer:
+/// its writes cannot be made non-blocking per call, so a peer sharing it could block us; signals that
+/// cross a trust boundary use ``Doorbell`` (docs/TRANSPORT.md §6.0).
 public final class EventFD: @unchecked Sendable {
     public let fd: Int32
     private let owned: Bool

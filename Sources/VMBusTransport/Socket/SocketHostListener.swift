@@ -242,7 +242,18 @@ public final class SocketHostListener: @unchecked Sendable {
             onGone()
             return
         }
-        partitions.withLock { $0[id] = (port, keep) }
+                // Checked again where it counts: handshakes run in parallel, each saw room before it began.
+        let admitted = partitions.withLock { p -> Bool in
+            guard p.count < configuration.maxPartitions else { return false }
+            p[id] = (port, keep)
+            return true
+        }
+        guard admitted else {
+            refuse(c, .tooManyPartitions, "already serving \(configuration.maxPartitions) partitions")
+            port.stop()
+            onGone()
+            return
+        }
         let replied = (try? c.send(TransportFrame(type: .helloReply,
                                                   payload: TransportHelloReply(status: .ok, partitionID: id).bytes))) != nil
         if replied {
