@@ -18,7 +18,7 @@ import Glibc
 final class RogueGuestPort: HostPartitionPort, @unchecked Sendable {
     let memory: GuestMemory
     let flags: SynICEventFlags
-    private let doorbells = Mutex<[UInt32: EventFD]>([:])
+    private let doorbells = Mutex<[UInt32: Doorbell]>([:])
     private let log = Mutex<[ChannelMessage]>([])
     /// Called with every message the host posts, on the posting thread, before it is recorded.
     let onPost = Mutex<(@Sendable (ChannelMessage) -> Void)?>(nil)
@@ -39,10 +39,10 @@ final class RogueGuestPort: HostPartitionPort, @unchecked Sendable {
 
     func interruptGuest(relID: UInt32) { flags.set(relID) }
 
-    func doorbell(connectionID: UInt32) -> EventFD {
-        doorbells.withLock { map in
+    func openDoorbell(connectionID: UInt32) throws(TransportError) -> Doorbell {
+        try doorbells.withLock { (map) throws(TransportError) -> Doorbell in
             if let e = map[connectionID] { return e }
-            let e = (try? EventFD()) ?? EventFD(adopting: -1)
+            let e = try Doorbell()
             map[connectionID] = e
             return e
         }
