@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import VMBusGuest
 import VMBusProtocol
 import VMBusRing
@@ -25,18 +24,18 @@ final class ScriptedHost: HostMessageSink, @unchecked Sendable {
     let partition: InProcessPartition
     /// Every message the guest posted, parsed.
     let received = Condition<[ChannelMessage]>([])
-    private let script: Mutex<@Sendable (ChannelMessage) -> Reply>
-    private let offers: Mutex<[OfferChannel]>
+    private let script: Condition<@Sendable (ChannelMessage) -> Reply>
+    private let offers: Condition<[OfferChannel]>
     /// GPADLs being assembled (control thread only).
-    private let assemblers = Mutex<[UInt32: GPADLAssembler]>([:])
+    private let assemblers = Condition<[UInt32: GPADLAssembler]>([:])
     /// Completed GPADLs (handle → pages) and open requests (relid → OPENCHANNEL), for ``rings(relID:)``.
-    private let gpadlPages = Mutex<[UInt32: [UInt64]]>([:])
-    private let opens = Mutex<[UInt32: OpenChannel]>([:])
+    private let gpadlPages = Condition<[UInt32: [UInt64]]>([:])
+    private let opens = Condition<[UInt32: OpenChannel]>([:])
 
     init(partition: InProcessPartition, offers: [OfferChannel]) {
         self.partition = partition
-        self.offers = Mutex(offers)
-        self.script = Mutex({ _ in .normal })
+        self.offers = Condition(offers)
+        self.script = Condition({ _ in .normal })
     }
 
     /// Replaces the script; `body` decides the reply to each guest message.
