@@ -1,5 +1,6 @@
 import Logging
 import VMBusGuest
+import VMBusMemory
 import VMBusProtocol
 import VMBusRing
 import VMBusTestSupport
@@ -126,7 +127,7 @@ extension ScriptedHost {
             throw GuestError.invalidArgument("relid \(relID) was not opened")
         }
         let split = Int(open.downstreamRingBufferPageOffset)
-        return ScriptedRings(relID: relID, partition: partition,
+        return ScriptedRings(relID: relID, partition: partition, toGuestControlPFN: pages[split],
                              toGuest: OutgoingRing(memory: try partition.memory.ringMemory(pfns: pages[split...])),
                              fromGuest: IncomingRing(memory: try partition.memory.ringMemory(pfns: pages[..<split])))
     }
@@ -139,10 +140,20 @@ final class ScriptedRings: @unchecked Sendable {
     let partition: InProcessPartition
     let toGuest: OutgoingRing
     let fromGuest: IncomingRing
+    /// The control page of the guest's incoming ring, which a hostile host may scribble on.
+    let toGuestControlPFN: UInt64
     private let buffer = PacketBuffer(capacity: 1 << 16)
 
-    init(relID: UInt32, partition: InProcessPartition, toGuest: OutgoingRing, fromGuest: IncomingRing) {
-        self.relID = relID; self.partition = partition; self.toGuest = toGuest; self.fromGuest = fromGuest
+    init(relID: UInt32, partition: InProcessPartition, toGuestControlPFN: UInt64, toGuest: OutgoingRing,
+         fromGuest: IncomingRing) {
+        self.relID = relID; self.partition = partition; self.toGuestControlPFN = toGuestControlPFN
+        self.toGuest = toGuest; self.fromGuest = fromGuest
+    }
+
+    /// Stores `value` as the guest's incoming `write_index`, bypassing the ring.
+    func corruptWriteIndex(_ value: UInt32) throws {
+        let gpa = toGuestControlPFN * UInt64(GuestMemory.pageSize) + UInt64(RingControlLayout.writeIndexOffset)
+        try partition.memory.writeBytes(gpa: gpa, withUnsafeBytes(of: value.littleEndian) { Array($0) })
     }
 
     /// Writes one packet; false if the ring is full. Does not interrupt the guest.
