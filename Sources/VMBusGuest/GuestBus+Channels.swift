@@ -4,6 +4,10 @@ import VMBusRing
 import VMBusTransport
 
 extension GuestBus {
+    /// Longest a close waits for a drain or a send of ours to leave the rings. Not tied to the host's
+    /// response timeout: only our own threads are waited for, and a short host timeout must not leak pages.
+    static let quiesceTimeoutNanoseconds: UInt64 = 5_000_000_000
+
     /// Creates a GPADL over `pages` (one range, the whole pages) on channel `relID` and waits for
     /// GPADL_CREATED. The range list is split over GPADL_HEADER and as many GPADL_BODY messages as needed.
     public func createGPADL(relID: UInt32, pages: [UInt64]) throws(GuestError) -> UInt32 {
@@ -105,7 +109,7 @@ extension GuestBus {
             // Free the pages only if the host confirmed it no longer uses them: after TORNDOWN, or when it
             // refused the GPADL (or is gone). After a timeout or a rescind the host may still hold a GPADL
             // over them: leak them rather than reuse them. Nor while our interrupt thread may still drain them.
-            if let visible, !visible.quiesce(timeoutNanoseconds: configuration.responseTimeoutNanoseconds) {
+            if let visible, !visible.quiesce(timeoutNanoseconds: Self.quiesceTimeoutNanoseconds) {
                 logger.warning("relid \(relID): leaking \(pages.count) ring pages still in use after \(e)")
             } else if let g = gpadl {
                 if (try? teardownGPADL(relID: relID, handle: g)) != nil { synic.pages.release(pages) }
@@ -128,7 +132,7 @@ extension GuestBus {
         let relID = channel.relID
         guard channels.withLock({ $0[relID] === channel ? $0.removeValue(forKey: relID) : nil }) != nil else { return }
         // Out of the dispatch table, closed to senders and drains: once no thread is inside, none can enter.
-        let quiet = channel.quiesce(timeoutNanoseconds: configuration.responseTimeoutNanoseconds)
+        let quiet = channel.quiesce(timeoutNanoseconds: Self.quiesceTimeoutNanoseconds)
         channel.fail(.channel(.closed))
         if let device = registry.withLock({ $0.byRelID[relID] }) {
             device.state.update { s in if s.channels[relID] === channel { s.channels[relID] = nil } }

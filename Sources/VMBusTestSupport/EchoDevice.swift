@@ -1,5 +1,4 @@
 import Atomics
-import Synchronization
 import VMBusHost
 import VMBusProtocol
 import VMBusRing
@@ -10,7 +9,7 @@ import VMBusWire
 /// See ``EchoProtocol``.
 public final class EchoDevice: VMBusDeviceProvider {
     public let offer: HostDeviceOffer
-    private let handle = Mutex<HostDeviceHandle?>(nil)
+    private let handle = Condition<HostDeviceHandle?>(nil)
     public let packetsEchoed = ManagedAtomic<UInt64>(0)
     public let protocolErrors = ManagedAtomic<UInt64>(0)
     public let channelsOpened = ManagedAtomic<Int>(0)

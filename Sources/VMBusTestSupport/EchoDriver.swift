@@ -1,5 +1,4 @@
 import Atomics
-import Synchronization
 import VMBusGuest
 import VMBusProtocol
 import VMBusRing
@@ -12,7 +11,7 @@ public final class EchoDriver: VMBusDriver {
     public let name = "echo_vsc"
     public var classIDs: [GUID] { [EchoProtocol.classID] }
     public let ringSize: Int
-    private let bound = Mutex<[GUID: EchoClient]>([:])
+    private let bound = Condition<[GUID: EchoClient]>([:])
 
     public init(ringSize: Int = 64 * 1024) { self.ringSize = ringSize }
 
@@ -34,7 +33,7 @@ public final class EchoDriver: VMBusDriver {
 /// One bound echo device in the guest.
 public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
     public let device: GuestDevice
-    private let channelsLock = Mutex<[GuestChannel]>([])
+    private let channelsLock = Condition<[GuestChannel]>([])
     public let completions = ManagedAtomic<UInt64>(0)
     public let mismatches = ManagedAtomic<UInt64>(0)
     public let failedRequests = ManagedAtomic<UInt64>(0)
@@ -43,7 +42,7 @@ public final class EchoClient: GuestChannelHandler, @unchecked Sendable {
     private let progress = Condition<UInt64>(0)
     private let senderWaiting = ManagedAtomic<Int>(0)
     /// Completions and failures per channel (relid), so each pump keeps its own window.
-    private let finishedByRelID = Mutex<[UInt32: ManagedAtomic<UInt64>]>([:])
+    private let finishedByRelID = Condition<[UInt32: ManagedAtomic<UInt64>]>([:])
 
     init(device: GuestDevice) { self.device = device }
 

@@ -1,4 +1,3 @@
-import Synchronization
 import VMBusHost
 import VMBusProtocol
 import VMBusRing
@@ -9,8 +8,8 @@ import VMBusWire
 /// transaction ids: a misbehaving host for the guest's hardening tests.
 public final class SinkDevice: VMBusDeviceProvider {
     public let offer: HostDeviceOffer
-    public let received = Mutex(0)
-    private let handle = Mutex<HostDeviceHandle?>(nil)
+    public let received = Condition(0)
+    private let handle = Condition<HostDeviceHandle?>(nil)
     private let rogueCompletions: [UInt64]
 
     /// - Parameter rogueCompletions: transaction ids to complete (with an echo-sized payload) on the first request.

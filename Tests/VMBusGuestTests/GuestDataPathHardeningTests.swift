@@ -92,6 +92,34 @@ struct GuestDataPathHardeningTests {
         #expect(system.host.messages(ofType: .closeChannel).count == 2)
     }
 
+    @Test func aCorruptWriteIndexClosesTheChannelAndTellsTheHost() throws {
+        let system = try ScriptedSystem(offers: [offer(relID: 1, instance: 1)])
+        defer { system.stop() }
+        try system.connect()
+        let device = try #require(system.guest.devices.first)
+        let free = system.partition.pages.freePageCount
+        let handler = Handler()
+        let channel = try device.open(handler: handler)
+        try channel.sendRequest(bytes: Self.bytes(1), context: 31)
+        let rings = try system.host.rings(relID: 1)
+        for n: UInt8 in 1...2 { try rings.write(Self.bytes(n)) }
+        rings.interrupt()
+        try waitUntil { handler.packets.withLock { $0.count } == 2 }
+        // Not a multiple of 8: no packet can end there.
+        try rings.corruptWriteIndex(13)
+        rings.interrupt()
+        let closed = try #require(handler.closed.wait(timeoutNanoseconds: 10_000_000_000) { $0 })
+        guard case .channel(.ring(let why)) = closed else { Issue.record("closed with \(closed)"); return }
+        #expect(why.contains("corrupt"))
+        #expect(handler.failed.withLock { $0.map(\.0) } == [31])
+        #expect(system.host.waitForMessage { $0 == .closeChannel(CloseChannel(childRelID: 1)) } != nil)
+        #expect(system.host.waitForMessage { $0.type == .gpadlTeardown } != nil)
+        try waitUntil { system.partition.pages.freePageCount == free }
+        #expect(handler.packets.withLock { $0.count } == 2)
+        #expect(channel.isClosed)
+        #expect(system.guest.disconnect())
+    }
+
     @Test func aBrokenChannelIsStillClosedWhenTheHostNeverAnswersTheTeardown() throws {
         let system = try ScriptedSystem(offers: [offer(relID: 1, instance: 1)], timeoutMilliseconds: 300)
         defer { system.stop() }

@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 import VMBusGuest
 import VMBusTransport
@@ -140,8 +139,8 @@ struct RequestorTests {
 
     @Test func concurrentUsersNeverShareAnID() throws {
         let requestor = Requestor(capacity: 64)
-        let inUse = Mutex<Set<UInt64>>([])
-        let duplicates = Mutex(0)
+        let inUse = Condition<Set<UInt64>>([])
+        let duplicates = Condition(0)
         let done = Condition(0)
         let threads = 4
         for t in 0..<threads {

@@ -1,6 +1,6 @@
 import Logging
-import Synchronization
 import VMBusGuest
+import VMBusMemory
 import VMBusProtocol
 import VMBusRing
 import VMBusTestSupport
@@ -25,18 +25,18 @@ final class ScriptedHost: HostMessageSink, @unchecked Sendable {
     let partition: InProcessPartition
     /// Every message the guest posted, parsed.
     let received = Condition<[ChannelMessage]>([])
-    private let script: Mutex<@Sendable (ChannelMessage) -> Reply>
-    private let offers: Mutex<[OfferChannel]>
+    private let script: Condition<@Sendable (ChannelMessage) -> Reply>
+    private let offers: Condition<[OfferChannel]>
     /// GPADLs being assembled (control thread only).
-    private let assemblers = Mutex<[UInt32: GPADLAssembler]>([:])
+    private let assemblers = Condition<[UInt32: GPADLAssembler]>([:])
     /// Completed GPADLs (handle → pages) and open requests (relid → OPENCHANNEL), for ``rings(relID:)``.
-    private let gpadlPages = Mutex<[UInt32: [UInt64]]>([:])
-    private let opens = Mutex<[UInt32: OpenChannel]>([:])
+    private let gpadlPages = Condition<[UInt32: [UInt64]]>([:])
+    private let opens = Condition<[UInt32: OpenChannel]>([:])
 
     init(partition: InProcessPartition, offers: [OfferChannel]) {
         self.partition = partition
-        self.offers = Mutex(offers)
-        self.script = Mutex({ _ in .normal })
+        self.offers = Condition(offers)
+        self.script = Condition({ _ in .normal })
     }
 
     /// Replaces the script; `body` decides the reply to each guest message.
@@ -127,7 +127,7 @@ extension ScriptedHost {
             throw GuestError.invalidArgument("relid \(relID) was not opened")
         }
         let split = Int(open.downstreamRingBufferPageOffset)
-        return ScriptedRings(relID: relID, partition: partition,
+        return ScriptedRings(relID: relID, partition: partition, toGuestControlPFN: pages[split],
                              toGuest: OutgoingRing(memory: try partition.memory.ringMemory(pfns: pages[split...])),
                              fromGuest: IncomingRing(memory: try partition.memory.ringMemory(pfns: pages[..<split])))
     }
@@ -140,10 +140,20 @@ final class ScriptedRings: @unchecked Sendable {
     let partition: InProcessPartition
     let toGuest: OutgoingRing
     let fromGuest: IncomingRing
+    /// The control page of the guest's incoming ring, which a hostile host may scribble on.
+    let toGuestControlPFN: UInt64
     private let buffer = PacketBuffer(capacity: 1 << 16)
 
-    init(relID: UInt32, partition: InProcessPartition, toGuest: OutgoingRing, fromGuest: IncomingRing) {
-        self.relID = relID; self.partition = partition; self.toGuest = toGuest; self.fromGuest = fromGuest
+    init(relID: UInt32, partition: InProcessPartition, toGuestControlPFN: UInt64, toGuest: OutgoingRing,
+         fromGuest: IncomingRing) {
+        self.relID = relID; self.partition = partition; self.toGuestControlPFN = toGuestControlPFN
+        self.toGuest = toGuest; self.fromGuest = fromGuest
+    }
+
+    /// Stores `value` as the guest's incoming `write_index`, bypassing the ring.
+    func corruptWriteIndex(_ value: UInt32) throws {
+        let gpa = toGuestControlPFN * UInt64(GuestMemory.pageSize) + UInt64(RingControlLayout.writeIndexOffset)
+        try partition.memory.writeBytes(gpa: gpa, withUnsafeBytes(of: value.littleEndian) { Array($0) })
     }
 
     /// Writes one packet; false if the ring is full. Does not interrupt the guest.
