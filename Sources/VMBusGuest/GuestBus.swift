@@ -153,19 +153,31 @@ public final class GuestBus: GuestInterruptSink, @unchecked Sendable {
     /// offers delivered so far are in the registry.
     public func connect() throws(GuestError) {
         synic.start(self)
-        startThread(name: "vmbus-bus") { [self] in
-            while let item = work.pop() { run(item) }
+        do {
+            try spawnThread(name: "vmbus-bus") { [self] in
+                while let item = work.pop() { run(item) }
+                workDone.open()
+            }
+        } catch {
+            // disconnect() waits for these latches: nothing runs behind them.
             workDone.open()
+            pollDone.open()
+            throw .outOfResources("\(error)")
         }
         backlog.withLock { $0.running = true }
-        startThread(name: "vmbus-poll") { [self] in
-            while let channel = backlog.wait(until: { b -> GuestChannel?? in
-                b.stopping ? .some(nil) : (b.queue.isEmpty ? nil : .some(b.queue.removeFirst()))
-            }), let channel {
-                channel.backlogged.store(false, ordering: .sequentiallyConsistent)
-                serve(channel)
+        do {
+            try spawnThread(name: "vmbus-poll") { [self] in
+                while let channel = backlog.wait(until: { b -> GuestChannel?? in
+                    b.stopping ? .some(nil) : (b.queue.isEmpty ? nil : .some(b.queue.removeFirst()))
+                }), let channel {
+                    channel.backlogged.store(false, ordering: .sequentiallyConsistent)
+                    serve(channel)
+                }
+                pollDone.open()
             }
+        } catch {
             pollDone.open()
+            throw .outOfResources("\(error)")
         }
         try negotiate()
         try post(.requestOffers(RequestOffers()))

@@ -19,6 +19,8 @@ public enum GuestError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidArgument(String)
     case channel(ChannelError)
     case notConnected
+    /// A thread or descriptor the bus needs could not be created.
+    case outOfResources(String)
 
     public var description: String {
         switch self {
@@ -31,6 +33,7 @@ public enum GuestError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidArgument(let s): return s
         case .channel(let e): return e.description
         case .notConnected: return "not connected to a host"
+        case .outOfResources(let what): return "out of resources: \(what)"
         }
     }
 }
