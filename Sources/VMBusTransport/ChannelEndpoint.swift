@@ -1,5 +1,4 @@
 import Atomics
-import Synchronization
 import VMBusProtocol
 import VMBusRing
 
@@ -82,12 +81,14 @@ public final class ChannelEndpoint: @unchecked Sendable {
         case wait
     }
 
-    private let sendLock = Mutex(SendState())
+    /// A pthread mutex (``Condition``'s, without its broadcast): it does not allocate, and ThreadSanitizer sees
+    /// it, which it does not for `Synchronization.Mutex`.
+    private let sendLock = Condition(SendState())
     /// Bumped on every signal from the peer, so a sender blocked on a full ring re-checks.
     private let space = Condition<UInt64>(0)
     private let sendersWaiting = ManagedAtomic<Int>(0)
     private let closedFlag = ManagedAtomic<Bool>(false)
-    private let firstFailure = Mutex<ChannelError?>(nil)
+    private let firstFailure = Condition<ChannelError?>(nil)
 
     /// Packets one drain batch reads before committing, so the writer gets its space back early.
     public static let batchPackets = 64

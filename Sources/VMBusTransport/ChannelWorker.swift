@@ -1,5 +1,4 @@
 import Atomics
-import Synchronization
 import VMBusRing
 #if canImport(Glibc)
 import Glibc
@@ -16,7 +15,7 @@ public final class ChannelWorker: @unchecked Sendable {
     let stopped = ManagedAtomic<Bool>(false)
     let finished = Latch()
     /// Work to run on the worker's thread once its loop has ended (see ``whenFinished(_:)``).
-    private let finishers = Mutex<(done: Bool, bodies: [@Sendable () -> Void])>((false, []))
+    private let finishers = Condition<(done: Bool, bodies: [@Sendable () -> Void])>((false, []))
     private var thread = pthread_t()
     private let threadKnown = ManagedAtomic<Bool>(false)
 
