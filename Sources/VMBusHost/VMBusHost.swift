@@ -269,6 +269,15 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
             logger.warning("channel \(relID): cannot map rings: \(error)")
             return Server.statusFailure
         }
+        // The doorbell first: a channel the guest cannot signal is a failed open, never a half-open channel
+        // (over the socket the port has then disconnected the guest already).
+        let doorbell: Doorbell
+        do {
+            doorbell = try port.openDoorbell(connectionID: Server.connectionIDBase + relID)
+        } catch {
+            logger.warning("channel \(relID): no doorbell: \(error)")
+            return Server.statusFailure
+        }
         let channel = HostChannel(relID: relID, subchannelIndex: subIndex, offer: offer, userData: userData,
                                   memory: port.memory, endpoint: endpoint)
         do {
@@ -279,7 +288,7 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
         }
         let logger = self.logger
         let worker = ChannelWorker(
-            endpoint: endpoint, doorbell: port.doorbell(connectionID: Server.connectionIDBase + relID),
+            endpoint: endpoint, doorbell: doorbell,
             name: "vmbus-ch\(relID)",
             handler: { packet, buffer in provider.packetReceived(packet, buffer: buffer, on: channel) },
             onExit: { [weak self] error in
@@ -291,7 +300,15 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
                 provider.channelClosed(channel)
             })
         state.withLock { $0.open[relID] = OpenChannel(channel: channel, worker: worker) }
-        worker.start()
+        do {
+            try worker.start()
+        } catch {
+            // Out of threads: this open fails, the partition and the host go on.
+            state.withLock { _ = $0.open.removeValue(forKey: relID) }
+            logger.warning("channel \(relID): cannot start its worker: \(error)")
+            provider.channelClosed(channel)
+            return Server.statusFailure
+        }
         return 0
     }
 }

@@ -33,26 +33,42 @@ public final class ChannelWorker: @unchecked Sendable {
         self.onExit = onExit
     }
 
-    public func start() {
-        startThread(name: name) { [self] in
-            thread = pthread_self()
-            threadKnown.store(true, ordering: .releasing)
-            var failure: ChannelError?
-            do throws(ChannelError) {
-                try run()
-            } catch {
-                failure = error
+    /// Starts the loop on its own thread. Throws when the thread cannot be created: the loop never runs, the
+    /// endpoint is closed, ``join()`` returns at once and `onExit` is not called (the caller fails the open).
+    public func start() throws(TransportError) {
+        do {
+            try spawnThread(name: name) { [self] in
+                loop()
             }
+        } catch {
             endpoint.close()
-            onExit(failure)
-            let bodies = finishers.withLock { f -> [@Sendable () -> Void] in
-                f.done = true
-                defer { f.bodies = [] }
-                return f.bodies
-            }
-            for body in bodies { body() }
-            finished.open()
+            finish()
+            throw error
         }
+    }
+
+    private func finish() {
+        let bodies = finishers.withLock { f -> [@Sendable () -> Void] in
+            f.done = true
+            defer { f.bodies = [] }
+            return f.bodies
+        }
+        for body in bodies { body() }
+        finished.open()
+    }
+
+    private func loop() {
+        thread = pthread_self()
+        threadKnown.store(true, ordering: .releasing)
+        var failure: ChannelError?
+        do throws(ChannelError) {
+            try run()
+        } catch {
+            failure = error
+        }
+        endpoint.close()
+        onExit(failure)
+        finish()
     }
 
     /// Packets one turn of the loop handles before it looks at the stop flag again (bounds how long a peer that
