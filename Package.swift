@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "VMBusMemory",
             dependencies: [
-                "CVMBusShims", "VMBusProtocol",
+                "CVMBusShims", "VMBusProtocol", "VMBusSync",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "VMBusTransport",
             dependencies: [
-                "CVMBusShims", "VMBusProtocol", "VMBusMemory", "VMBusRing",
+                "CVMBusShims", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusSync",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -106,22 +106,22 @@ let package = Package(
             name: "FuzzServer", dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusHost"]),
         .executableTarget(
             name: "FuzzGuestBus",
-            dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusMemory", "VMBusRing", "VMBusTransport",
+            dependencies: ["FuzzSupport", "VMBusProtocol", "VMBusWire", "VMBusMemory", "VMBusRing", "VMBusSync", "VMBusTransport",
                            "VMBusGuest", "VMBusTestSupport", .product(name: "Logging", package: "swift-log")]),
 
         .testTarget(name: "VMBusWireTests", dependencies: ["VMBusWire"]),
         .testTarget(name: "VMBusProtocolTests", dependencies: ["VMBusProtocol", "VMBusWire"]),
-        .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "CVMBusShims"]),
+        .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(
             name: "VMBusIntegrationTests",
-            dependencies: ["VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTransport", "VMBusTestSupport"]),
+            dependencies: ["VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTransport", "VMBusTestSupport", "VMBusSync"]),
         // The socket transport in one process: frames, listener and ports, a rogue guest.
         .testTarget(
             name: "VMBusTransportTests",
             dependencies: ["VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusMemory", "VMBusWire",
-                           "VMBusTestSupport", "CVMBusShims",
+                           "VMBusTestSupport", "VMBusSync", "CVMBusShims",
                            .product(name: "Logging", package: "swift-log")]),
         // The `vmbus` executable as real processes (host, guests, list, up).
         .testTarget(

@@ -10,7 +10,7 @@
 // `session`).
 import FuzzSupport
 import Logging
-import Synchronization
+import VMBusSync
 import VMBusGuest
 import VMBusMemory
 import VMBusProtocol
@@ -59,10 +59,10 @@ final class ScriptedHost: GuestSynIC, @unchecked Sendable {
         var workQueued = false
         var busyReplies = 0
     }
-    let state: Mutex<State>
-    private let sinkBox = Mutex<(any GuestInterruptSink)?>(nil)
+    let state: Lock<State>
+    private let sinkBox = Lock<(any GuestInterruptSink)?>(nil)
 
-    init(input: FuzzInput, offers: [OfferChannel]) { state = Mutex(State(input: input, offers: offers)) }
+    init(input: FuzzInput, offers: [OfferChannel]) { state = Lock(State(input: input, offers: offers)) }
 
     var sink: (any GuestInterruptSink)? { sinkBox.withLock { $0 } }
 

@@ -1,4 +1,4 @@
-import Synchronization
+import VMBusSync
 
 extension GuestMemory {
     /// Pages the hypervisor side uses itself (the SynIC event-flags page): a GPADL, ring or GPA range naming one

@@ -1,5 +1,5 @@
 import CVMBusShims
-import Synchronization
+import VMBusSync
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +24,7 @@ public final class GuestMemory: @unchecked Sendable {
     public var pageCount: Int { size / Self.pageSize }
 
     /// See ``reserve(pfn:)``. A handful at most; only the control path looks at them.
-    let reservedPages = Mutex<[UInt64]>([])
+    let reservedPages = Lock<[UInt64]>([])
 
     /// Creates `pages` pages of zeroed, shareable memory.
     public init(pages: Int, name: String = "vmbus-guest-memory") throws(MemoryError) {

@@ -1,4 +1,4 @@
-import Synchronization
+import VMBusSync
 
 /// Hands out guest pages for rings and buffers, the way a guest kernel's page allocator would.
 ///
@@ -6,14 +6,14 @@ import Synchronization
 /// contiguous (`scattered: true`) so that GPADL and ring code is exercised over discontiguous memory.
 public final class PageAllocator: Sendable {
     public let memory: GuestMemory
-    private let free: Mutex<[Bool]>
+    private let free: Lock<[Bool]>
 
     /// Manages all pages of `memory` except the first `reservedPages` (kept for fixed structures).
     public init(memory: GuestMemory, reservedPages: Int = 0) {
         self.memory = memory
         var map = [Bool](repeating: true, count: memory.pageCount)
         for i in 0..<min(reservedPages, map.count) { map[i] = false }
-        free = Mutex(map)
+        free = Lock(map)
     }
 
     public var freePageCount: Int { free.withLock { $0.reduce(0) { $0 + ($1 ? 1 : 0) } } }

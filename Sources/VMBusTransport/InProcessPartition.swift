@@ -1,4 +1,4 @@
-import Synchronization
+import VMBusSync
 import VMBusMemory
 import VMBusProtocol
 
@@ -40,7 +40,7 @@ public final class InProcessPartition: Sendable {
         let toHost: BlockingQueue<(UInt32, [UInt8])>
         let toGuest: BlockingQueue<[UInt8]>
         let doorbells: DoorbellTable
-        let running = Mutex<(sink: (any GuestInterruptSink)?, stopping: Bool)>((nil, false))
+        let running = Lock<(sink: (any GuestInterruptSink)?, stopping: Bool)>((nil, false))
         let finished = Latch()
 
         init(memory: GuestMemory, pages: PageAllocator, flags: SynICEventFlags, sint: Doorbell,
@@ -117,7 +117,7 @@ public final class InProcessPartition: Sendable {
         let toGuest: BlockingQueue<[UInt8]>
         let doorbells: DoorbellTable
         let finished = Latch()
-        let started = Mutex(false)
+        let started = Lock(false)
 
         init(memory: GuestMemory, flags: SynICEventFlags, sint: Doorbell,
              toHost: BlockingQueue<(UInt32, [UInt8])>, toGuest: BlockingQueue<[UInt8]>,
@@ -174,5 +174,5 @@ public final class InProcessPartition: Sendable {
 
 /// Guest→host doorbells by connection id, shared by both sides of an in-process partition.
 final class DoorbellTable: Sendable {
-    let map = Mutex<[UInt32: Doorbell]>([:])
+    let map = Lock<[UInt32: Doorbell]>([:])
 }

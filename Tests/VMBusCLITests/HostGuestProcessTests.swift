@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import VMBusTestSupport
 import VMBusTransport
 
 /// The `vmbus` executable as real processes: a host daemon and guests in their own processes, talking over
@@ -50,16 +51,17 @@ struct HostGuestProcessTests {
         defer { f.directory.remove() }
         let host = try f.host()
         defer { host.kill9() }
-        let guest = try f.guest("guest", ["--selftest-echo", "250000", "--subchannels", "3"])
+        let perChannel = Sanitizer.scaled(250_000)
+        let guest = try f.guest("guest", ["--selftest-echo", "\(perChannel)", "--subchannels", "3"])
         defer { guest.kill9() }
 
-        let status = guest.wait(seconds: 150)
+        let status = guest.wait(seconds: Sanitizer.seconds(150))
         let out = guest.stdout
         #expect(status == .exited(0), "guest: \(status.map { "\($0)" } ?? "still running")\n\(out)\n\(guest.stderr)")
         #expect(out.contains("attached: partition 1, VMBus 6.0"))
         #expect(out.contains("channels: 4 open"))
         #expect(out.occurrences(of: "\tRel_ID=") == 4)
-        #expect(out.contains("echo: 1000000 of 1000000 verified, 0 mismatched, 0 failed"))
+        #expect(out.contains("echo: \(4 * perChannel) of \(4 * perChannel) verified, 0 mismatched, 0 failed"))
         // UNLOAD_RESPONSE arrived: GuestBus.disconnect() reported it.
         #expect(out.contains("unloaded cleanly"))
         #expect(guest.stderr.isEmpty, "\(guest.stderr)")

@@ -1,5 +1,5 @@
 import Atomics
-import Synchronization
+import VMBusSync
 import Testing
 import VMBusMemory
 import VMBusProtocol

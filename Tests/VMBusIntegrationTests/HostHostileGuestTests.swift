@@ -1,6 +1,6 @@
 import Atomics
 import Logging
-import Synchronization
+import VMBusSync
 import Testing
 import VMBusHost
 import VMBusMemory
@@ -65,7 +65,7 @@ struct HostHostileGuestTests {
         #expect(within(seconds: 5) { device.packets.load(ordering: .relaxed) > 20 })
 
         struct Seen { var closedWhenPosted = -1; var words: [UInt32] = [] }
-        let seen = Mutex(Seen())
+        let seen = Lock(Seen())
         let isEnding: @Sendable (ChannelMessage) -> Bool = { m in
             switch (ending, m) {
             case (.unload, .unloadResponse), (.reconnect, .versionResponse), (.rescind, .rescindChannelOffer),
@@ -117,7 +117,7 @@ struct HostHostileGuestTests {
         let ch = try RogueGuest.open(host, port, relID: 1, handle: 0xE1E10, pfns: (16..<32).map { UInt64($0) },
                                      downstream: 8)
         struct Seen { var closedWhenPosted = -1; var words: [UInt32] = [] }
-        let seen = Mutex(Seen())
+        let seen = Lock(Seen())
         port.onPost.withLock {
             $0 = { m in
                 guard case .rescindChannelOffer = m else { return }

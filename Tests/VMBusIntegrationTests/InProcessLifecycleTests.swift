@@ -30,8 +30,9 @@ struct InProcessLifecycleTests {
         #expect(Set(client.channels.map(\.subchannelIndex)) == [0, 1, 2, 3])
         #expect(client.device.subchannelOffers.count == 3)
 
-        // 1 M echo requests with completions, spread over the primary and three sub-channels at once.
-        let perChannel = 250_000
+        // 1 M echo requests with completions, spread over the primary and three sub-channels at once (fewer
+        // under a sanitizer, which slows every step 5–15×).
+        let perChannel = Sanitizer.scaled(250_000)
         let channels = client.channels
         let finished = Latch()
         let failures = Condition<[String]>([])
@@ -43,7 +44,7 @@ struct InProcessLifecycleTests {
                 if remaining.update({ $0 -= 1; return $0 }) == 0 { finished.open() }
             }
         }
-        #expect(finished.wait(timeoutNanoseconds: 300_000_000_000))
+        #expect(finished.wait(timeoutNanoseconds: Sanitizer.nanoseconds(300_000_000_000)))
         #expect(failures.withLock { $0 }.isEmpty)
         #expect(client.completions.load(ordering: .relaxed) == UInt64(perChannel * channels.count))
         #expect(client.mismatches.load(ordering: .relaxed) == 0)

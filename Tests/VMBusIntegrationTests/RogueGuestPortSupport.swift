@@ -1,5 +1,5 @@
 import Atomics
-import Synchronization
+import VMBusSync
 import VMBusHost
 import VMBusMemory
 import VMBusProtocol
@@ -18,10 +18,10 @@ import Glibc
 final class RogueGuestPort: HostPartitionPort, @unchecked Sendable {
     let memory: GuestMemory
     let flags: SynICEventFlags
-    private let doorbells = Mutex<[UInt32: Doorbell]>([:])
-    private let log = Mutex<[ChannelMessage]>([])
+    private let doorbells = Lock<[UInt32: Doorbell]>([:])
+    private let log = Lock<[ChannelMessage]>([])
     /// Called with every message the host posts, on the posting thread, before it is recorded.
-    let onPost = Mutex<(@Sendable (ChannelMessage) -> Void)?>(nil)
+    let onPost = Lock<(@Sendable (ChannelMessage) -> Void)?>(nil)
 
     init(pages: Int = 512) throws {
         memory = try GuestMemory(pages: pages)
@@ -66,9 +66,9 @@ final class RecordingDevice: VMBusDeviceProvider, @unchecked Sendable {
     let closed = ManagedAtomic<Int>(0)
     let replyFailures = ManagedAtomic<Int>(0)
     /// First payload byte of every packet, in order.
-    let tags = Mutex<[UInt8]>([])
-    let channels = Mutex<[Weak]>([])
-    let handle = Mutex<HostDeviceHandle?>(nil)
+    let tags = Lock<[UInt8]>([])
+    let channels = Lock<[Weak]>([])
+    let handle = Lock<HostDeviceHandle?>(nil)
     let handlerNanoseconds: UInt64
     let replies: Bool
     /// The device removes itself from its own packet handler when it sees this tag.

@@ -2,6 +2,7 @@ import CVMBusShims
 import Testing
 import VMBusProtocol
 @testable import VMBusRing
+import VMBusTestSupport
 
 /// One producer thread and one consumer thread on one ring, waiting for each other only through the signals
 /// the ring asks for: a lost "data available" or "space available" doorbell makes a wait time out.
@@ -18,7 +19,8 @@ import VMBusProtocol
     /// 8 data pages let batches run long (a million packets); 1 page keeps the writer blocked most of the time,
     /// which makes every packet a signalling round trip, so fewer packets keep the test short on 2 vCPUs.
     @Test(arguments: [(dataPages: 8, packets: 1_000_000), (dataPages: 1, packets: 200_000)])
-    func randomPacketsCrossThreadsIntactWithoutLosingADoorbell(dataPages: Int, packets: Int) throws {
+    func randomPacketsCrossThreadsIntactWithoutLosingADoorbell(dataPages: Int, packets fullCount: Int) throws {
+        let packets = Sanitizer.scaled(fullCount)
         let ring = try TestRing(dataPages: dataPages)
         let pattern = Pattern(seed: Self.seed)
         let dataBell = Doorbell(), spaceBell = Doorbell()
@@ -112,6 +114,7 @@ import VMBusProtocol
 }
 
 import Synchronization
+import VMBusSync
 
 final class Counters: Sendable {
     let writerWaits = Atomic<Int>(0)

@@ -2,6 +2,7 @@ import CVMBusShims
 import VMBusMemory
 import VMBusProtocol
 import Synchronization
+import VMBusSync
 @testable import VMBusRing
 
 #if canImport(Glibc)
@@ -210,7 +211,7 @@ final class Doorbell: Sendable {
 
 /// Failures seen on helper threads, reported by the test afterwards.
 final class ThreadIssues: Sendable {
-    private let list = Mutex<[String]>([])
+    private let list = Lock<[String]>([])
     func record(_ s: String) { list.withLock { if $0.count < 20 { $0.append(s) } } }
     var all: [String] { list.withLock { $0 } }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import VMBusSync
 import Testing
 import VMBusGuest
 import VMBusHost
@@ -14,8 +14,8 @@ import VMBusTestSupport
 struct HandshakeBoundTests {
     /// Thread names (prefixes) whose start is made to fail.
     final class FailingThreads: Sendable {
-        let prefixes = Mutex<Set<String>>([])
-        let failures = Mutex(0)
+        let prefixes = Lock<Set<String>>([])
+        let failures = Lock(0)
         func configure(_ c: inout SocketHostListener.Configuration) {
             c.spawn = { [self] name, body throws(TransportError) in
                 if prefixes.withLock({ p in p.contains { name.hasPrefix($0) } }) {

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import CVMBusShims
-import Synchronization
+import VMBusSync
 import Testing
 import VMBusMemory
 import VMBusProtocol
@@ -11,9 +11,9 @@ import VMBusTransport
 
 /// Records what a SocketGuestSynIC delivers.
 final class RecordingSink: GuestInterruptSink, @unchecked Sendable {
-    let messages = Mutex<[[UInt8]]>([])
-    let interrupts = Mutex<[UInt32]>([])
-    let lost = Mutex(false)
+    let messages = Lock<[[UInt8]]>([])
+    let interrupts = Lock<[UInt32]>([])
+    let lost = Lock(false)
     func channelInterrupt(relID: UInt32) { interrupts.withLock { $0.append(relID) } }
     func channelMessage(_ bytes: [UInt8]) { messages.withLock { $0.append(bytes) } }
     func hostLost() { lost.withLock { $0 = true } }

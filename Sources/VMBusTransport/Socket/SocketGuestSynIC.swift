@@ -1,5 +1,5 @@
 import Atomics
-import Synchronization
+import VMBusSync
 import VMBusMemory
 import VMBusProtocol
 #if canImport(Glibc)
@@ -18,7 +18,7 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
     let socket: UnixSeqpacketSocket
     let sint: Doorbell
     let flags: SynICEventFlags
-    let doorbells: Mutex<GuestDoorbells>
+    let doorbells: Lock<GuestDoorbells>
     let stopping = ManagedAtomic<Bool>(false)
     let started = ManagedAtomic<Bool>(false)
     let finished = Latch()
@@ -73,7 +73,7 @@ public final class SocketGuestSynIC: GuestSynIC, @unchecked Sendable {
         self.partitionID = reply.partitionID
         self.socket = socket
         self.sint = sint
-        self.doorbells = Mutex(GuestDoorbells(maxOffered: maxDoorbells))
+        self.doorbells = Lock(GuestDoorbells(maxOffered: maxDoorbells))
         self.flags = try SynICEventFlags(memory: memory, pagePFN: Self.eventFlagsPFN, sint: Int(VMBusSynIC.messageSINT))
     }
 

@@ -1,6 +1,6 @@
 import Atomics
 import Logging
-import Synchronization
+import VMBusSync
 import VMBusMemory
 #if canImport(Glibc)
 import Glibc
@@ -52,7 +52,7 @@ public final class SocketHostListener: @unchecked Sendable {
     let started = ManagedAtomic<Bool>(false)
     let finished = Latch()
     let nextPartitionID = ManagedAtomic<UInt32>(1)
-    let partitions = Mutex<[UInt32: (SocketHostPort, any AnyObject & Sendable)]>([:])
+    let partitions = Lock<[UInt32: (SocketHostPort, any AnyObject & Sendable)]>([:])
     /// Connections in their handshake, by a token: ``stop()`` ends them and waits for them.
     let handshakes = Condition<(next: Int, live: [Int: UnixSeqpacketSocket])>((0, [:]))
     /// Connections refused at HELLO (uid, malformed or missing HELLO, bad memory or signal socket, limits).

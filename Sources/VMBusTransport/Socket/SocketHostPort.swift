@@ -1,6 +1,6 @@
 import Atomics
 import CVMBusShims
-import Synchronization
+import VMBusSync
 import VMBusMemory
 import VMBusProtocol
 #if canImport(Glibc)
@@ -22,8 +22,8 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     let socket: UnixSeqpacketSocket
     let sint: Doorbell
     let flags: SynICEventFlags
-    let doorbells = Mutex<[UInt32: Doorbell]>([:])
-    let sendLock = Mutex(())
+    let doorbells = Lock<[UInt32: Doorbell]>([:])
+    let sendLock = Lock(())
     let finished = Latch()
     /// Opened once HELLO_REPLY is on the wire: the control thread answers no guest message before it, so
     /// HELLO_REPLY is always the first frame the guest receives.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CVMBusShims
 import Logging
-import Synchronization
+import VMBusSync
 import Testing
 import VMBusHost
 import VMBusMemory
@@ -45,10 +45,10 @@ final class HostFixture: @unchecked Sendable {
     let directory: SocketDirectory
     let listener: SocketHostListener
     final class Registry: Sendable {
-        let ports = Mutex<[SocketHostPort]>([])
-        let hosts = Mutex<[UInt32: VMBusHost]>([:])
+        let ports = Lock<[SocketHostPort]>([])
+        let hosts = Lock<[UInt32: VMBusHost]>([:])
         /// Echo devices by partition.
-        let devices = Mutex<[UInt32: [EchoDevice]]>([:])
+        let devices = Lock<[UInt32: [EchoDevice]]>([:])
     }
     let registry = Registry()
 
