@@ -55,7 +55,7 @@ struct HostGuestProcessTests {
         let guest = try f.guest("guest", ["--selftest-echo", "\(perChannel)", "--subchannels", "3"])
         defer { guest.kill9() }
 
-        let status = guest.wait(seconds: Sanitizer.seconds(150))
+        let status = guest.wait(seconds: 150)
         let out = guest.stdout
         #expect(status == .exited(0), "guest: \(status.map { "\($0)" } ?? "still running")\n\(out)\n\(guest.stderr)")
         #expect(out.contains("attached: partition 1, VMBus 6.0"))
@@ -170,9 +170,10 @@ struct HostGuestProcessTests {
         defer { f.directory.remove() }
         let host = try f.host("host", ["--echo", "2"])
         defer { host.kill9() }
-        let a = try f.guest("a", ["--selftest-echo", "100000", "--subchannels", "2"])
+        let perChannel = Sanitizer.scaled(100_000)
+        let a = try f.guest("a", ["--selftest-echo", "\(perChannel)", "--subchannels", "2"])
         defer { a.kill9() }
-        let b = try f.guest("b", ["--selftest-echo", "100000", "--subchannels", "2"])
+        let b = try f.guest("b", ["--selftest-echo", "\(perChannel)", "--subchannels", "2"])
         defer { b.kill9() }
         try a.waitForOutput("channels: 6 open")
         try b.waitForOutput("channels: 6 open")
@@ -192,7 +193,7 @@ struct HostGuestProcessTests {
             #expect(out.contains("VMBUS ID  2: Class_ID"))
             #expect(Set(out.lines.filter { $0.hasPrefix("\tRel_ID=") }) ==
                     Set((1...6).map { "\tRel_ID=\($0), target_cpu=0" }))
-            #expect(out.contains("echo: 600000 of 600000 verified, 0 mismatched, 0 failed"))
+            #expect(out.contains("echo: \(6 * perChannel) of \(6 * perChannel) verified, 0 mismatched, 0 failed"))
             #expect(out.contains("unloaded cleanly"))
         }
         let log = host.stderr

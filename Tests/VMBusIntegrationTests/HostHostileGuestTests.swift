@@ -6,6 +6,7 @@ import VMBusHost
 import VMBusMemory
 import VMBusProtocol
 import VMBusRing
+import VMBusTestSupport
 import VMBusTransport
 
 /// A hostile guest against the real host runtime (VMBusHost, its workers and rings), through a port where the
@@ -277,7 +278,10 @@ struct HostHostileGuestTests {
         }
         let growth = residentBytes() - baseline
         // Ring-sized buffers would add 16 MiB per open (320 MiB over these rounds). Other suites run at the same
-        // time, so the bound is loose.
-        #expect(growth < 96 << 20, "resident memory grew by \(growth >> 20) MiB over 10 rounds")
+        // time, so the bound is loose. AddressSanitizer keeps freed memory in quarantine (256 MiB by default),
+        // so resident memory says nothing there; the freed channels above still do.
+        if Sanitizer.active != .address {
+            #expect(growth < 96 << 20, "resident memory grew by \(growth >> 20) MiB over 10 rounds")
+        }
     }
 }

@@ -295,7 +295,12 @@ struct SocketHostTests {
         // paced by the socket, the host holds nothing per message, every one is counted.
         let close = ChannelMessage.closeChannel(CloseChannel(childRelID: 999)).bytes
         let frame = TransportFrame(type: .channelMessage, port: 1, payload: close)
-        for _ in 0..<100_000 { try rogue.socket.send(frame) }
+        for i in 0..<100_000 {
+            do { try rogue.socket.send(frame) } catch {
+                Issue.record("send \(i): \(error); host: \(port.endReason ?? "still reading"), dropped \(port.droppedMessages.load(ordering: .relaxed)), violations \(port.violations.load(ordering: .relaxed))")
+                return
+            }
+        }
         try eventually("100k messages handled", seconds: 60) { host.server.rejectedMessages == 100_000 }
         #expect(port.framesReceived.load(ordering: .relaxed) >= 100_000 + 2)
         #expect(port.violations.load(ordering: .relaxed) == 0)

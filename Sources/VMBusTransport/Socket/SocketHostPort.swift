@@ -182,7 +182,16 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     /// `VMBUS_MESSAGE_CONNECTION_ID_4` (INITIATE_CONTACT).
     static let messageConnectionIDs: Set<UInt32> = [VMBusConnectionID.message, VMBusConnectionID.message4]
 
+    /// Why the control loop ended (end-of-stream, a receive error, the violation limit), once it has.
+    public var endReason: String? { ended.withLock { $0 } }
+    private let ended = Lock<String?>(nil)
+
     private func run(_ sink: any HostMessageSink) {
+        ended.withLock { $0 = receiveLoop(sink) }
+    }
+
+    /// Returns why it stopped.
+    private func receiveLoop(_ sink: any HostMessageSink) -> String {
         while true {
             let received: (TransportFrame, [Int32])?
             do {
@@ -191,18 +200,18 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
                 received = try socket.receive(maxFDs: 1)
             } catch .protocolViolation {
                 framesReceived.wrappingIncrement(ordering: .relaxed)
-                if !violation() { return }
+                if !violation() { return "past the violation limit (\(violationLimit))" }
                 continue
             } catch {
-                return
+                return "receive: \(error)"
             }
-            guard let (frame, fds) = received else { return }  // the guest is gone
+            guard let (frame, fds) = received else { return "end of stream" }  // the guest is gone
             framesReceived.wrappingIncrement(ordering: .relaxed)
             let connectionID = UInt32(truncatingIfNeeded: frame.port)
             guard fds.isEmpty, frame.type == .channelMessage, frame.port >> 32 == 0,
                   Self.messageConnectionIDs.contains(connectionID) else {
                 for f in fds { close(f) }  // the guest sends no descriptors after HELLO
-                if !violation() { return }
+                if !violation() { return "past the violation limit (\(violationLimit))" }
                 continue
             }
             sink.guestMessage(connectionID: connectionID, frame.payload)

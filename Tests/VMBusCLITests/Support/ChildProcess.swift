@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VMBusTestSupport
 import VMBusTransport
 
 /// Why a process test could not go on.
@@ -111,10 +112,10 @@ final class ChildProcess {
         return status
     }
 
-    /// Waits up to `seconds` for the process to end.
+    /// Waits up to `seconds` for the process to end (stretched under a sanitizer, which slows the child too).
     @discardableResult
     func wait(seconds: Double) -> Termination? {
-        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        let deadline = monotonicNanoseconds() + UInt64(Sanitizer.seconds(seconds) * 1e9)
         while poll() == nil {
             if monotonicNanoseconds() >= deadline { return nil }
             sleepNanoseconds(2_000_000)
@@ -139,7 +140,7 @@ final class ChildProcess {
     @discardableResult
     func waitForOutput(_ text: String, stderr useStderr: Bool = false, count: Int = 1,
                        seconds: Double = 30) throws -> String {
-        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        let deadline = monotonicNanoseconds() + UInt64(Sanitizer.seconds(seconds) * 1e9)
         while true {
             let out = useStderr ? stderr : stdout
             if out.occurrences(of: text) >= count { return out }
@@ -240,7 +241,7 @@ let vmbusExecutable: String = {
 
 /// Waits up to `seconds` for `condition`.
 func eventually(_ what: String, seconds: Double = 10, _ condition: () -> Bool) throws {
-    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+    let deadline = monotonicNanoseconds() + UInt64(Sanitizer.seconds(seconds) * 1e9)
     while !condition() {
         guard monotonicNanoseconds() < deadline else { throw ProcessTestError("timed out after \(seconds) s: \(what)") }
         sleepNanoseconds(5_000_000)

@@ -19,7 +19,7 @@ struct FixtureError: Error, CustomStringConvertible {
 /// A quiet logger: the tests check counters and outcomes, not log lines.
 func quietLogger(_ label: String) -> Logger {
     var l = Logger(label: label)
-    l.logLevel = .critical
+    l.logLevel = getenv("VMBUS_TEST_LOG") != nil ? .debug : .critical
     return l
 }
 
