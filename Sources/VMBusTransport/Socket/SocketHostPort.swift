@@ -187,7 +187,8 @@ public final class SocketHostPort: HostPartitionPort, @unchecked Sendable {
     private let ended = Lock<String?>(nil)
 
     private func run(_ sink: any HostMessageSink) {
-        ended.withLock { $0 = receiveLoop(sink) }
+        let reason = receiveLoop(sink)
+        ended.withLock { $0 = reason }
     }
 
     /// Returns why it stopped.
