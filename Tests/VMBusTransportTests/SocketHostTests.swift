@@ -310,8 +310,16 @@ struct SocketHostTests {
         let contact = TransportFrame(type: .channelMessage, port: 4, payload: ChannelMessage.initiateContact(
             InitiateContact(versionRequested: .copper, targetVCPU: 0, messageSINT: 2)).bytes)
         var accepted = 0
-        for _ in 0..<100_000 {
-            if try rogue.socket.send(contact, nonBlocking: true) { accepted += 1 }
+        sending: for _ in 0..<100_000 {
+            let sent = Result { () throws(TransportError) -> Bool in try rogue.socket.send(contact, nonBlocking: true) }
+            switch sent {
+            case .success(let queued): if queued { accepted += 1 }
+            case .failure(.disconnected):
+                // The host gave up on a guest that did not read its answers for a second (docs/TRANSPORT.md
+                // §8): under a sanitizer this loop can take longer than that. Also a bounded outcome.
+                break sending
+            case .failure(let error): throw error
+            }
         }
         #expect(accepted > 10 && accepted < 20_000, "\(accepted) of 100k accepted")
         #expect(port.framesReceived.load(ordering: .relaxed) <= UInt64(100_002 + accepted))
