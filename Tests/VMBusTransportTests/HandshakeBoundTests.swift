@@ -50,14 +50,8 @@ struct HandshakeBoundTests {
         // their slots are free at once and a real guest is served.
         silent.removeAll()
         try eventually("handshake slots free", seconds: 5) { fixture.listener.handshakesInFlight == 0 }
-        let synic = try SocketGuestSynIC(path: fixture.socket, memoryPages: 256)
-        let bus = GuestBus(synic: synic, logger: quietLogger("test.guest"))
-        try bus.connect()
-        let driver = EchoDriver()
-        bus.register(driver)
-        let client = try #require(driver.clients.first)
-        try client.pump(channel: try #require(client.channels.first), count: 100, size: 64)
-        #expect(client.completions.load(ordering: .relaxed) == 100)
+        let (bus, completions) = try realGuestEchoes(100, through: fixture.socket)
+        #expect(completions == 100)
         #expect(bus.disconnect())
     }
 

@@ -125,14 +125,8 @@ struct HostileSignallingTests {
         #expect(finishes(within: 5) { for _ in 0..<20_000 { port.interruptGuest(relID: 1) } })
         // The host still serves this guest's control messages and further guests, and stops within a bound.
         _ = try rogue.connectVMBus()
-        let synic = try SocketGuestSynIC(path: fixture.socket, memoryPages: 256)
-        let bus = GuestBus(synic: synic, logger: quietLogger("test.guest"))
-        try bus.connect()
-        let driver = EchoDriver()
-        bus.register(driver)
-        let client = try #require(driver.clients.first)
-        try client.pump(channel: try #require(client.channels.first), count: 1_000, size: 64)
-        #expect(client.completions.load(ordering: .relaxed) == 1_000)
+        let (bus, completions) = try realGuestEchoes(1_000, through: fixture.socket)
+        #expect(completions == 1_000)
         #expect(finishes(within: 10) { fixture.stop() })
         bus.disconnect()
     }

@@ -5,6 +5,7 @@ import CVMBusShims
 import Logging
 import VMBusSync
 import Testing
+import VMBusGuest
 import VMBusHost
 import VMBusMemory
 import VMBusProtocol
@@ -21,6 +22,20 @@ func quietLogger(_ label: String) -> Logger {
     var l = Logger(label: label)
     l.logLevel = getenv("VMBUS_TEST_LOG") != nil ? .debug : .critical
     return l
+}
+
+/// A well-behaved guest (SocketGuestSynIC, GuestBus, the echo driver) attaches to the host at `socket` and
+/// echoes `count` requests on its first channel: the proof, after an attack, that the host still serves
+/// guests. Returns the connected bus (the caller disconnects it) and the completions it counted.
+func realGuestEchoes(_ count: Int, through socket: String) throws -> (GuestBus, UInt64) {
+    let synic = try SocketGuestSynIC(path: socket, memoryPages: 256)
+    let bus = GuestBus(synic: synic, logger: quietLogger("test.guest"))
+    try bus.connect()
+    let driver = EchoDriver()
+    bus.register(driver)
+    let client = try #require(driver.clients.first)
+    try client.pump(channel: try #require(client.channels.first), count: count, size: 64)
+    return (bus, client.completions.load(ordering: .relaxed))
 }
 
 /// A fresh directory under /tmp for a socket.
