@@ -1,3 +1,4 @@
+import VMBusLayoutTesting
 import Testing
 import VMBusProtocol
 import VMBusWire

@@ -1,3 +1,4 @@
+import VMBusLayoutTesting
 import Testing
 import VMBusProtocol
 import VMBusWire
@@ -497,7 +498,7 @@ enum GoldenCases {
             }
             guard let layout = LinuxLayouts.layout(cName) else {
                 Issue.record("""
-                    \(swiftName) encodes C type \(cName), which is MISSING from Fixtures/LinuxLayouts.swift. \
+                    \(swiftName) encodes C type \(cName), which is MISSING from VMBusLayoutTesting/LinuxLayouts.swift. \
                     Add it to Scripts/generate-layout-fixtures and regenerate, or list it in linuxLayoutExceptions \
                     with the reason Linux 6.12 does not have it.
                     """)

@@ -2,6 +2,8 @@
 // Offsets are facts read from OpenVMM's vm/devices/vmbus/vmbus_core/src/protocol.rs (#[repr(C)] structs after
 // the 8-byte MessageHeader) and PROTOCOL.md §2.2-§2.9, written out here by hand.
 
+import VMBusLayoutTesting
+
 /// Why each wire type is not checked against the Linux fixture.
 let linuxLayoutExceptions: [String: String] = [
     "OpenReservedChannel": "types 18-20 are CHANNELMSG_18..20 in Linux 6.12, which declares no struct for them",

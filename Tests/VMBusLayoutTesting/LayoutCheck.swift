@@ -1,15 +1,14 @@
 import Testing
-import VMBusProtocol
 import VMBusWire
 
 /// Checks encoded bytes field by field against a C layout from the fixture and remembers which fields were
 /// looked at, so a test can demand that every member of the C struct was accounted for.
-struct LayoutCheck {
-    let layout: LinuxLayout
-    let bytes: [UInt8]
-    private(set) var checked: Set<String> = []
+public struct LayoutCheck {
+    public let layout: LinuxLayout
+    public let bytes: [UInt8]
+    public private(set) var checked: Set<String> = []
 
-    init(_ layout: LinuxLayout, _ bytes: [UInt8]) {
+    public init(_ layout: LinuxLayout, _ bytes: [UInt8]) {
         self.layout = layout
         self.bytes = bytes
     }
@@ -32,7 +31,7 @@ struct LayoutCheck {
     }
 
     /// The integer (or bitfield) at the member's offset equals `expected`.
-    mutating func value(_ name: String, _ expected: UInt64, sourceLocation: SourceLocation = #_sourceLocation) {
+    public mutating func value(_ name: String, _ expected: UInt64, sourceLocation: SourceLocation = #_sourceLocation) {
         checked.insert(name)
         guard let f = field(name, sourceLocation) else { return }
         guard f.size <= 8 else {
@@ -50,7 +49,7 @@ struct LayoutCheck {
     }
 
     /// The bytes at the member's offset equal `expected` (a flexible array member takes `expected.count`).
-    mutating func bytes(_ name: String, _ expected: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
+    public mutating func bytes(_ name: String, _ expected: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
         checked.insert(name)
         guard let f = field(name, sourceLocation) else { return }
         if f.size != 0 {
@@ -60,12 +59,12 @@ struct LayoutCheck {
         #expect(b == expected, "\(layout.name).\(name) at offset \(f.offset)", sourceLocation: sourceLocation)
     }
 
-    mutating func guid(_ name: String, _ expected: GUID, sourceLocation: SourceLocation = #_sourceLocation) {
+    public mutating func guid(_ name: String, _ expected: GUID, sourceLocation: SourceLocation = #_sourceLocation) {
         bytes(name, expected.wireBytes, sourceLocation: sourceLocation)
     }
 
     /// A reserved or padding member is written as zero.
-    mutating func zero(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    public mutating func zero(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) {
         guard let f = layout.field(name) else {
             checked.insert(name)
             Issue.record("\(layout.name) has no member \(name)", sourceLocation: sourceLocation)
@@ -79,12 +78,12 @@ struct LayoutCheck {
     }
 
     /// `bytes.count == sizeof`.
-    func size(sourceLocation: SourceLocation = #_sourceLocation) {
+    public func size(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(bytes.count == layout.size, "encoded \(layout.name) length", sourceLocation: sourceLocation)
     }
 
     /// Every innermost member of the layout was checked (directly or through an enclosing member).
-    func complete(ignoring: Set<String> = [], sourceLocation: SourceLocation = #_sourceLocation) {
+    public func complete(ignoring: Set<String> = [], sourceLocation: SourceLocation = #_sourceLocation) {
         let covered = checked.union(ignoring)
         for leaf in layout.leafFields where !Self.ancestors(of: leaf.name).contains(where: covered.contains) {
             Issue.record("\(layout.name).\(leaf.name) (offset \(leaf.offset), \(leaf.size) bytes) is not checked",
@@ -93,7 +92,7 @@ struct LayoutCheck {
     }
 
     /// "a.b[].c" → ["a", "a.b", "a.b[].c"] plus the "[]"-less spellings.
-    static func ancestors(of name: String) -> [String] {
+    public static func ancestors(of name: String) -> [String] {
         let parts = name.split(separator: ".").map(String.init)
         var out: [String] = []
         for i in 1...parts.count {
@@ -106,11 +105,11 @@ struct LayoutCheck {
 }
 
 /// Little-endian bytes of an integer.
-func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] {
+public func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] {
     (0..<(T.bitWidth / 8)).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) }
 }
 
 /// A fixture layout, failing the test if it is missing.
-func linuxLayout(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> LinuxLayout {
+public func linuxLayout(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> LinuxLayout {
     try #require(LinuxLayouts.layout(name), "\(name) missing from LinuxLayouts.swift", sourceLocation: sourceLocation)
 }

@@ -7,42 +7,47 @@
 
 /// One member of a C type: dotted path from the outermost type, absolute offset and size in bytes.
 /// For bitfields `bit`/`bits` give the bit position and width inside the `size`-byte storage unit.
-struct LinuxField: Sendable, Equatable {
-    let name: String
-    let offset: Int
-    let size: Int
-    let bit: Int?
-    let bits: Int?
+public struct LinuxField: Sendable, Equatable {
+    public let name: String
+    public let offset: Int
+    public let size: Int
+    public let bit: Int?
+    public let bits: Int?
 
-    init(_ name: String, _ offset: Int, _ size: Int, bit: Int? = nil, bits: Int? = nil) {
+    public init(_ name: String, _ offset: Int, _ size: Int, bit: Int? = nil, bits: Int? = nil) {
         self.name = name; self.offset = offset; self.size = size; self.bit = bit; self.bits = bits
     }
 }
 
 /// A C struct or union as Linux 6.12 lays it out.
-struct LinuxLayout: Sendable {
-    let name: String
-    let isUnion: Bool
-    let size: Int
-    let packed: Bool
+public struct LinuxLayout: Sendable {
+    public let name: String
+    public let isUnion: Bool
+    public let size: Int
+    public let packed: Bool
     /// Reference file and part the layout was taken from.
-    let source: String
-    let fields: [LinuxField]
+    public let source: String
+    public let fields: [LinuxField]
 
-    func field(_ name: String) -> LinuxField? { fields.first { $0.name == name } }
+    public init(name: String, isUnion: Bool, size: Int, packed: Bool, source: String, fields: [LinuxField]) {
+        self.name = name; self.isUnion = isUnion; self.size = size; self.packed = packed
+        self.source = source; self.fields = fields
+    }
+
+    public func field(_ name: String) -> LinuxField? { fields.first { $0.name == name } }
 
     /// Members that contain no other member (what a test has to account for byte by byte).
-    var leafFields: [LinuxField] {
+    public var leafFields: [LinuxField] {
         fields.filter { f in !fields.contains { $0.name.hasPrefix(f.name + ".") || $0.name.hasPrefix(f.name + "[].") } }
     }
 }
 
-enum LinuxLayouts {
-    static func layout(_ name: String) -> LinuxLayout? { byName[name] }
+public enum LinuxLayouts {
+    public static func layout(_ name: String) -> LinuxLayout? { byName[name] }
 
-    static let byName: [String: LinuxLayout] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    public static let byName: [String: LinuxLayout] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
-    static let all: [LinuxLayout] = [
+    public static let all: [LinuxLayout] = [
         LinuxLayout(
             name: "hv_mpb_array", isUnion: false, size: 8, packed: false, source: "layouts-hv_vmbus.txt part 1",
             fields: [
@@ -586,28 +591,127 @@ enum LinuxLayouts {
                 LinuxField("sint_message[].u", 16, 240),
                 LinuxField("sint_message[].u.payload", 16, 240),
             ]),
+        LinuxLayout(
+            name: "vstor_packet", isUnion: false, size: 64, packed: true, source: "layouts-hv_storvsc.txt part 2",
+            fields: [
+                LinuxField("operation", 0, 4),
+                LinuxField("flags", 4, 4),
+                LinuxField("status", 8, 4),
+                LinuxField("vm_srb", 12, 52),
+                LinuxField("vm_srb.length", 12, 2),
+                LinuxField("vm_srb.srb_status", 14, 1),
+                LinuxField("vm_srb.scsi_status", 15, 1),
+                LinuxField("vm_srb.port_number", 16, 1),
+                LinuxField("vm_srb.path_id", 17, 1),
+                LinuxField("vm_srb.target_id", 18, 1),
+                LinuxField("vm_srb.lun", 19, 1),
+                LinuxField("vm_srb.cdb_length", 20, 1),
+                LinuxField("vm_srb.sense_info_length", 21, 1),
+                LinuxField("vm_srb.data_in", 22, 1),
+                LinuxField("vm_srb.reserved", 23, 1),
+                LinuxField("vm_srb.data_transfer_length", 24, 4),
+                LinuxField("vm_srb.cdb", 28, 16),
+                LinuxField("vm_srb.sense_data", 28, 20),
+                LinuxField("vm_srb.reserved_array", 28, 20),
+                LinuxField("vm_srb.reserve", 48, 2),
+                LinuxField("vm_srb.queue_tag", 50, 1),
+                LinuxField("vm_srb.queue_action", 51, 1),
+                LinuxField("vm_srb.srb_flags", 52, 4),
+                LinuxField("vm_srb.time_out_value", 56, 4),
+                LinuxField("vm_srb.queue_sort_ey", 60, 4),
+                LinuxField("storage_channel_properties", 12, 24),
+                LinuxField("storage_channel_properties.reserved", 12, 4),
+                LinuxField("storage_channel_properties.max_channel_cnt", 16, 2),
+                LinuxField("storage_channel_properties.reserved1", 18, 2),
+                LinuxField("storage_channel_properties.flags", 20, 4),
+                LinuxField("storage_channel_properties.max_transfer_bytes", 24, 4),
+                LinuxField("storage_channel_properties.reserved2", 28, 8),
+                LinuxField("version", 12, 4),
+                LinuxField("version.major_minor", 12, 2),
+                LinuxField("version.revision", 14, 2),
+                LinuxField("wwn_packet", 12, 36),
+                LinuxField("wwn_packet.primary_active", 12, 1),
+                LinuxField("wwn_packet.reserved1", 13, 3),
+                LinuxField("wwn_packet.primary_port_wwn", 16, 8),
+                LinuxField("wwn_packet.primary_node_wwn", 24, 8),
+                LinuxField("wwn_packet.secondary_port_wwn", 32, 8),
+                LinuxField("wwn_packet.secondary_node_wwn", 40, 8),
+                LinuxField("sub_channel_count", 12, 2),
+                LinuxField("buffer", 12, 52),
+            ]),
+        LinuxLayout(
+            name: "vmscsi_request", isUnion: false, size: 52, packed: false, source: "layouts-hv_storvsc.txt part 1",
+            fields: [
+                LinuxField("length", 0, 2),
+                LinuxField("srb_status", 2, 1),
+                LinuxField("scsi_status", 3, 1),
+                LinuxField("port_number", 4, 1),
+                LinuxField("path_id", 5, 1),
+                LinuxField("target_id", 6, 1),
+                LinuxField("lun", 7, 1),
+                LinuxField("cdb_length", 8, 1),
+                LinuxField("sense_info_length", 9, 1),
+                LinuxField("data_in", 10, 1),
+                LinuxField("reserved", 11, 1),
+                LinuxField("data_transfer_length", 12, 4),
+                LinuxField("cdb", 16, 16),
+                LinuxField("sense_data", 16, 20),
+                LinuxField("reserved_array", 16, 20),
+                LinuxField("reserve", 36, 2),
+                LinuxField("queue_tag", 38, 1),
+                LinuxField("queue_action", 39, 1),
+                LinuxField("srb_flags", 40, 4),
+                LinuxField("time_out_value", 44, 4),
+                LinuxField("queue_sort_ey", 48, 4),
+            ]),
+        LinuxLayout(
+            name: "vmstorage_channel_properties", isUnion: false, size: 24, packed: false, source: "layouts-hv_storvsc.txt part 1",
+            fields: [
+                LinuxField("reserved", 0, 4),
+                LinuxField("max_channel_cnt", 4, 2),
+                LinuxField("reserved1", 6, 2),
+                LinuxField("flags", 8, 4),
+                LinuxField("max_transfer_bytes", 12, 4),
+                LinuxField("reserved2", 16, 8),
+            ]),
+        LinuxLayout(
+            name: "vmstorage_protocol_version", isUnion: false, size: 4, packed: false, source: "layouts-hv_storvsc.txt part 1",
+            fields: [
+                LinuxField("major_minor", 0, 2),
+                LinuxField("revision", 2, 2),
+            ]),
+        LinuxLayout(
+            name: "hv_fc_wwn_packet", isUnion: false, size: 36, packed: false, source: "layouts-hv_storvsc.txt part 1",
+            fields: [
+                LinuxField("primary_active", 0, 1),
+                LinuxField("reserved1", 1, 3),
+                LinuxField("primary_port_wwn", 4, 8),
+                LinuxField("primary_node_wwn", 12, 8),
+                LinuxField("secondary_port_wwn", 20, 8),
+                LinuxField("secondary_node_wwn", 28, 8),
+            ]),
     ]
 }
 
 /// A row of `channel_message_table` in hv_vmbus.ko (drivers/hv/channel_mgmt.c).
-struct LinuxChannelMessageEntry: Sendable {
-    let name: String
-    let type: UInt32
-    let blocking: Bool
-    let minimumPayloadLength: Int
+public struct LinuxChannelMessageEntry: Sendable {
+    public let name: String
+    public let type: UInt32
+    public let blocking: Bool
+    public let minimumPayloadLength: Int
 }
 
 /// A row of `vmbus_devs` in hv_vmbus.ko (drivers/hv/channel_mgmt.c).
-struct LinuxVMBusDevice: Sendable {
-    let deviceType: String
-    let guid: String
-    let perfDevice: Bool
-    let allowedInIsolated: Bool
+public struct LinuxVMBusDevice: Sendable {
+    public let deviceType: String
+    public let guid: String
+    public let perfDevice: Bool
+    public let allowedInIsolated: Bool
 }
 
-enum LinuxConstants {
+public enum LinuxConstants {
     /// Selected integer #defines from constants.txt (negative values as 64-bit two's complement).
-    static let values: [String: UInt64] = [
+    public static let values: [String: UInt64] = [
         "HVCALL_POST_MESSAGE": 0x5c,
         "HVCALL_SIGNAL_EVENT": 0x5d,
         "HV_EVENT_FLAGS_COUNT": 0x800,
@@ -638,6 +742,64 @@ enum LinuxConstants {
         "MAX_PIPE_USER_DEFINED_BYTES": 0x74,
         "MAX_SIZE_CHANNEL_MESSAGE": 0xf0,
         "MAX_USER_DEFINED_BYTES": 0x78,
+        "REQUEST_COMPLETION_FLAG": 0x1,
+        "SP_UNTAGGED": 0xff,
+        "SRB_FLAGS_ADAPTER_CACHE_ENABLE": 0x200,
+        "SRB_FLAGS_ALLOCATED_FROM_ZONE": 0x20000,
+        "SRB_FLAGS_BYPASS_FROZEN_QUEUE": 0x10,
+        "SRB_FLAGS_BYPASS_LOCKED_QUEUE": 0x80000,
+        "SRB_FLAGS_CLASS_DRIVER_RESERVED": 0xf0000000,
+        "SRB_FLAGS_D3_PROCESSING": 0x800,
+        "SRB_FLAGS_DATA_IN": 0x40,
+        "SRB_FLAGS_DATA_OUT": 0x80,
+        "SRB_FLAGS_DISABLE_AUTOSENSE": 0x20,
+        "SRB_FLAGS_DISABLE_DISCONNECT": 0x4,
+        "SRB_FLAGS_DISABLE_SYNCH_TRANSFER": 0x8,
+        "SRB_FLAGS_DONT_START_NEXT_PACKET": 0x800000,
+        "SRB_FLAGS_FREE_SENSE_BUFFER": 0x400,
+        "SRB_FLAGS_IS_ACTIVE": 0x10000,
+        "SRB_FLAGS_NO_DATA_TRANSFER": 0x0,
+        "SRB_FLAGS_NO_KEEP_AWAKE": 0x100000,
+        "SRB_FLAGS_NO_QUEUE_FREEZE": 0x100,
+        "SRB_FLAGS_PORT_DRIVER_ALLOCSENSE": 0x200000,
+        "SRB_FLAGS_PORT_DRIVER_RESERVED": 0xf000000,
+        "SRB_FLAGS_PORT_DRIVER_SENSEHASPORT": 0x400000,
+        "SRB_FLAGS_QUEUE_ACTION_ENABLE": 0x2,
+        "SRB_FLAGS_SGLIST_FROM_POOL": 0x40000,
+        "SRB_FLAGS_UNSPECIFIED_DIRECTION": 0xc0,
+        "SRB_SIMPLE_TAG_REQUEST": 0x20,
+        "SRB_STATUS_ABORTED": 0x2,
+        "SRB_STATUS_AUTOSENSE_VALID": 0x80,
+        "SRB_STATUS_BUS_RESET": 0xe,
+        "SRB_STATUS_DATA_OVERRUN": 0x12,
+        "SRB_STATUS_ERROR": 0x4,
+        "SRB_STATUS_INTERNAL_ERROR": 0x30,
+        "SRB_STATUS_INVALID_LUN": 0x20,
+        "SRB_STATUS_INVALID_REQUEST": 0x6,
+        "SRB_STATUS_QUEUE_FROZEN": 0x40,
+        "SRB_STATUS_SELECTION_TIMEOUT": 0xa,
+        "SRB_STATUS_SUCCESS": 0x1,
+        "SRB_STATUS_TIMEOUT": 0x9,
+        "STORAGE_CHANNEL_EMULATED_IDE_FLAG": 0x2,
+        "STORAGE_CHANNEL_REMOVABLE_FLAG": 0x1,
+        "STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL": 0x1,
+        "STORVSC_FC_MAX_CHANNELS": 0x8,
+        "STORVSC_FC_MAX_LUNS_PER_TARGET": 0xff,
+        "STORVSC_FC_MAX_TARGETS": 0x80,
+        "STORVSC_FC_MAX_XFER_SIZE": 0x80000,
+        "STORVSC_IDE_MAX_CHANNELS": 0x1,
+        "STORVSC_IDE_MAX_LUNS_PER_TARGET": 0x40,
+        "STORVSC_IDE_MAX_TARGETS": 0x1,
+        "STORVSC_LOGGING_ERROR": 0x1,
+        "STORVSC_LOGGING_NONE": 0x0,
+        "STORVSC_LOGGING_WARN": 0x2,
+        "STORVSC_MAX_BUF_LEN_WITH_PADDING": 0x14,
+        "STORVSC_MAX_CHANNELS": 0x8,
+        "STORVSC_MAX_CMD_LEN": 0x10,
+        "STORVSC_MAX_LUNS_PER_TARGET": 0xff,
+        "STORVSC_MAX_PKT_SIZE": 0x50,
+        "STORVSC_MAX_TARGETS": 0x2,
+        "STORVSC_SENSE_BUFFER_SIZE": 0x14,
         "VERSION_WIN10": 0x40000,
         "VERSION_WIN10_V4_1": 0x40001,
         "VERSION_WIN10_V5": 0x50000,
@@ -661,10 +823,15 @@ enum LinuxConstants {
         "VMBUS_PIPE_TYPE_BYTE": 0x0,
         "VMBUS_PIPE_TYPE_MESSAGE": 0x4,
         "VMBUS_PKT_TRAILER": 0x8,
+        "VMSTOR_PROTO_VERSION_WIN10": 0x602,
+        "VMSTOR_PROTO_VERSION_WIN6": 0x200,
+        "VMSTOR_PROTO_VERSION_WIN7": 0x402,
+        "VMSTOR_PROTO_VERSION_WIN8": 0x501,
+        "VMSTOR_PROTO_VERSION_WIN8_1": 0x600,
     ]
 
     /// Enum constants (enums.txt) of: vmbus_channel_message_type, vmbus_packet_type, hv_message_type, vmbus_device_type, VMBUS_MESSAGE_CONNECTION_ID.
-    static let enumValues: [String: Int64] = [
+    public static let enumValues: [String: Int64] = [
         "CHANNELMSG_18": 18,
         "CHANNELMSG_19": 19,
         "CHANNELMSG_20": 20,
@@ -748,10 +915,13 @@ enum LinuxConstants {
     ]
 
     /// `vmbus_versions` (drivers/hv/connection.c) in the order Linux tries them.
-    static let vmbusVersions: [UInt32] = [0x50003, 0x50002, 0x50001, 0x50000, 0x40001, 0x40000, 0x30000, 0x20004]
+    public static let vmbusVersions: [UInt32] = [0x50003, 0x50002, 0x50001, 0x50000, 0x40001, 0x40000, 0x30000, 0x20004]
+
+    /// `protocol_version` (drivers/scsi/storvsc_drv.c) in the order storvsc tries them.
+    public static let storvscProtocolVersions: [UInt16] = [0x602, 0x600, 0x501]
 
     /// Device and service GUIDs: canonical string and the 16 bytes in wire order.
-    static let guids: [String: (string: String, bytes: [UInt8])] = [
+    public static let guids: [String: (string: String, bytes: [UInt8])] = [
         "HV_AVMA1_GUID": ("f8e65716-3cb3-4a06-9a60-1889c5cccab5", [0x16, 0x57, 0xe6, 0xf8, 0xb3, 0x3c, 0x06, 0x4a, 0x9a, 0x60, 0x18, 0x89, 0xc5, 0xcc, 0xca, 0xb5]),
         "HV_AVMA2_GUID": ("3375baf4-9e15-4b30-b765-67acb10d607b", [0xf4, 0xba, 0x75, 0x33, 0x15, 0x9e, 0x30, 0x4b, 0xb7, 0x65, 0x67, 0xac, 0xb1, 0x0d, 0x60, 0x7b]),
         "HV_DM_GUID": ("525074dc-8985-46e2-8057-a307dc18a502", [0xdc, 0x74, 0x50, 0x52, 0x85, 0x89, 0xe2, 0x46, 0x80, 0x57, 0xa3, 0x07, 0xdc, 0x18, 0xa5, 0x02]),
@@ -776,7 +946,7 @@ enum LinuxConstants {
     ]
 
     /// `channel_message_table` in type order.
-    static let channelMessageTable: [LinuxChannelMessageEntry] = [
+    public static let channelMessageTable: [LinuxChannelMessageEntry] = [
         LinuxChannelMessageEntry(name: "CHANNELMSG_INVALID", type: 0, blocking: true, minimumPayloadLength: 0),
         LinuxChannelMessageEntry(name: "CHANNELMSG_OFFERCHANNEL", type: 1, blocking: true, minimumPayloadLength: 196),
         LinuxChannelMessageEntry(name: "CHANNELMSG_RESCIND_CHANNELOFFER", type: 2, blocking: true, minimumPayloadLength: 12),
@@ -805,7 +975,7 @@ enum LinuxConstants {
     ]
 
     /// `vmbus_devs` in table order (the HV_UNKNOWN terminator included).
-    static let vmbusDevices: [LinuxVMBusDevice] = [
+    public static let vmbusDevices: [LinuxVMBusDevice] = [
         LinuxVMBusDevice(deviceType: "HV_IDE", guid: "32412632-86cb-44a2-9b5c-50d1417354f5", perfDevice: true, allowedInIsolated: false),
         LinuxVMBusDevice(deviceType: "HV_SCSI", guid: "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f", perfDevice: true, allowedInIsolated: true),
         LinuxVMBusDevice(deviceType: "HV_FC", guid: "2f9bcc4a-0069-4af3-b76b-6fd0be528cda", perfDevice: true, allowedInIsolated: false),
