@@ -47,26 +47,11 @@ public struct GPADirectPacketHeader: WireCodable, Equatable, Sendable {
     /// in the reader, `offset8` leaves room for the fixed part, `rangecount` ≥ 1, and every range is valid and
     /// lies before the payload (`rangecount` is checked against that space before allocating).
     public init(from r: inout WireReader) throws(WireError) {
-        let start = r.index
-        let descriptor = try PacketDescriptor(from: &r)
-        try descriptor.validate()
-        guard descriptor.type == .dataUsingGPADirect else {
-            throw .invalidValue(field: "vmpacket_descriptor.type", value: UInt64(descriptor.type.rawValue))
-        }
-        let available = r.remaining + PacketDescriptor.wireSize
-        guard descriptor.totalLength <= available else {
-            throw .truncated(offset: start - r.start, needed: descriptor.totalLength, available: available)
-        }
-        guard descriptor.payloadOffset >= Self.fixedLength else {
-            throw .invalidValue(field: "vmpacket_descriptor.offset8", value: UInt64(descriptor.offset8))
-        }
-        try r.skip(4)  // reserved: may hold garbage (OpenVMM)
-        let count = try r.readUInt32()
-        guard count != 0 else { throw .invalidValue(field: "vmbus_packet_mpb_array.rangecount", value: 0) }
-        var rangeArea = try r.readSubReader(descriptor.payloadOffset - Self.fixedLength)
-        let ranges = try GPARange.decodeList(
-            count: Int(count), from: &rangeArea, countField: "vmbus_packet_mpb_array.rangecount")
-        self.init(descriptor: descriptor, ranges: ranges)
+        let view = try GPADirectPacketView(from: &r)
+        var ranges: [GPARange] = []
+        ranges.reserveCapacity(view.rangeCount)
+        view.forEachRange { ranges.append($0.gpaRange) }
+        self.init(descriptor: view.descriptor, ranges: ranges)
     }
 
     /// Decodes the header of a packet copied out of the ring (`packet` starts with the descriptor; a trailing

@@ -61,20 +61,7 @@ public struct GPARange: Equatable, Hashable, Sendable, WireEncodable, WireDecoda
     /// Decodes and validates one range. The PFN count comes from the header and is checked against the bytes
     /// left in `r` before anything is allocated.
     public init(from r: inout WireReader) throws(WireError) {
-        let count = try r.readUInt32()
-        let offset = try r.readUInt32()
-        guard count != 0 else { throw .invalidValue(field: "gpa_range.byte_count", value: 0) }
-        guard let pages = Self.pageCount(byteCount: count, byteOffset: offset) else {
-            throw .invalidValue(field: "gpa_range.byte_offset", value: UInt64(offset))
-        }
-        let available = r.remaining / 8
-        guard pages <= available else {
-            throw .countTooLarge(field: "gpa_range.pfn_array", count: pages, limit: available)
-        }
-        var pfns = [UInt64]()
-        pfns.reserveCapacity(pages)
-        for _ in 0..<pages { pfns.append(try r.readUInt64()) }
-        self.init(byteCount: count, byteOffset: offset, pfns: pfns)
+        self = try GPARangeView(from: &r).gpaRange
     }
 
     public func encode(into w: inout WireWriter) {
