@@ -75,6 +75,8 @@ let package = Package(
             ], swiftSettings: safeSettings),
         // The storage protocol (VSTOR packets, SRBs, versions, status codes), shared by StorVSC and StorVSP.
         .target(name: "VMBusStorageProtocol", dependencies: ["VMBusWire", "VMBusProtocol"], swiftSettings: safeSettings),
+        // StorVSP, the host's storage VSP: the initialization state machine (the SCSI data path follows).
+        .target(name: "VMBusStorVSP", dependencies: ["VMBusStorageProtocol", "VMBusWire"], swiftSettings: safeSettings),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
         .target(
             name: "VMBusTestSupport",
@@ -119,6 +121,7 @@ let package = Package(
         .testTarget(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
+        .testTarget(name: "VMBusStorVSPTests", dependencies: ["VMBusStorVSP", "VMBusStorageProtocol"]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),
