@@ -75,6 +75,8 @@ let package = Package(
             ], swiftSettings: safeSettings),
         // The storage protocol (VSTOR packets, SRBs, versions, status codes), shared by StorVSC and StorVSP.
         .target(name: "VMBusStorageProtocol", dependencies: ["VMBusWire", "VMBusProtocol"], swiftSettings: safeSettings),
+        // Disk backends behind the SCSI target: the interface, raw files, a RAM disk (image formats follow).
+        .target(name: "VMBusDiskBackend", dependencies: ["CVMBusShims", "VMBusSync"]),
         // StorVSP, the host's storage VSP: the initialization state machine (the SCSI data path follows).
         .target(name: "VMBusStorVSP", dependencies: ["VMBusStorageProtocol", "VMBusWire"], swiftSettings: safeSettings),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
@@ -121,6 +123,7 @@ let package = Package(
         .testTarget(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
+        .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend"]),
         .testTarget(name: "VMBusStorVSPTests", dependencies: ["VMBusStorVSP", "VMBusStorageProtocol"]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),

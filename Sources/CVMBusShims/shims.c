@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/falloc.h>
 
 int vmbus_shim_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 int vmbus_shim_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
@@ -154,3 +155,11 @@ unsigned long vmbus_shim_fs_magic(int fd) {
     return (unsigned long)s.f_type;
 }
 unsigned long vmbus_shim_tmpfs_magic(void) { return 0x01021994ul; }
+
+int vmbus_shim_punch_hole(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}
+int vmbus_shim_zero_range(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length);
+}
+int vmbus_shim_open(const char *path, int flags, unsigned int mode) { return open(path, flags | O_CLOEXEC, mode); }

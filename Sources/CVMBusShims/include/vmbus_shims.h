@@ -64,4 +64,10 @@ int vmbus_shim_seal_shrink(void);
 int vmbus_shim_seal_grow(void);
 int vmbus_shim_seal_seal(void);
 
+/* Disk backends: fallocate modes Glibc's module does not import. Return 0 or -1 with errno. */
+int vmbus_shim_punch_hole(int fd, int64_t offset, int64_t length);
+int vmbus_shim_zero_range(int fd, int64_t offset, int64_t length);
+/* open(2) is variadic: O_CREAT with a mode. */
+int vmbus_shim_open(const char *path, int flags, unsigned int mode);
+
 #endif

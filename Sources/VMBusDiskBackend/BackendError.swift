@@ -1,0 +1,26 @@
+/// Why a backend could not do an I/O. The SCSI target turns these into sense data; nothing traps.
+public enum BackendError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The range lies (partly) past the capacity.
+    case outOfRange(offset: UInt64, length: UInt64, capacity: UInt64)
+    /// A write, unmap or zeroing on a read-only backend.
+    case readOnly
+    /// The operation is not supported by this backend (unmap on a filesystem without hole punching).
+    case unsupported(String)
+    /// The scatter-gather list is shorter than the transfer, or has no room for another segment.
+    case bufferTooSmall(needed: Int, available: Int)
+    /// A system call failed.
+    case io(call: String, errno: Int32)
+    /// The backend cannot be opened or created as asked.
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case .outOfRange(let o, let l, let c): return "range \(o)+\(l) lies past the capacity \(c)"
+        case .readOnly: return "the disk is read-only"
+        case .unsupported(let what): return "not supported: \(what)"
+        case .bufferTooSmall(let n, let a): return "buffer of \(a) bytes for a transfer of \(n)"
+        case .io(let call, let e): return "\(call) failed: errno \(e)"
+        case .invalidConfiguration(let why): return why
+        }
+    }
+}
