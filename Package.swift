@@ -77,6 +77,10 @@ let package = Package(
         .target(name: "VMBusStorageProtocol", dependencies: ["VMBusWire", "VMBusProtocol"], swiftSettings: safeSettings),
         // Disk backends behind the SCSI target: the interface, raw files, a RAM disk (image formats follow).
         .target(name: "VMBusDiskBackend", dependencies: ["CVMBusShims", "VMBusSync"]),
+        // SCSI wire formats shared by both sides: opcodes, sense data, CDBs. No I/O.
+        .target(name: "VMBusSCSI", swiftSettings: safeSettings),
+        // The host's SCSI disk emulation (SBC-3) over a backend, and a controller's LUN table.
+        .target(name: "VMBusSCSITarget", dependencies: ["VMBusSCSI", "VMBusDiskBackend", "VMBusSync"]),
         // StorVSP, the host's storage VSP: the initialization state machine (the SCSI data path follows).
         .target(name: "VMBusStorVSP", dependencies: ["VMBusStorageProtocol", "VMBusWire"], swiftSettings: safeSettings),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
@@ -124,6 +128,7 @@ let package = Package(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
         .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend"]),
+        .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),
         .testTarget(name: "VMBusStorVSPTests", dependencies: ["VMBusStorVSP", "VMBusStorageProtocol"]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
