@@ -81,8 +81,11 @@ let package = Package(
         .target(name: "VMBusSCSI", swiftSettings: safeSettings),
         // The host's SCSI disk emulation (SBC-3) over a backend, and a controller's LUN table.
         .target(name: "VMBusSCSITarget", dependencies: ["VMBusSCSI", "VMBusDiskBackend", "VMBusSync"]),
-        // StorVSP, the host's storage VSP: the initialization state machine (the SCSI data path follows).
-        .target(name: "VMBusStorVSP", dependencies: ["VMBusStorageProtocol", "VMBusWire"], swiftSettings: safeSettings),
+        // StorVSP, the host's storage VSP: initialization state machine and the SCSI data path over the target.
+        .target(
+            name: "VMBusStorVSP",
+            dependencies: ["VMBusStorageProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                           "VMBusHost", "VMBusSCSI", "VMBusSCSITarget", "VMBusDiskBackend", "VMBusSync"]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
         .target(
             name: "VMBusTestSupport",
@@ -129,7 +132,11 @@ let package = Package(
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
         .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend"]),
         .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),
-        .testTarget(name: "VMBusStorVSPTests", dependencies: ["VMBusStorVSP", "VMBusStorageProtocol"]),
+        .testTarget(
+            name: "VMBusStorVSPTests",
+            dependencies: ["VMBusStorVSP", "VMBusStorageProtocol", "VMBusSCSI", "VMBusSCSITarget", "VMBusDiskBackend",
+                           "VMBusHost", "VMBusGuest", "VMBusMemory", "VMBusProtocol", "VMBusRing", "VMBusTransport",
+                           "VMBusTestSupport", "VMBusWire"]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),

@@ -12,17 +12,6 @@ import VMBusWire
 /// the bounds-checked guest memory.
 @Suite(.serialized)
 struct GPADirectTests {
-    final class Capture: GuestChannelHandler, @unchecked Sendable {
-        let completions = Condition<[UInt64: [UInt8]]>([:])
-        func completionReceived(context: UInt64, packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
-            let bytes = buffer.payloadArray(of: packet)
-            completions.update { $0[context] = bytes }
-        }
-        func wait(_ context: UInt64) -> [UInt8]? {
-            completions.wait(timeoutNanoseconds: 10_000_000_000) { $0.removeValue(forKey: context) }
-        }
-    }
-
     static let request: [UInt8] = [3, 0, 0, 0, 0, 0, 0, 0]  // EchoProtocol.Operation.echoGPA, reserved
 
     @Test func hostReadsAGuestBufferThatCrossesScatteredPages() throws {
@@ -31,7 +20,7 @@ struct GPADirectTests {
         try system.start()
         defer { system.stop() }
         let device = try #require(system.guest.devices.first)
-        let capture = Capture()
+        let capture = CompletionCapture()
         let channel = try device.open(handler: capture)
 
         // 2000 bytes starting 3000 bytes into the first of two pages that are not adjacent in memory.
@@ -57,7 +46,7 @@ struct GPADirectTests {
         try system.start()
         defer { system.stop() }
         let device = try #require(system.guest.devices.first)
-        let capture = Capture()
+        let capture = CompletionCapture()
         let channel = try device.open(handler: capture)
         for (i, pfn) in [UInt64(256), 1 << 40, .max >> 12].enumerated() {
             let range = GPARange(byteCount: 16, byteOffset: 0, pfns: [pfn])

@@ -1,0 +1,212 @@
+import VMBusDiskBackend
+import VMBusHost
+import VMBusMemory
+import VMBusProtocol
+import VMBusRing
+import VMBusSCSI
+import VMBusSCSITarget
+import VMBusStorageProtocol
+import VMBusSync
+import VMBusTransport
+import VMBusWire
+
+/// The host's storage VSP: a SCSI controller (or one IDE disk) whose LUNs are ``SCSIDisk``s.
+///
+/// Control packets on the primary channel go through ``StorVSPNegotiation``. EXECUTE_SRB is served on the
+/// channel's worker thread: the GPA-direct range is checked against `data_transfer_length` and guest memory,
+/// turned into an ``IOVector`` over the mapped guest pages, and the backend reads or writes those pages
+/// directly. Each channel keeps its own vector and completion buffer, so a request allocates nothing; I/O on
+/// different channels (sub-channels) runs in parallel.
+public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
+    public let offer: HostDeviceOffer
+    public let kind: StorageControllerKind
+    public let luns: SCSILUNTable
+    public let maxTransferBytes: Int
+    private let negotiation: Lock<StorVSPNegotiation>
+    private let device = Lock<HostDeviceHandle?>(nil)
+    private let contexts = Lock<[UInt32: ChannelContext]>([:])
+    private let counters = Lock(Counters())
+
+    public struct Counters: Sendable, Equatable {
+        /// Packets refused as malformed (answered with an error status where a completion was asked for).
+        public var protocolErrors = 0
+        public var requests = 0
+        public var lastError: String?
+    }
+
+    /// Per channel: the scatter-gather list over guest pages and the completion being built.
+    final class ChannelContext: @unchecked Sendable {
+        let vector: IOVector
+        var writer = WireWriter(capacity: 128)
+        init(pages: Int) { vector = IOVector(capacity: pages) }
+    }
+
+    public init(kind: StorageControllerKind, instanceID: GUID, luns: SCSILUNTable = SCSILUNTable(),
+                maxSubchannels: Int = 0, maxTransferBytes: Int = 512 * 1024) {
+        let transfer = max(4096, maxTransferBytes / 4096 * 4096)
+        let subchannels = kind == .ide ? 0 : maxSubchannels
+        self.kind = kind
+        self.luns = luns
+        self.maxTransferBytes = transfer
+        var userDefined: [UInt8] = []
+        if kind == .ide { userDefined = IDELocation.userDefined(pathID: 0, targetID: UInt8(truncatingIfNeeded: IDELocation.targetID(fromInstance: instanceID))) }
+        offer = HostDeviceOffer(classID: kind.classID, instanceID: instanceID, userDefined: userDefined,
+                                maxSubchannels: subchannels,
+                                maxPacketSize: StorageLimits.maxRequestPacketSize(maxTransferBytes: transfer))
+        negotiation = Lock(StorVSPNegotiation(configuration: .init(maxSubchannels: subchannels,
+                                                                   maxTransferBytes: UInt32(transfer))))
+    }
+
+    public var counterSnapshot: Counters { counters.withLock { $0 } }
+    public var stage: StorVSPNegotiation.Stage { negotiation.withLock { $0.stage } }
+
+    public func attached(_ device: HostDeviceHandle) { self.device.withLock { $0 = device } }
+
+    public func channelOpened(_ channel: HostChannel) throws {
+        let context = ChannelContext(pages: maxTransferBytes / 4096 + 1)
+        contexts.withLock { $0[channel.relID] = context }
+    }
+
+    public func channelClosed(_ channel: HostChannel) {
+        contexts.withLock { _ = $0.removeValue(forKey: channel.relID) }
+        if channel.subchannelIndex == 0 {
+            // A guest that closes the primary starts over (Linux re-initializes after a reload).
+            negotiation.withLock { n in n = StorVSPNegotiation(configuration: n.configuration) }
+        }
+    }
+
+    public func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
+        guard let context = contexts.withLock({ $0[channel.relID] }) else { return }
+        let id = packet.descriptor.transactionID
+        let wantsCompletion = packet.descriptor.completionRequested
+        var range: GPARangeView?
+        var reader: WireReader
+        switch packet.descriptor.type {
+        case .dataInband:
+            reader = buffer.wireReader(for: packet)
+        case .dataUsingGPADirect:
+            reader = buffer.wireReader(wholePacket: packet)
+            do {
+                let view = try GPADirectPacketView(from: &reader)
+                guard view.rangeCount == 1 else {
+                    return refuse(context, channel, id, wantsCompletion, length: packet.payloadLength,
+                                  "GPA-direct request with \(view.rangeCount) ranges")
+                }
+                range = try view.firstRange
+            } catch {
+                return refuse(context, channel, id, wantsCompletion, length: packet.payloadLength, "GPA-direct header: \(error)")
+            }
+        default:
+            return refuse(context, channel, id, false, length: 0, "unexpected packet type \(packet.descriptor.type)")
+        }
+        guard let request = try? VStorPacket(from: &reader) else {
+            return refuse(context, channel, id, wantsCompletion, length: packet.payloadLength, "VSTOR packet shorter than its header")
+        }
+        let length = StorVSPNegotiation.completionLength(forRequestPayload: packet.payloadLength)
+        if request.operation == .executeSRB {
+            if let refusal = negotiation.withLock({ $0.refusal(for: request) }) {
+                return send(refusal, context, channel, id, length: length)
+            }
+            counters.withLock { $0.requests += 1 }
+            return send(executeSRB(request, range: range, context: context, memory: channel.memory), context, channel, id,
+                        length: length)
+        }
+        guard channel.subchannelIndex == 0 else {
+            return refuse(context, channel, id, wantsCompletion, length: length, "\(request.operation) on a sub-channel")
+        }
+        let outcome = negotiation.withLock { $0.handle(request) }
+        send(outcome.completion, context, channel, id, length: length)
+        if case .offerSubchannels(let n) = outcome.action {
+            _ = device.withLock { $0 }?.offerSubchannels(n)
+        }
+    }
+
+    // MARK: EXECUTE_SRB
+
+    private func executeSRB(_ request: VStorPacket, range: GPARangeView?, context: ChannelContext,
+                            memory: GuestMemory) -> VStorPacket {
+        var srb = request.srb
+        func finish(_ status: SRBStatus, transferred: Int = 0) -> VStorPacket {
+            srb.srbStatus = status
+            srb.scsiStatus = 0
+            srb.senseInfoLength = 0
+            srb.dataTransferLength = UInt32(transferred)
+            return VStorPacket(operation: .completeIO, flags: 0, status: status.ntStatus, srb: srb)
+        }
+        guard Int(srb.cdbLength) >= 1, Int(srb.cdbLength) <= VMSCSIRequest.maxCDBLength,
+              let direction = srb.dataDirection else {
+            return finish(.invalidRequest)
+        }
+        let dataLength = direction == .none ? 0 : Int(srb.dataTransferLength)
+        guard dataLength <= maxTransferBytes else { return finish(.invalidRequest) }
+        context.vector.reset()
+        if dataLength > 0 {
+            guard let range, Int(range.byteCount) >= dataLength else { return finish(.invalidRequest) }
+            do { try map(range, length: dataLength, memory: memory, into: context.vector) }
+            catch { return finish(.invalidRequest) }
+        }
+        // IDE channels carry one disk: the path and target a guest fills in are not to be trusted.
+        let lun = kind == .ide ? 0 : Int(srb.lun)
+        let addressed = kind == .ide || (srb.pathID == 0 && srb.targetID == 0)
+        var cdbBytes = InlineArray<16, UInt8>(repeating: 0)
+        for i in 0..<16 { cdbBytes[i] = srb.dataArea[i] }
+        let cdb = SCSICDB((0..<Int(srb.cdbLength)).lazy.map { cdbBytes[$0] })
+        let outcome = addressed ? luns.execute(lun: lun, cdb, data: context.vector, dataLength: dataLength) : .lunAbsent
+        switch outcome {
+        case .lunAbsent:
+            return finish(.invalidLUN)
+        case .completed(let result) where result.status == SAMStatus.GOOD:
+            return finish(.success, transferred: result.transferred)
+        case .completed(let result):
+            var reply = finish(SRBStatus.error, transferred: result.transferred)
+            srb = reply.srb
+            srb.scsiStatus = result.status
+            if let sense = result.sense {
+                let room = min(Int(request.srb.senseInfoLength), VMSCSIRequest.senseBufferSize, FixedSenseData.length)
+                for i in 0..<VMSCSIRequest.senseBufferSize { srb.dataArea[i] = i < room ? sense.byte(i) : 0 }
+                srb.senseInfoLength = UInt8(room)
+                if room > 0 { srb.srbStatus = SRBStatus.error.withAutosense() }
+            }
+            reply.srb = srb
+            return reply
+        }
+    }
+
+    /// Builds the vector over the guest pages `range` names: the first page from `byte_offset`, the middle
+    /// ones whole; every PFN checked against guest memory.
+    private func map(_ range: GPARangeView, length: Int, memory: GuestMemory, into vector: IOVector) throws {
+        var left = length
+        var offset = Int(range.byteOffset)
+        var i = 0
+        while left > 0 {
+            let page = try memory.pagePointer(try range.pfn(i))
+            let n = min(GuestMemory.pageSize - offset, left)
+            try vector.append(base: page + offset, length: n)
+            left -= n
+            offset = 0
+            i += 1
+        }
+    }
+
+    // MARK: Sending
+
+    private func send(_ reply: VStorPacket, _ context: ChannelContext, _ channel: HostChannel, _ id: UInt64, length: Int) {
+        context.writer.reset()
+        reply.encode(into: &context.writer, size: length)
+        let sent: Bool = context.writer.bytes.withUnsafeBytes { p in
+            (try? channel.sendCompletion(transactionID: id, p)) != nil
+        }
+        if !sent { counters.withLock { $0.lastError = "completion for \(id) could not be sent" } }
+    }
+
+    private func refuse(_ context: ChannelContext, _ channel: HostChannel, _ id: UInt64, _ wantsCompletion: Bool,
+                        length: Int, _ why: String) {
+        counters.withLock {
+            $0.protocolErrors += 1
+            $0.lastError = why
+        }
+        guard wantsCompletion else { return }
+        send(VStorPacket(operation: .completeIO, flags: 0, status: .invalidParameter), context, channel, id,
+             length: StorVSPNegotiation.completionLength(forRequestPayload: length))
+    }
+}
