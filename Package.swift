@@ -86,6 +86,13 @@ let package = Package(
             name: "VMBusStorVSP",
             dependencies: ["VMBusStorageProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
                            "VMBusHost", "VMBusSCSI", "VMBusSCSITarget", "VMBusDiskBackend", "VMBusSync"]),
+        // StorVSC, the guest's storage client: initialization, channels, bounce pages, LUN discovery, the disk API.
+        .target(
+            name: "VMBusStorVSC",
+            dependencies: ["VMBusStorageProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                           "VMBusGuest", "VMBusSCSI",
+                           .product(name: "Atomics", package: "swift-atomics"),
+                           .product(name: "Logging", package: "swift-log")]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
         .target(
             name: "VMBusTestSupport",
@@ -137,6 +144,11 @@ let package = Package(
             dependencies: ["VMBusStorVSP", "VMBusStorageProtocol", "VMBusSCSI", "VMBusSCSITarget", "VMBusDiskBackend",
                            "VMBusHost", "VMBusGuest", "VMBusMemory", "VMBusProtocol", "VMBusRing", "VMBusTransport",
                            "VMBusTestSupport", "VMBusWire"]),
+        .testTarget(
+            name: "VMBusStorVSCTests",
+            dependencies: ["VMBusStorVSC", "VMBusStorVSP", "VMBusStorageProtocol", "VMBusSCSI", "VMBusSCSITarget",
+                           "VMBusDiskBackend", "VMBusHost", "VMBusGuest", "VMBusMemory", "VMBusProtocol", "VMBusRing",
+                           "VMBusTransport", "VMBusTestSupport", "VMBusWire"]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),

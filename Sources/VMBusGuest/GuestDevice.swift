@@ -1,3 +1,4 @@
+import VMBusMemory
 import VMBusProtocol
 import VMBusTransport
 import VMBusWire
@@ -13,6 +14,9 @@ public final class GuestDevice: @unchecked Sendable {
     public var monitorID: UInt8? { primaryOffer.monitorAllocated ? primaryOffer.monitorID : nil }
     public var description: String { DeviceClass.describe(classID) }
     weak var bus: GuestBus?
+    /// The allocator of guest pages a driver takes its buffers from (bounce pages, receive buffers); nil once
+    /// the bus is gone.
+    public var pageAllocator: PageAllocator? { bus?.synic.pages }
 
     struct State {
         var subchannels: [UInt16: OfferChannel] = [:]

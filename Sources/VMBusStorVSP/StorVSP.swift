@@ -26,6 +26,8 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     private let device = Lock<HostDeviceHandle?>(nil)
     private let contexts = Lock<[UInt32: ChannelContext]>([:])
     private let counters = Lock(Counters())
+    /// The open primary channel: bus change notifications go there.
+    private let primary = Lock<HostChannel?>(nil)
 
     public struct Counters: Sendable, Equatable {
         /// Packets refused as malformed (answered with an error status where a completion was asked for).
@@ -42,7 +44,8 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     }
 
     public init(kind: StorageControllerKind, instanceID: GUID, luns: SCSILUNTable = SCSILUNTable(),
-                maxSubchannels: Int = 0, maxTransferBytes: Int = 512 * 1024) {
+                maxSubchannels: Int = 0, maxTransferBytes: Int = 512 * 1024,
+                acceptedVersions: Set<StorageProtocolVersion> = Set(StorageProtocolVersion.all)) {
         let transfer = max(4096, maxTransferBytes / 4096 * 4096)
         let subchannels = kind == .ide ? 0 : maxSubchannels
         self.kind = kind
@@ -53,7 +56,8 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         offer = HostDeviceOffer(classID: kind.classID, instanceID: instanceID, userDefined: userDefined,
                                 maxSubchannels: subchannels,
                                 maxPacketSize: StorageLimits.maxRequestPacketSize(maxTransferBytes: transfer))
-        negotiation = Lock(StorVSPNegotiation(configuration: .init(maxSubchannels: subchannels,
+        negotiation = Lock(StorVSPNegotiation(configuration: .init(acceptedVersions: acceptedVersions,
+                                                                   maxSubchannels: subchannels,
                                                                    maxTransferBytes: UInt32(transfer))))
     }
 
@@ -65,11 +69,13 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     public func channelOpened(_ channel: HostChannel) throws {
         let context = ChannelContext(pages: maxTransferBytes / 4096 + 1)
         contexts.withLock { $0[channel.relID] = context }
+        if channel.subchannelIndex == 0 { primary.withLock { $0 = channel } }
     }
 
     public func channelClosed(_ channel: HostChannel) {
         contexts.withLock { _ = $0.removeValue(forKey: channel.relID) }
         if channel.subchannelIndex == 0 {
+            primary.withLock { if $0 === channel { $0 = nil } }
             // A guest that closes the primary starts over (Linux re-initializes after a reload).
             negotiation.withLock { n in n = StorVSPNegotiation(configuration: n.configuration) }
         }
@@ -119,6 +125,37 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         if case .offerSubchannels(let n) = outcome.action {
             _ = device.withLock { $0 }?.offerSubchannels(n)
         }
+    }
+
+    // MARK: Hot add and remove
+
+    /// Attaches `disk` at `lun` while the guest runs and tells it (ENUMERATE_BUS). False if the LUN is taken
+    /// or out of range (IDE carries LUN 0 only).
+    @discardableResult
+    public func attach(_ disk: SCSIDisk, at lun: Int) -> Bool {
+        guard kind == .scsi || lun == 0, luns.attach(disk, at: lun) else { return false }
+        notifyBusChanged()
+        return true
+    }
+
+    /// Detaches the disk at `lun` and tells the guest (ENUMERATE_BUS); I/O to it from then on gets INVALID_LUN.
+    @discardableResult
+    public func detach(lun: Int) -> SCSIDisk? {
+        guard let disk = luns.detach(lun) else { return nil }
+        notifyBusChanged()
+        return disk
+    }
+
+    /// ENUMERATE_BUS on the primary channel (transaction id 0, no completion), sized to the negotiated
+    /// version as Hyper-V sizes unsolicited packets. Nothing is sent before initialization finished: the guest
+    /// scans then anyway.
+    public func notifyBusChanged() {
+        let (ready, size) = negotiation.withLock { n in (n.stage == .ready, n.version?.packetSize ?? VStorPacket.wireSize) }
+        guard ready, let channel = primary.withLock({ $0 }) else { return }
+        var w = WireWriter(capacity: VStorPacket.wireSize)
+        VStorPacket(operation: .enumerateBus, flags: 0).encode(into: &w, size: size)
+        do { try channel.sendInband(bytes: w.bytes) }
+        catch { counters.withLock { $0.lastError = "ENUMERATE_BUS: \(error)" } }
     }
 
     // MARK: EXECUTE_SRB
