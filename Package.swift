@@ -93,6 +93,10 @@ let package = Package(
                            "VMBusGuest", "VMBusSCSI",
                            .product(name: "Atomics", package: "swift-atomics"),
                            .product(name: "Logging", package: "swift-log")]),
+        // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
+        .target(name: "VMBusFUSE", dependencies: ["CFuse3", "VMBusStorVSC", "VMBusTransport"]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
         .target(
             name: "VMBusTestSupport",
@@ -101,7 +105,8 @@ let package = Package(
         .executableTarget(
             name: "vmbus",
             dependencies: [
-                "VMBusProtocol", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusTestSupport",
+                "VMBusProtocol", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusTestSupport", "VMBusWire",
+                "VMBusDiskBackend", "VMBusSCSITarget", "VMBusStorageProtocol", "VMBusStorVSP", "VMBusStorVSC", "VMBusFUSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

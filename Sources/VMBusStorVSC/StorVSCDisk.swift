@@ -17,7 +17,7 @@ public final class StorVSCDisk: @unchecked Sendable {
     public var capacityBytes: UInt64 { identity.capacityBytes }
     public var isReadOnly: Bool { identity.readOnly }
     public var supportsUnmap: Bool { identity.thinProvisioned }
-    weak var controller: StorVSCController?
+    public private(set) weak var controller: StorVSCController?
     private let removedFlag = ManagedAtomic<Bool>(false)
     /// Bytes per request: the controller's maximum transfer, in whole blocks.
     private let chunkBytes: Int

@@ -94,7 +94,16 @@ struct DeviceOptions: ParsableArguments {
 
     func validate() throws {
         guard echo >= 0 && echo <= 64 else { throw ValidationError("--echo must be 0...64") }
-        if !disk.isEmpty { throw ValidationError("--disk: synthetic storage (StorVSP) is not built yet; no disk can be attached") }
+        for d in disk {
+            if let f = d.format, f != .raw {
+                throw ValidationError("--disk \(d.path): the \(f.rawValue) image format is not built yet (raw files only)")
+            }
+        }
+        for d in disk where d.readOnly && d.size != nil {
+            throw ValidationError("--disk \(d.path): a read-only disk is not created; drop size= or ro")
+        }
+        guard disk.filter({ !$0.ide }).count <= 64 else { throw ValidationError("--disk: at most 64 SCSI disks (LUNs 0...63)") }
+        guard disk.filter(\.ide).count <= 4 else { throw ValidationError("--disk: at most 4 IDE disks") }
         if !nic.isEmpty { throw ValidationError("--nic: synthetic networking (NetVSP) is not built yet; no NIC can be attached") }
         if !ic.isEmpty { throw ValidationError("--ic: integration services are not built yet") }
     }

@@ -29,8 +29,11 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Also trust a host running as this uid (repeatable; by default only ours and root's). The guest checks the host with SO_PEERCRED before handing it its memory.")
     var hostUid: [UInt32] = []
 
-    @Option(name: .long, help: "Guest memory in MiB.")
-    var memory: Int = 64
+    @Option(name: .long, help: "Guest memory in MiB (rings, and the bounce pages of disk I/O).")
+    var memory: Int = 256
+
+    @Option(name: .long, help: "Expose every guest disk as a file in this directory (FUSE): DIR/sda, DIR/sdb, …")
+    var fuse: String?
 
     @Option(name: .long, help: "Send this many echo requests over every echo channel, verify them, unload and exit.")
     var selftestEcho: Int = 0
@@ -80,6 +83,12 @@ struct GuestCommand: ParsableCommand {
             attached = true
             let driver = EchoDriver()
             bus.register(driver)
+            let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
+            bus.register(storage.driver)
+            bus.flushWork()
+            if let fuse, storage.mount == nil {
+                do { try storage.mount(at: fuse) } catch { fail("--fuse \(fuse): \(error)") }
+            }
             do {
                 for client in driver.clients where subchannels > 0 { try client.openSubchannels(subchannels) }
             } catch {
@@ -87,12 +96,15 @@ struct GuestCommand: ParsableCommand {
             }
             let open = driver.clients.reduce(0) { $0 + $1.channels.count }
             print(bus.lsvmbusListing(verbosity: 1), terminator: "")
+            print(storage.listing, terminator: "")
+            if let fuse, storage.mount != nil { print("disks exposed as files in \(fuse)") }
             print("channels: \(open) open")
             fflush(nil)
 
             if selftestEcho > 0 {
                 let (ok, unloadedEarly, firstError) = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
                 let hostLost = bus.isHostLost
+                storage.stop()
                 let unloaded = unloadedEarly ?? bus.disconnect()
                 if unloaded { print("unloaded cleanly") }
                 fflush(nil)
@@ -103,6 +115,7 @@ struct GuestCommand: ParsableCommand {
             }
             while !bus.isHostLost {
                 if signals.wait(timeoutNanoseconds: 100_000_000) != nil {
+                    storage.stop()
                     if bus.disconnect() {
                         print("unloaded cleanly")
                         return
@@ -112,6 +125,7 @@ struct GuestCommand: ParsableCommand {
             }
             print("the host is gone: outstanding requests failed")
             fflush(nil)
+            storage.stop()
             bus.disconnect()
             guard reconnect else { fail("the host is gone: outstanding requests failed", code: 2) }
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import VMBusHost
+import VMBusStorVSP
 import VMBusProtocol
 import VMBusTransport
 #if canImport(Glibc)
@@ -40,6 +41,8 @@ struct HostCommand: ParsableCommand {
         let logger = logging.logger("vmbus.host")
         guard let maxVersion = parseVersion(maxVersion) else { fail("unknown --max-version '\(self.maxVersion)'") }
         let devices = self.devices
+        let disks: HostDisks
+        do { disks = try HostDisks(devices.disk) } catch { fail("\(error)") }
         let allowed = Set([getuid(), 0] + allowUid)
         let listener: SocketHostListener
         do {
@@ -50,7 +53,7 @@ struct HostCommand: ParsableCommand {
                                      configuration: Server.Configuration(maxVersion: maxVersion,
                                                                          guestPageCount: UInt64(port.memory.pageCount)),
                                      logger: partitionLogger)
-                for d in HostDevices.make(devices) { host.addDevice(d) }
+                for d in HostDevices.make(devices, disks: disks) { host.addDevice(d) }
                 host.start()
                 return (host, {})
             }

@@ -34,13 +34,21 @@ struct ListCommand: ParsableCommand {
             catch { fail("cannot attach to the host at \(socket): \(describe(error))") }
             let bus = GuestBus(synic: synic, logger: logging.logger("vmbus.guest"))
             do { try bus.connect() } catch { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
+            let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
+            if verbose > 0 && !json { bus.register(storage.driver); bus.flushWork() }
             print(json ? bus.jsonListing() : bus.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
+            if verbose > 0 && !json { print(storage.listing, terminator: "") }
             bus.disconnect()
         } else {
-            let system = try InProcessSystem(memoryPages: 4096, logLevel: logging.level)
-            for d in HostDevices.make(devices) { system.host.addDevice(d) }
+            let disks: HostDisks
+            do { disks = try HostDisks(devices.disk) } catch { fail("\(error)") }
+            let system = try InProcessSystem(memoryPages: 16384, logLevel: logging.level)
+            for d in HostDevices.make(devices, disks: disks) { system.host.addDevice(d) }
             try system.start()
+            let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
+            if verbose > 0 && !json { system.guest.register(storage.driver); system.guest.flushWork() }
             print(json ? system.guest.jsonListing() : system.guest.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
+            if verbose > 0 && !json { print(storage.backendListing(disks), terminator: "") }
             system.stop()
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import VMBusGuest
 import VMBusHost
+import VMBusStorVSP
 import VMBusProtocol
 import VMBusTestSupport
 import VMBusTransport
@@ -15,10 +16,11 @@ struct UpCommand: ParsableCommand {
         commandName: "up",
         abstract: "Run a VMBus host and the guest components in one process.",
         discussion: """
-            With no flags it uses the embedded default: data directory ./vmbus-data and every device kind \
-            that is built (today: the echo test device). It prints the device tree, then one live status \
-            line (channels, packets/s, bytes/s), and stops cleanly on Ctrl-C or SIGTERM: channels closed, \
-            GPADLs torn down, UNLOAD exchanged.
+            With no flags it uses the embedded default: data directory ./vmbus-data, a SCSI disk on \
+            vmbus-data/disk0.raw (created sparse, 8 GiB, once) and the echo test device. It prints the device \
+            tree and the disks, then one live status line (channels, packets/s, bytes/s, disk IOPS and MB/s), \
+            and stops cleanly on Ctrl-C or SIGTERM: FUSE unmounted, channels closed, GPADLs torn down, UNLOAD \
+            exchanged. With --fuse DIR the guest's disks are files there (DIR/sda, …) for losetup.
             """)
 
     @Option(name: .long, help: "Data directory (disk images and state).")
@@ -29,6 +31,9 @@ struct UpCommand: ParsableCommand {
 
     @Option(name: .long, help: "Stop by itself after this many seconds (0: run until stopped).")
     var duration: Double = 0
+
+    @Option(name: .long, help: "Expose every guest disk as a file in this directory (FUSE): DIR/sda, DIR/sdb, …")
+    var fuse: String?
 
     @OptionGroup var devices: DeviceOptions
     @OptionGroup var logging: LoggingOptions
@@ -42,19 +47,32 @@ struct UpCommand: ParsableCommand {
         logging.bootstrap()
         let signals = SignalWaiter()
         if mkdir(dataDir, 0o755) != 0 && errno != EEXIST { fail("cannot create data directory \(dataDir): \(String(cString: strerror(errno)))") }
+        var specs = devices.disk
+        if specs.isEmpty, let d = DiskSpec(argument: "\(dataDir)/disk0.raw,size=8G") { specs = [d] }
+        let disks: HostDisks
+        do { disks = try HostDisks(specs) } catch { fail("\(error)") }
         let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)
-        for d in HostDevices.make(devices) { system.host.addDevice(d) }
+        for d in HostDevices.make(devices, disks: disks) { system.host.addDevice(d) }
         try system.start()
         let driver = EchoDriver()
         system.guest.register(driver)
+        let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
+        system.guest.register(storage.driver)
+        system.guest.flushWork()
+        if let fuse {
+            do { try storage.mount(at: fuse) } catch { fail("--fuse \(fuse): \(error)") }
+        }
         print("VMBus \(system.guest.version.map { "\($0)" } ?? "?") connected; device tree:")
         print(system.guest.lsvmbusListing(verbosity: 1), terminator: "")
+        print(storage.backendListing(disks), terminator: "")
+        if let fuse { print("disks exposed as files in \(fuse)") }
         let traffic = EchoTraffic(driver: driver)
         traffic.start()
 
-        let stopSignal = StatusLine.run(host: system.host, signals: signals, duration: duration)
+        let stopSignal = StatusLine.run(host: system.host, storage: storage, signals: signals, duration: duration)
         traffic.stop()
         print("\(stopSignal.map { "signal \($0): " } ?? "")stopping: closing channels, tearing down GPADLs, unloading")
+        storage.stop()
         let unloaded = system.guest.disconnect()
         system.host.stop()
         guard unloaded else { fail("stopped, but the host never answered UNLOAD") }
@@ -64,8 +82,11 @@ struct UpCommand: ParsableCommand {
 
 /// Builds the device providers one partition gets from the device flags.
 enum HostDevices {
-    static func make(_ options: DeviceOptions) -> [any VMBusDeviceProvider] {
-        (0..<options.echo).map { EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8) }
+    static func make(_ options: DeviceOptions, disks: HostDisks? = nil) -> [any VMBusDeviceProvider] {
+        let echo: [any VMBusDeviceProvider] = (0..<options.echo).map {
+            EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8)
+        }
+        return (disks?.providers() ?? []) + echo
     }
 }
 
@@ -102,13 +123,13 @@ final class EchoTraffic: @unchecked Sendable {
 /// The live status line: channels, packets/s, bytes/s of every open host channel, once a second.
 enum StatusLine {
     /// Runs until a signal arrives or `duration` seconds pass; returns the signal, if any.
-    static func run(host: VMBusHost, signals: SignalWaiter, duration: Double) -> Int32? {
-        var last = Snapshot(host: host)
+    static func run(host: VMBusHost, storage: GuestStorage? = nil, signals: SignalWaiter, duration: Double) -> Int32? {
+        var last = Snapshot(host: host, storage: storage)
         let deadline = duration > 0 ? monotonicNanoseconds() + UInt64(duration * 1e9) : UInt64.max
         var stopSignal: Int32? = nil
         while stopSignal == nil && monotonicNanoseconds() < deadline {
             stopSignal = signals.wait(timeoutNanoseconds: min(1_000_000_000, deadline - monotonicNanoseconds()))
-            let now = Snapshot(host: host)
+            let now = Snapshot(host: host, storage: storage)
             print("\r" + now.line(since: last), terminator: "")
             fflush(nil)
             last = now
@@ -122,9 +143,16 @@ enum StatusLine {
         var channels: Int
         var packets: UInt64
         var bytes: UInt64
+        var diskRequests: UInt64 = 0
+        var diskBytes: UInt64 = 0
+        var hasDisks = false
 
-        init(host: VMBusHost) {
+        init(host: VMBusHost, storage: GuestStorage?) {
             time = monotonicNanoseconds()
+            if let storage, !storage.driver.controllers.isEmpty {
+                hasDisks = true
+                (diskRequests, diskBytes) = storage.counters
+            }
             let open = host.openChannels
             channels = open.count
             packets = open.reduce(0) { $0 + $1.endpoint.packetsReceived.load(ordering: .relaxed) + $1.endpoint.packetsSent.load(ordering: .relaxed) }
@@ -135,7 +163,10 @@ enum StatusLine {
             let seconds = max(1e-9, Double(time - old.time) / 1e9)
             let pps = Double(packets &- old.packets) / seconds
             let bps = Double(bytes &- old.bytes) / seconds
-            return "channels: \(channels)  packets/s: \(format(pps))  bytes/s: \(format(bps))B   "
+            let disk = hasDisks
+                ? "  disk IOPS: \(format(Double(diskRequests &- old.diskRequests) / seconds))  disk MB/s: \(Double(Int(Double(diskBytes &- old.diskBytes) / seconds / 1e5)) / 10)"
+                : ""
+            return "channels: \(channels)  packets/s: \(format(pps))  bytes/s: \(format(bps))B\(disk)   "
         }
 
         private func format(_ v: Double) -> String {

@@ -95,10 +95,14 @@ extension HostGuestProcessTests {
         defer { f.directory.remove() }
         let up = try f.vmbus("up", ["up", "--data-dir", f.directory.path + "/data", "--memory", "64"])
         defer { up.kill9() }
-        let out = try up.waitForOutput("packets/s", seconds: 30)
+        let out = try up.waitForOutput("disk IOPS", seconds: 30)
         #expect(out.contains("VMBus 6.0 connected; device tree:"))
-        let tree = out.lines.drop { !$0.hasPrefix("VMBUS ID") }.prefix { !$0.hasPrefix("\r") && !$0.hasPrefix("channels:") }
-        #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 1)
+        let tree = out.lines.drop { !$0.hasPrefix("VMBUS ID") }.prefix { !$0.hasPrefix("disks:") }
+        #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 2, "the SCSI controller and the echo device")
+        let disk = f.directory.path + "/data/disk0.raw"
+        #expect(out.contains("  scsi LUN 0: 8.0 GiB, raw \(disk)"), "\(out)")
+        var st = stat()
+        #expect(stat(disk, &st) == 0 && st.st_size == 8 << 30 && st.st_blocks < 1 << 16, "created sparse, 8 GiB")
 
         up.signal(SIGTERM)
         let status = up.wait(seconds: 20)
@@ -107,6 +111,22 @@ extension HostGuestProcessTests {
         #expect(final.contains("signal 15: stopping: closing channels, tearing down GPADLs, unloading"))
         #expect(final.hasSuffix("stopped cleanly\n"))
         #expect(up.stderr.isEmpty, "\(up.stderr)")
+    }
+
+    @Test func listVerboseShowsEachDiskWithItsBackend() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let a = f.directory.path + "/a.raw", b = f.directory.path + "/b.raw"
+        let list = try f.vmbus("list-disks", ["list", "-v", "--echo", "0", "--disk", a + ",size=1M", "--disk", b + ",size=3M,ide"])
+        defer { list.kill9() }
+        #expect(list.wait(seconds: 30) == .exited(0), "\(list.stderr)")
+        #expect(list.stdout.contains("Synthetic SCSI Controller"), "\(list.stdout)")
+        #expect(list.stdout.contains("  scsi LUN 0: 1.0 MiB, raw \(a)"), "\(list.stdout)")
+        #expect(list.stdout.contains("  ide LUN 0: 3.0 MiB, raw \(b)"), "\(list.stdout)")
+        let missing = try f.vmbus("list-missing", ["list", "--disk", f.directory.path + "/none.raw"])
+        defer { missing.kill9() }
+        #expect(missing.wait(seconds: 20) == .exited(1))
+        #expect(missing.stderr.contains("does not exist"), "\(missing.stderr)")
     }
 
     @Test func upStopsByItselfAfterItsDuration() throws {
