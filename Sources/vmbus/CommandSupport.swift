@@ -69,3 +69,10 @@ func describe(_ error: any Error) -> String {
     }
     return "\(error)"
 }
+
+/// The working directory, for paths handed to another process.
+func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    guard getcwd(&buffer, buffer.count) != nil else { return "." }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -16,7 +16,8 @@ struct HostCommand: ParsableCommand {
         discussion: """
             Each guest connection is its own partition with its own devices, built from the device flags. \
             The socket is created with mode 0600; a guest whose uid is neither ours nor root's is refused \
-            unless --allow-uid names it. See docs/TRANSPORT.md.
+            unless --allow-uid names it. See docs/TRANSPORT.md. The control socket SOCKET.ctl has the same \
+            rules; `vmbus disk --socket SOCKET …` uses it (docs/CONTROL.md).
             """)
 
     @Option(name: .long, help: "Path of the Unix socket to listen on.")
@@ -41,8 +42,8 @@ struct HostCommand: ParsableCommand {
         let logger = logging.logger("vmbus.host")
         guard let maxVersion = parseVersion(maxVersion) else { fail("unknown --max-version '\(self.maxVersion)'") }
         let devices = self.devices
-        let disks: HostDisks
-        do { disks = try HostDisks(devices.disk) } catch { fail("\(error)") }
+        let disks: HostDiskSet
+        do { disks = try HostDiskSet(devices.disk) } catch { fail("\(error)") }
         let allowed = Set([getuid(), 0] + allowUid)
         let listener: SocketHostListener
         do {
@@ -53,9 +54,11 @@ struct HostCommand: ParsableCommand {
                                      configuration: Server.Configuration(maxVersion: maxVersion,
                                                                          guestPageCount: UInt64(port.memory.pageCount)),
                                      logger: partitionLogger)
-                for d in HostDevices.make(devices, disks: disks) { host.addDevice(d) }
+                let storage = disks.providers()
+                for d in storage { host.addDevice(d) }
+                for d in HostDevices.make(devices) { host.addDevice(d) }
                 host.start()
-                return (host, {})
+                return (host, { disks.release(storage) })
             }
         } catch {
             fail("cannot listen on \(socket): \(describe(error))")
@@ -65,10 +68,13 @@ struct HostCommand: ParsableCommand {
         } catch {
             fail("cannot serve \(socket): \(describe(error))")
         }
+        let control = HostDevices.startControl(path: socket + ".ctl", allowed: allowed, disks: disks,
+                                               logger: logging.logger("vmbus.control"))
         logger.notice("listening on \(socket)")
-        print("vmbus host: listening on \(socket)")
+        print("vmbus host: listening on \(socket), control socket \(socket).ctl")
         fflush(nil)
         while signals.wait(timeoutNanoseconds: 1_000_000_000) == nil {}
+        control.stop()
         listener.stop()
         print("vmbus host: stopped")
     }

@@ -40,10 +40,11 @@ struct ListCommand: ParsableCommand {
             if verbose > 0 && !json { print(storage.listing, terminator: "") }
             bus.disconnect()
         } else {
-            let disks: HostDisks
-            do { disks = try HostDisks(devices.disk) } catch { fail("\(error)") }
+            let disks: HostDiskSet
+            do { disks = try HostDiskSet(devices.disk) } catch { fail("\(error)") }
             let system = try InProcessSystem(memoryPages: 16384, logLevel: logging.level)
-            for d in HostDevices.make(devices, disks: disks) { system.host.addDevice(d) }
+            for d in disks.providers() { system.host.addDevice(d) }
+            for d in HostDevices.make(devices) { system.host.addDevice(d) }
             try system.start()
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             if verbose > 0 && !json { system.guest.register(storage.driver); system.guest.flushWork() }

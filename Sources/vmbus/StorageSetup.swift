@@ -1,4 +1,5 @@
 import Logging
+import VMBusControl
 import VMBusDiskBackend
 import VMBusFUSE
 import VMBusGuest
@@ -11,50 +12,131 @@ import VMBusTestSupport
 import VMBusTransport
 import VMBusWire
 
-/// The host's disks from `--disk` flags: backends opened (and created) once at start-up, so a bad path fails
-/// the command before any guest connects. Each partition gets its own StorVSPs over these disks.
-struct HostDisks: Sendable {
+/// The host's disks: the `--disk` flags at start-up, then whatever `vmbus disk attach|detach` changes through
+/// the control socket. Backends are opened (and created) here once, so a bad path fails the command before any
+/// guest connects; each partition gets its own StorVSPs over these disks, and hot changes reach the SCSI
+/// controller of every live partition (and of partitions that connect later).
+final class HostDiskSet: @unchecked Sendable {
     struct Disk: Sendable {
         let spec: DiskSpec
         let scsi: SCSIDisk
         let backend: any BlockBackend
+        /// The LUN on the SCSI controller; nil for an IDE disk (LUN 0 of its own controller).
+        let lun: Int?
     }
-    let disks: [Disk]
+    private struct State {
+        var disks: [Disk] = []
+        var next = 0
+        /// The SCSI controllers of live partitions.
+        var controllers: [ObjectIdentifier: StorVSP] = [:]
+    }
+    private let state = Condition(State())
 
-    /// The SCSI controller's instance id (LUN n is the n-th SCSI disk).
+    /// The SCSI controller's instance id.
     static let scsiInstance = GUID(data1: 0xBA61_63D9, data2: 0x04A1, data3: 0x4D29, data4: (0xB6, 0x05, 0x72, 0xE2, 0xFF, 0xB1, 0xDC, 0x01))
 
     init(_ specs: [DiskSpec]) throws {
-        var disks: [Disk] = []
-        for (i, spec) in specs.enumerated() {
-            if let f = spec.format, f != .raw {
-                throw CommandError("--disk \(spec.path): the \(f.rawValue) image format is not built yet (raw files only)")
-            }
-            let backend: RawFileBackend
-            do { backend = try RawFileBackend(path: spec.path, createSize: spec.size, readOnly: spec.readOnly) }
-            catch { throw CommandError("--disk \(spec.path): \(error)") }
-            let name = spec.path.split(separator: "/").last.map(String.init) ?? "disk"
-            let scsi = SCSIDisk(backend: backend, serialNumber: "\(i)-\(name.prefix(24))", identifier: UInt64(i + 1))
-            disks.append(Disk(spec: spec, scsi: scsi, backend: backend))
+        var scsiLUN = 0
+        for spec in specs {
+            let d = try open(spec, lun: spec.ide ? nil : scsiLUN)
+            if !spec.ide { scsiLUN += 1 }
+            state.withLock { $0.disks.append(d) }
         }
-        self.disks = disks
     }
 
-    /// One SCSI controller with every non-IDE disk (LUN 0, 1, …), and one IDE controller per IDE disk.
+    private func open(_ spec: DiskSpec, lun: Int?) throws -> Disk {
+        if let f = spec.format, f != .raw {
+            throw CommandError("--disk \(spec.path): the \(f.rawValue) image format is not built yet (raw files only)")
+        }
+        let backend: RawFileBackend
+        do { backend = try RawFileBackend(path: spec.path, createSize: spec.size, readOnly: spec.readOnly) }
+        catch { throw CommandError("--disk \(spec.path): \(error)") }
+        let index = state.withLock { s -> Int in defer { s.next += 1 }; return s.next }
+        let name = spec.path.split(separator: "/").last.map(String.init) ?? "disk"
+        let scsi = SCSIDisk(backend: backend, serialNumber: "\(index)-\(name.prefix(24))", identifier: UInt64(index + 1))
+        return Disk(spec: spec, scsi: scsi, backend: backend, lun: lun)
+    }
+
+    var disks: [Disk] { state.withLock { $0.disks } }
+
+    /// A partition's storage: one SCSI controller with every SCSI disk at its LUN, one IDE controller per IDE
+    /// disk. Give them back with ``release(_:)`` when the partition ends.
     func providers() -> [StorVSP] {
-        var out: [StorVSP] = []
-        let scsi = disks.filter { !$0.spec.ide }
-        if !scsi.isEmpty {
-            let vsp = StorVSP(kind: .scsi, instanceID: Self.scsiInstance, maxSubchannels: 4)
-            for (lun, d) in scsi.enumerated() { vsp.luns.attach(d.scsi, at: lun) }
-            out.append(vsp)
+        state.withLock { s in
+            var out: [StorVSP] = []
+            let scsi = s.disks.filter { $0.lun != nil }
+            if !scsi.isEmpty {
+                let vsp = StorVSP(kind: .scsi, instanceID: Self.scsiInstance, maxSubchannels: 4)
+                for d in scsi { if let lun = d.lun { vsp.luns.attach(d.scsi, at: lun) } }
+                s.controllers[ObjectIdentifier(vsp)] = vsp
+                out.append(vsp)
+            }
+            for (i, d) in s.disks.filter({ $0.lun == nil }).enumerated() {
+                let vsp = StorVSP(kind: .ide, instanceID: IDELocation.instanceID(channel: UInt32(i / 2), device: UInt16(i % 2)))
+                vsp.luns.attach(d.scsi, at: 0)
+                out.append(vsp)
+            }
+            return out
         }
-        for (i, d) in disks.filter(\.spec.ide).enumerated() {
-            let vsp = StorVSP(kind: .ide, instanceID: IDELocation.instanceID(channel: UInt32(i / 2), device: UInt16(i % 2)))
-            vsp.luns.attach(d.scsi, at: 0)
-            out.append(vsp)
+    }
+
+    func release(_ providers: [StorVSP]) {
+        state.withLock { s in for p in providers { s.controllers[ObjectIdentifier(p)] = nil } }
+    }
+
+    // MARK: Control commands
+
+    /// `disk list`, `disk attach SPEC`, `disk detach LUN`.
+    func handle(_ words: [String]) -> ControlResponse {
+        switch words.dropFirst().first {
+        case "list" where words.count == 2:
+            return .success(listing)
+        case "attach" where words.count == 3:
+            guard let spec = DiskSpec(argument: words[2]) else { return .failure("malformed disk: \(words[2])") }
+            return attach(spec)
+        case "detach" where words.count == 3:
+            guard let lun = Int(words[2]), lun >= 0, lun < 64 else { return .failure("not a LUN: \(words[2])") }
+            return detach(lun: lun)
+        default:
+            return .failure("unknown command '\(words.joined(separator: " "))' (disk list | disk attach SPEC | disk detach LUN)")
         }
-        return out
+    }
+
+    func attach(_ spec: DiskSpec) -> ControlResponse {
+        guard !spec.ide else { return .failure("IDE disks cannot be hot-added (as on Hyper-V); attach it on the SCSI controller") }
+        let lun: Int? = state.withLock { s in
+            let used = Set(s.disks.compactMap(\.lun))
+            return (0..<64).first { !used.contains($0) }
+        }
+        guard let lun else { return .failure("the SCSI controller has no free LUN") }
+        let disk: Disk
+        do { disk = try open(spec, lun: lun) } catch { return .failure("\(error)") }
+        let controllers: [StorVSP] = state.withLock { s in
+            s.disks.append(disk)
+            return Array(s.controllers.values)
+        }
+        for c in controllers { c.attach(disk.scsi, at: lun) }
+        let note = controllers.isEmpty ? " (no partition has a SCSI controller: start the host with a --disk for hot add)" : ""
+        return .success("attached \(spec.path) as LUN \(lun), \(formatBytes(disk.backend.info.capacity))\(note)\n")
+    }
+
+    func detach(lun: Int) -> ControlResponse {
+        let (removed, controllers): (Disk?, [StorVSP]) = state.withLock { s in
+            guard let i = s.disks.firstIndex(where: { $0.lun == lun }) else { return (nil, []) }
+            return (s.disks.remove(at: i), Array(s.controllers.values))
+        }
+        guard let removed else { return .failure("no disk at LUN \(lun)") }
+        for c in controllers { c.detach(lun: lun) }
+        return .success("detached LUN \(lun) (\(removed.spec.path))\n")
+    }
+
+    /// One line per disk: controller, LUN, capacity, access and backend.
+    var listing: String {
+        disks.map { d in
+            let place = d.lun.map { "scsi LUN \($0)" } ?? "ide"
+            let info = d.backend.info
+            return "\(place)\t\(formatBytes(info.capacity))\t\(info.isReadOnly ? "ro" : "rw")\t\(info.description)\n"
+        }.joined()
     }
 }
 
@@ -95,7 +177,7 @@ final class GuestStorage: @unchecked Sendable {
     }
 
     /// ``listing`` with each disk's backend, for a host in this process.
-    func backendListing(_ host: HostDisks) -> String {
+    func backendListing(_ host: HostDiskSet) -> String {
         var lines: [String] = []
         for c in driver.controllers {
             for d in c.disks {

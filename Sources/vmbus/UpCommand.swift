@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import VMBusGuest
+import VMBusControl
 import VMBusHost
 import VMBusStorVSP
 import VMBusProtocol
@@ -49,11 +50,14 @@ struct UpCommand: ParsableCommand {
         if mkdir(dataDir, 0o755) != 0 && errno != EEXIST { fail("cannot create data directory \(dataDir): \(String(cString: strerror(errno)))") }
         var specs = devices.disk
         if specs.isEmpty, let d = DiskSpec(argument: "\(dataDir)/disk0.raw,size=8G") { specs = [d] }
-        let disks: HostDisks
-        do { disks = try HostDisks(specs) } catch { fail("\(error)") }
+        let disks: HostDiskSet
+        do { disks = try HostDiskSet(specs) } catch { fail("\(error)") }
         let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)
-        for d in HostDevices.make(devices, disks: disks) { system.host.addDevice(d) }
+        for d in disks.providers() { system.host.addDevice(d) }
+        for d in HostDevices.make(devices) { system.host.addDevice(d) }
         try system.start()
+        let control = HostDevices.startControl(path: dataDir + "/vmbus.ctl", allowed: [getuid(), 0], disks: disks,
+                                               logger: logging.logger("vmbus.control"))
         let driver = EchoDriver()
         system.guest.register(driver)
         let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
@@ -73,6 +77,7 @@ struct UpCommand: ParsableCommand {
         traffic.stop()
         print("\(stopSignal.map { "signal \($0): " } ?? "")stopping: closing channels, tearing down GPADLs, unloading")
         storage.stop()
+        control.stop()
         let unloaded = system.guest.disconnect()
         system.host.stop()
         guard unloaded else { fail("stopped, but the host never answered UNLOAD") }
@@ -82,11 +87,28 @@ struct UpCommand: ParsableCommand {
 
 /// Builds the device providers one partition gets from the device flags.
 enum HostDevices {
-    static func make(_ options: DeviceOptions, disks: HostDisks? = nil) -> [any VMBusDeviceProvider] {
-        let echo: [any VMBusDeviceProvider] = (0..<options.echo).map {
-            EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8)
+    static func make(_ options: DeviceOptions) -> [any VMBusDeviceProvider] {
+        (0..<options.echo).map { EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8) }
+    }
+
+    /// The host's one control interface (docs/CONTROL.md): `disk …` now; the integration services add theirs.
+    static func controlHandler(disks: HostDiskSet) -> ControlServer.Handler {
+        { words in
+            switch words.first {
+            case "disk": return disks.handle(words)
+            default: return .failure("unknown command family '\(words.first ?? "")' (known: disk)")
+            }
         }
-        return (disks?.providers() ?? []) + echo
+    }
+
+    static func startControl(path: String, allowed: Set<UInt32>, disks: HostDiskSet, logger: Logger) -> ControlServer {
+        do {
+            let server = try ControlServer(path: path, allowedUIDs: allowed, logger: logger, handler: controlHandler(disks: disks))
+            try server.start()
+            return server
+        } catch {
+            fail("cannot serve the control socket \(path): \(describe(error))")
+        }
     }
 }
 

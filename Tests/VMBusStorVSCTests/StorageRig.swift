@@ -50,15 +50,6 @@ struct StorageRig {
     func stop() { system.stop() }
 }
 
-/// Waits up to `seconds` for `condition`.
-func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
-    while !condition() {
-        if monotonicNanoseconds() > deadline { return false }
-        sleepNanoseconds(2_000_000)
-    }
-    return true
-}
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 struct Pattern {

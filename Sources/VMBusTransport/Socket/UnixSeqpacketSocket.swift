@@ -209,3 +209,32 @@ public final class UnixSeqpacketSocket: @unchecked Sendable {
         return (p[0].revents & Int16(POLLIN) != 0, p[1].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0, hup)
     }
 }
+
+extension UnixSeqpacketSocket {
+    /// What ``receiveMessage(maxBytes:timeoutMilliseconds:)`` got.
+    public enum ReceivedMessage: Equatable, Sendable {
+        case message([UInt8])
+        /// The message was longer than the limit (it is consumed and dropped).
+        case tooLong
+    }
+
+    /// Receives one raw message of at most `maxBytes` within `timeoutMilliseconds`; nil on timeout, end of
+    /// stream or error. Any descriptors sent with it are closed.
+    public func receiveMessage(maxBytes: Int, timeoutMilliseconds: Int32) -> ReceivedMessage? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var r: Int32
+        repeat { r = Glibc.poll(&p, 1, timeoutMilliseconds) } while r < 0 && errno == EINTR
+        guard r > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: maxBytes + 1)
+        var fds = [Int32](repeating: -1, count: 4)
+        var nfds: Int32 = 0
+        let n = buffer.withUnsafeMutableBytes { b in
+            fds.withUnsafeMutableBufferPointer { f in
+                vmbus_shim_recv_with_fds(fd, b.baseAddress, b.count, f.baseAddress, 4, &nfds, Int32(MSG_DONTWAIT))
+            }
+        }
+        for f in fds.prefix(Int(max(0, nfds))) { Glibc.close(f) }
+        guard n > 0 else { return nil }
+        return n > maxBytes ? .tooLong : .message(Array(buffer.prefix(n)))
+    }
+}
