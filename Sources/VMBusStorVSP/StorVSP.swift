@@ -36,21 +36,31 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         public var lastError: String?
     }
 
-    /// Per channel: the scatter-gather list over guest pages and the completion being built.
+    /// Per channel: the scatter-gather list over guest pages and the completion being built (inline
+    /// requests), and the requests of this channel on the I/O threads.
     final class ChannelContext: @unchecked Sendable {
         let vector: IOVector
         var writer = WireWriter(capacity: 128)
+        let inflight = Condition(0)
         init(pages: Int) { vector = IOVector(capacity: pages) }
     }
 
+    /// Runs EXECUTE_SRBs off the channel workers while a channel is open; nil: inline on the worker.
+    private let pool = Lock<StorVSPIOPool?>(nil)
+    private let ioThreads: Int
+    private let queueDepth: Int
+
     public init(kind: StorageControllerKind, instanceID: GUID, luns: SCSILUNTable = SCSILUNTable(),
                 maxSubchannels: Int = 0, maxTransferBytes: Int = 512 * 1024,
-                acceptedVersions: Set<StorageProtocolVersion> = Set(StorageProtocolVersion.all)) {
+                acceptedVersions: Set<StorageProtocolVersion> = Set(StorageProtocolVersion.all),
+                ioThreads: Int = 4, queueDepth: Int = 64) {
         let transfer = max(4096, maxTransferBytes / 4096 * 4096)
         let subchannels = kind == .ide ? 0 : maxSubchannels
         self.kind = kind
         self.luns = luns
         self.maxTransferBytes = transfer
+        self.ioThreads = max(0, ioThreads)
+        self.queueDepth = max(queueDepth, ioThreads, 1)
         var userDefined: [UInt8] = []
         if kind == .ide { userDefined = IDELocation.userDefined(pathID: 0, targetID: UInt8(truncatingIfNeeded: IDELocation.targetID(fromInstance: instanceID))) }
         offer = HostDeviceOffer(classID: kind.classID, instanceID: instanceID, userDefined: userDefined,
@@ -70,10 +80,25 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         let context = ChannelContext(pages: maxTransferBytes / 4096 + 1)
         contexts.withLock { $0[channel.relID] = context }
         if channel.subchannelIndex == 0 { primary.withLock { $0 = channel } }
+        if ioThreads > 0 {
+            pool.withLock { p in
+                guard p == nil else { return }
+                let created = StorVSPIOPool(threads: ioThreads, jobs: queueDepth, pages: maxTransferBytes / 4096 + 1)
+                created.owner = self
+                p = created
+            }
+        }
     }
 
     public func channelClosed(_ channel: HostChannel) {
-        contexts.withLock { _ = $0.removeValue(forKey: channel.relID) }
+        let context = contexts.withLock { $0.removeValue(forKey: channel.relID) }
+        // Nothing may touch this channel's guest pages once the host tells the guest the channel is gone:
+        // wait for its requests on the I/O threads (each is bounded by the backend's own I/O).
+        if let context, context.inflight.wait(timeoutNanoseconds: 60_000_000_000, until: { $0 == 0 ? true : nil }) == nil {
+            counters.withLock { $0.lastError = "channel \(channel.relID) closed with I/O still running" }
+        }
+        // The last channel gone: the I/O threads end (a new open starts them again).
+        if contexts.withLock({ $0.isEmpty }) { pool.withLock { p in p?.shutdown(); p = nil } }
         if channel.subchannelIndex == 0 {
             primary.withLock { if $0 === channel { $0 = nil } }
             // A guest that closes the primary starts over (Linux re-initializes after a reload).
@@ -114,8 +139,26 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
                 return send(refusal, context, channel, id, length: length)
             }
             counters.withLock { $0.requests += 1 }
-            return send(executeSRB(request, range: range, context: context, memory: channel.memory), context, channel, id,
-                        length: length)
+            guard let pool = pool.withLock({ $0 }) else {
+                let reply = prepareSRB(request, range: range, vector: context.vector, memory: channel.memory)
+                    ?? runSRB(request, vector: context.vector)
+                return send(reply, context, channel, id, length: length)
+            }
+            // Mapped here (the range lives in this worker's packet buffer), run on an I/O thread, so that a
+            // channel's queue depth is not serialised through its worker.
+            let job = pool.take()
+            if let refusal = prepareSRB(request, range: range, vector: job.vector, memory: channel.memory) {
+                pool.giveBack(job)
+                return send(refusal, context, channel, id, length: length)
+            }
+            job.request = request
+            job.transactionID = id
+            job.completionLength = length
+            job.channel = channel
+            job.context = context
+            context.inflight.update { $0 += 1 }
+            pool.submit(job)
+            return
         }
         guard channel.subchannelIndex == 0 else {
             return refuse(context, channel, id, wantsCompletion, length: length, "\(request.operation) on a sub-channel")
@@ -160,42 +203,54 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
 
     // MARK: EXECUTE_SRB
 
-    private func executeSRB(_ request: VStorPacket, range: GPARangeView?, context: ChannelContext,
-                            memory: GuestMemory) -> VStorPacket {
+    /// The COMPLETE_IO for `request` with `status` and the bytes moved (sense cleared).
+    private static func completion(_ request: VStorPacket, _ status: SRBStatus, transferred: Int = 0) -> VStorPacket {
         var srb = request.srb
-        func finish(_ status: SRBStatus, transferred: Int = 0) -> VStorPacket {
-            srb.srbStatus = status
-            srb.scsiStatus = 0
-            srb.senseInfoLength = 0
-            srb.dataTransferLength = UInt32(transferred)
-            return VStorPacket(operation: .completeIO, flags: 0, status: status.ntStatus, srb: srb)
-        }
+        srb.srbStatus = status
+        srb.scsiStatus = 0
+        srb.senseInfoLength = 0
+        srb.dataTransferLength = UInt32(transferred)
+        return VStorPacket(operation: .completeIO, flags: 0, status: status.ntStatus, srb: srb)
+    }
+
+    /// Checks an EXECUTE_SRB against its range and guest memory and maps the range into `vector`. Returns the
+    /// error completion to send, or nil when the request is ready to run. Runs on the channel worker: `range`
+    /// points into the worker's packet buffer.
+    private func prepareSRB(_ request: VStorPacket, range: GPARangeView?, vector: IOVector, memory: GuestMemory) -> VStorPacket? {
+        let srb = request.srb
         guard Int(srb.cdbLength) >= 1, Int(srb.cdbLength) <= VMSCSIRequest.maxCDBLength,
               let direction = srb.dataDirection else {
-            return finish(.invalidRequest)
+            return Self.completion(request, .invalidRequest)
         }
         let dataLength = direction == .none ? 0 : Int(srb.dataTransferLength)
-        guard dataLength <= maxTransferBytes else { return finish(.invalidRequest) }
-        context.vector.reset()
+        guard dataLength <= maxTransferBytes else { return Self.completion(request, .invalidRequest) }
+        vector.reset()
         if dataLength > 0 {
-            guard let range, Int(range.byteCount) >= dataLength else { return finish(.invalidRequest) }
-            do { try map(range, length: dataLength, memory: memory, into: context.vector) }
-            catch { return finish(.invalidRequest) }
+            guard let range, Int(range.byteCount) >= dataLength else { return Self.completion(request, .invalidRequest) }
+            do { try map(range, length: dataLength, memory: memory, into: vector) }
+            catch { return Self.completion(request, .invalidRequest) }
         }
+        return nil
+    }
+
+    /// Runs a prepared EXECUTE_SRB on its LUN, moving data through `vector`; returns its completion.
+    private func runSRB(_ request: VStorPacket, vector: IOVector) -> VStorPacket {
+        var srb = request.srb
+        let dataLength = srb.dataDirection == VMSCSIRequest.DataDirection.none ? 0 : Int(srb.dataTransferLength)
         // IDE channels carry one disk: the path and target a guest fills in are not to be trusted.
         let lun = kind == .ide ? 0 : Int(srb.lun)
         let addressed = kind == .ide || (srb.pathID == 0 && srb.targetID == 0)
         var cdbBytes = InlineArray<16, UInt8>(repeating: 0)
         for i in 0..<16 { cdbBytes[i] = srb.dataArea[i] }
         let cdb = SCSICDB((0..<Int(srb.cdbLength)).lazy.map { cdbBytes[$0] })
-        let outcome = addressed ? luns.execute(lun: lun, cdb, data: context.vector, dataLength: dataLength) : .lunAbsent
+        let outcome = addressed ? luns.execute(lun: lun, cdb, data: vector, dataLength: dataLength) : .lunAbsent
         switch outcome {
         case .lunAbsent:
-            return finish(.invalidLUN)
+            return Self.completion(request, .invalidLUN)
         case .completed(let result) where result.status == SAMStatus.GOOD:
-            return finish(.success, transferred: result.transferred)
+            return Self.completion(request, .success, transferred: result.transferred)
         case .completed(let result):
-            var reply = finish(SRBStatus.error, transferred: result.transferred)
+            var reply = Self.completion(request, SRBStatus.error, transferred: result.transferred)
             srb = reply.srb
             srb.scsiStatus = result.status
             if let sense = result.sense {
@@ -223,6 +278,21 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
             offset = 0
             i += 1
         }
+    }
+
+    /// On an I/O thread: runs `job` and sends its completion.
+    func run(_ job: StorVSPIOPool.Job) {
+        guard let channel = job.channel, let context = job.context else { return }
+        let reply = runSRB(job.request, vector: job.vector)
+        job.writer.reset()
+        reply.encode(into: &job.writer, size: job.completionLength)
+        let sent: Bool = job.writer.bytes.withUnsafeBytes { p in
+            (try? channel.sendCompletion(transactionID: job.transactionID, p)) != nil
+        }
+        if !sent { counters.withLock { $0.lastError = "completion for \(job.transactionID) could not be sent" } }
+        job.channel = nil
+        job.context = nil
+        context.inflight.update { $0 -= 1 }
     }
 
     // MARK: Sending
