@@ -105,6 +105,8 @@ public struct GPARangeView: Sendable {
 extension GPARange {
     /// Encodes the range block of a one-range GPA-direct packet (`reserved`, `rangecount` = 1, the range)
     /// into `w` without building a ``GPARange``: the guest's data path reuses `w` for every request.
+    // Inlinable so callers get it specialised: the unspecialised generic allocates for the sequence.
+    @inlinable
     public static func encodeSingleRangeBlock(
         byteCount: UInt32, byteOffset: UInt32, pfns: some Sequence<UInt64>, into w: inout WireWriter
     ) {

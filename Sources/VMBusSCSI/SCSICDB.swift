@@ -15,6 +15,15 @@ public struct SCSICDB: Sendable {
 
     public let isTruncated: Bool
 
+    /// The first `length` bytes of `raw` (clamped to 0...16; the rest read as zero). No generic iteration:
+    /// the data path builds CDBs with this.
+    public init(raw: InlineArray<16, UInt8>, length: Int) {
+        let n = max(0, min(length, Self.maxLength))
+        for i in 0..<n { bytes[i] = raw[i] }
+        self.length = n
+        isTruncated = length > Self.maxLength
+    }
+
     public var opcode: UInt8 { bytes[0] }
     public subscript(i: Int) -> UInt8 { i >= 0 && i < Self.maxLength ? bytes[i] : 0 }
     public func be16(_ o: Int) -> UInt16 { UInt16(self[o]) << 8 | UInt16(self[o + 1]) }

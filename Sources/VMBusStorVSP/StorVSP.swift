@@ -242,7 +242,7 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         let addressed = kind == .ide || (srb.pathID == 0 && srb.targetID == 0)
         var cdbBytes = InlineArray<16, UInt8>(repeating: 0)
         for i in 0..<16 { cdbBytes[i] = srb.dataArea[i] }
-        let cdb = SCSICDB((0..<Int(srb.cdbLength)).lazy.map { cdbBytes[$0] })
+        let cdb = SCSICDB(raw: cdbBytes, length: Int(srb.cdbLength))
         let outcome = addressed ? luns.execute(lun: lun, cdb, data: vector, dataLength: dataLength) : .lunAbsent
         switch outcome {
         case .lunAbsent:

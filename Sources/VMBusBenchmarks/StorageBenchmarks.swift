@@ -1,0 +1,156 @@
+import Atomics
+import CVMBusShims
+import Logging
+import VMBusDiskBackend
+import VMBusGuest
+import VMBusSCSITarget
+import VMBusStorVSC
+import VMBusStorVSP
+import VMBusTestSupport
+import VMBusTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// StorVSC → VMBus → StorVSP → raw file, in one process and without FUSE, against `pread`/`pwrite` on the same
+/// page-cached file with the same number of threads (each thread one request at a time: threads = queue depth).
+/// Rounds are interleaved (baseline, stack, baseline, …) and the ratio is the median over rounds.
+enum StorageBenchmarks {
+    static var sections: [BenchmarkSection] {
+        [
+            BenchmarkSection(name: "storage-4k-randread", summary: "4 KiB random reads, QD32 (32 threads), page-cached raw file: StorVSC→StorVSP vs pread") { context in
+                try run(&context, block: 4096, threads: 32, write: false, random: true, opsPerThread: context.count(4000))
+            },
+            BenchmarkSection(name: "storage-1m-seqread", summary: "1 MiB sequential reads, 4 streams: StorVSC→StorVSP vs pread") { context in
+                try run(&context, block: 1 << 20, threads: 4, write: false, random: false, opsPerThread: context.count(100))
+            },
+            BenchmarkSection(name: "storage-1m-seqwrite", summary: "1 MiB sequential writes, 4 streams: StorVSC→StorVSP vs pwrite") { context in
+                try run(&context, block: 1 << 20, threads: 4, write: true, random: false, opsPerThread: context.count(100))
+            },
+        ]
+    }
+
+    static let fileSize = 256 << 20
+
+    final class Stack: @unchecked Sendable {
+        let system: InProcessSystem
+        let controller: StorVSCController
+        let disk: StorVSCDisk
+        let path: String
+        init(path: String) throws {
+            self.path = path
+            system = try InProcessSystem(memoryPages: 65536, logLevel: .critical)
+            let backend = try RawFileBackend(path: path)
+            let vsp = StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(2), maxSubchannels: 1, ioThreads: 4)
+            vsp.luns.attach(SCSIDisk(backend: backend, serialNumber: "bench", identifier: 1), at: 0)
+            system.host.addDevice(vsp)
+            try system.start()
+            var configuration = StorVSCController.Configuration()
+            configuration.subchannels = 1
+            configuration.queueDepthPerChannel = 32
+            guard let device = system.guest.devices.first else { throw StorVSCError.controllerGone("no offer") }
+            controller = try StorVSCController(device: device, configuration: configuration)
+            try controller.start()
+            controller.waitForSubchannels()
+            guard let d = controller.disk(lun: 0) else { throw StorVSCError.controllerGone("no disk") }
+            disk = d
+        }
+        func stop() { controller.stop(); system.stop() }
+    }
+
+    static func makeFile() throws -> String {
+        let path = "/tmp/vmbus-bench-\(getpid()).raw"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw StorVSCError.invalidArgument("cannot create \(path)") }
+        defer { close(fd) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        for i in 0..<(fileSize >> 20) {
+            for j in stride(from: 0, to: chunk.count, by: 64) { chunk[j] = UInt8(truncatingIfNeeded: i &+ j) }
+            _ = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(i) << 20) }
+        }
+        return path
+    }
+
+    /// One round: `threads` threads each doing `ops` requests; returns (requests per second, mallocs).
+    static func round(threads: Int, ops: Int, block: Int, _ body: @escaping @Sendable (_ thread: Int, _ i: Int, _ buffer: UnsafeMutableRawBufferPointer) -> Bool) -> (Double, UInt64, Bool) {
+        let ready = ManagedAtomic(0), go = ManagedAtomic(false), done = ManagedAtomic(0), failed = ManagedAtomic(false)
+        var workers: [BenchmarkThread] = []
+        for t in 0..<threads {
+            workers.append(BenchmarkThread(name: "bench-io", cpu: nil) {
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: block, alignment: 4096)
+                defer { buffer.deallocate() }
+                buffer.initializeMemory(as: UInt8.self, repeating: 0xA5)
+                ready.wrappingIncrement(ordering: .acquiringAndReleasing)
+                var spins = 0
+                while !go.load(ordering: .acquiring) { relax(&spins) }
+                for i in 0..<ops where !body(t, i, buffer) { failed.store(true, ordering: .relaxed); break }
+                done.wrappingIncrement(ordering: .acquiringAndReleasing)
+            })
+        }
+        var spins = 0
+        while ready.load(ordering: .acquiring) < threads { relax(&spins) }
+        let mallocs = mallocCount()
+        let start = now()
+        go.store(true, ordering: .releasing)
+        while done.load(ordering: .acquiring) < threads { usleep(200) }
+        let seconds = Double(now() - start) / 1e9
+        let used = mallocCount() - mallocs
+        for w in workers { w.join() }
+        return (Double(threads * ops) / seconds, used, !failed.load(ordering: .relaxed))
+    }
+
+    static func run(_ context: inout BenchmarkContext, block: Int, threads: Int, write: Bool, random: Bool, opsPerThread: Int) throws {
+        let path = try makeFile()
+        defer { unlink(path) }
+        let stack = try Stack(path: path)
+        defer { stack.stop() }
+        let fd = open(path, O_RDWR)
+        defer { close(fd) }
+        let blocks = UInt64(fileSize / block)
+        let region = blocks / UInt64(threads)
+        @Sendable func offset(_ t: Int, _ i: Int) -> UInt64 {
+            if random {
+                var x = UInt64(t) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i) &* 0xBF58_476D_1CE4_E5B9
+                x ^= x >> 31
+                return (x % blocks) * UInt64(block)
+            }
+            return (UInt64(t) * region + UInt64(i) % region) * UInt64(block)
+        }
+        let disk = stack.disk
+        let direct: @Sendable (Int, Int, UnsafeMutableRawBufferPointer) -> Bool = { t, i, b in
+            let o = off_t(offset(t, i))
+            return (write ? pwrite(fd, b.baseAddress, b.count, o) : pread(fd, b.baseAddress, b.count, o)) == b.count
+        }
+        let viaStack: @Sendable (Int, Int, UnsafeMutableRawBufferPointer) -> Bool = { t, i, b in
+            do throws(StorVSCError) {
+                if write { try disk.write(at: offset(t, i), from: UnsafeRawBufferPointer(b)) }
+                else { try disk.read(at: offset(t, i), into: b) }
+                return true
+            } catch { return false }
+        }
+        // Warm-up: the page cache, the threads' first use, the channels.
+        _ = round(threads: threads, ops: max(1, opsPerThread / 10), block: block, direct)
+        _ = round(threads: threads, ops: max(1, opsPerThread / 10), block: block, viaStack)
+        var baseline: [Double] = [], ours: [Double] = [], ratios: [Double] = []
+        var mallocs: UInt64 = 0
+        var ok = true
+        for _ in 0..<5 {
+            let (b, _, okB) = round(threads: threads, ops: opsPerThread, block: block, direct)
+            let (s, m, okS) = round(threads: threads, ops: opsPerThread, block: block, viaStack)
+            baseline.append(b); ours.append(s); ratios.append(s / b)
+            mallocs += m
+            ok = ok && okB && okS
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        let unit = block >= 1 << 20 ? "MiB/s" : "IOPS"
+        let scale = block >= 1 << 20 ? Double(block) / Double(1 << 20) : 1
+        context.row("direct", "\(format(median(baseline) * scale, 0)) \(unit) (\(write ? "pwrite" : "pread"), \(threads) threads)")
+        context.row("stack", "\(format(median(ours) * scale, 0)) \(unit) (StorVSC→StorVSP, \(threads) threads, \(stack.controller.channelCount) channels)")
+        context.row("ratio", "stack/direct median \(format(median(ratios), 3)), spread \(format(ratios.min() ?? 0, 3))…\(format(ratios.max() ?? 0, 3)) over 5 interleaved rounds")
+        let ios = Double(5 * threads * opsPerThread) * Double((block + stack.controller.maxTransferBytes - 1) / stack.controller.maxTransferBytes)
+        context.row("mallocs", "\(mallocs) in \(Int(ios)) requests: \(format(Double(mallocs) / ios, 4)) per request")
+        context.require(ok, "an I/O failed")
+        context.require(Double(mallocs) / ios < 0.01, "\(mallocs) allocations on the storage data path")
+    }
+}
