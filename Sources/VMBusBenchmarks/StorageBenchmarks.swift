@@ -22,6 +22,9 @@ enum StorageBenchmarks {
             BenchmarkSection(name: "storage-4k-randread", summary: "4 KiB random reads, QD32 (32 threads), page-cached raw file: StorVSC→StorVSP vs pread") { context in
                 try run(&context, block: 4096, threads: 32, write: false, random: true, opsPerThread: context.count(4000))
             },
+            BenchmarkSection(name: "storage-4k-randread-submit", summary: "4 KiB random reads, QD32 kept by one thread submitting (no thread per request) vs pread with 32 threads") { context in
+                try submitted(&context, depth: 32, requests: context.count(200_000))
+            },
             BenchmarkSection(name: "storage-1m-seqread", summary: "1 MiB sequential reads, 4 streams: StorVSC→StorVSP vs pread") { context in
                 try run(&context, block: 1 << 20, threads: 4, write: false, random: false, opsPerThread: context.count(100))
             },
@@ -33,6 +36,76 @@ enum StorageBenchmarks {
 
     static let fileSize = 256 << 20
 
+    /// Counts completions of submitted requests and wakes nobody: the submitting thread polls the count.
+    final class Completions: StorVSCRequestHandler, @unchecked Sendable {
+        let done = ManagedAtomic<Int>(0)
+        let failed = ManagedAtomic<Int>(0)
+        func requestFinished(tag: UInt64, result: Result<Int, StorVSCError>) {
+            if case .failure = result { failed.wrappingIncrement(ordering: .relaxed) }
+            done.wrappingIncrement(ordering: .releasing)
+        }
+    }
+
+    /// One thread keeps `depth` reads in flight with ``StorVSCDisk/submitRead(at:into:tag:handler:)``.
+    static func submitted(_ context: inout BenchmarkContext, depth: Int, requests: Int) throws {
+        let path = try makeFile()
+        defer { unlink(path) }
+        let stack = try Stack(path: path)
+        defer { stack.stop() }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let blocks = UInt64(fileSize / 4096)
+        let buffers = UnsafeMutableRawBufferPointer.allocate(byteCount: depth * 4096, alignment: 4096)
+        defer { buffers.deallocate() }
+        let disk = stack.disk
+        func viaSubmit(_ n: Int) -> (Double, UInt64, Bool) {
+            let completions = Completions()
+            let mallocs = mallocCount()
+            let start = now()
+            var sent = 0
+            var x: UInt64 = 0x1234_5678
+            while completions.done.load(ordering: .acquiring) < n {
+                while sent < n && sent - completions.done.load(ordering: .acquiring) < depth {
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                    let slot = sent % depth
+                    do {
+                        try disk.submitRead(at: (x % blocks) * 4096,
+                                            into: UnsafeMutableRawBufferPointer(rebasing: buffers[(slot * 4096)..<((slot + 1) * 4096)]),
+                                            tag: UInt64(sent), handler: completions)
+                    } catch { return (0, 0, false) }
+                    sent += 1
+                }
+                sched_yield()
+            }
+            let seconds = Double(now() - start) / 1e9
+            return (Double(n) / seconds, mallocCount() - mallocs, completions.failed.load(ordering: .relaxed) == 0)
+        }
+        let direct: @Sendable (Int, Int, UnsafeMutableRawBufferPointer) -> Bool = { t, i, b in
+            var x = UInt64(t) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i) &* 0xBF58_476D_1CE4_E5B9
+            x ^= x >> 31
+            return pread(fd, b.baseAddress, b.count, off_t((x % blocks) * 4096)) == b.count
+        }
+        _ = viaSubmit(requests / 10)
+        _ = round(threads: depth, ops: max(1, requests / depth / 10), block: 4096, direct)
+        var ratios: [Double] = [], ours: [Double] = [], baseline: [Double] = []
+        var mallocs: UInt64 = 0
+        var ok = true
+        for _ in 0..<5 {
+            let (b, _, okB) = round(threads: depth, ops: requests / depth, block: 4096, direct)
+            let (s, m, okS) = viaSubmit(requests)
+            baseline.append(b); ours.append(s); ratios.append(s / b)
+            mallocs += m
+            ok = ok && okB && okS
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        context.row("direct", "\(format(median(baseline), 0)) IOPS (pread, \(depth) threads)")
+        context.row("stack", "\(format(median(ours), 0)) IOPS (StorVSC→StorVSP, 1 submitting thread, \(depth) in flight, \(stack.controller.channelCount) channels)")
+        context.row("ratio", "stack/direct median \(format(median(ratios), 3)), spread \(format(ratios.min() ?? 0, 3))…\(format(ratios.max() ?? 0, 3)) over 5 interleaved rounds")
+        context.row("mallocs", "\(mallocs) in \(5 * requests) requests: \(format(Double(mallocs) / Double(5 * requests), 4)) per request")
+        context.require(ok, "an I/O failed")
+        context.require(Double(mallocs) / Double(5 * requests) < 0.01, "\(mallocs) allocations on the storage data path")
+    }
+
     final class Stack: @unchecked Sendable {
         let system: InProcessSystem
         let controller: StorVSCController
@@ -42,12 +115,12 @@ enum StorageBenchmarks {
             self.path = path
             system = try InProcessSystem(memoryPages: 65536, logLevel: .critical)
             let backend = try RawFileBackend(path: path)
-            let vsp = StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(2), maxSubchannels: 1, ioThreads: 4)
+            let vsp = StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(2), maxSubchannels: 4, ioThreads: ProcessEnv.ioThreads)
             vsp.luns.attach(SCSIDisk(backend: backend, serialNumber: "bench", identifier: 1), at: 0)
             system.host.addDevice(vsp)
             try system.start()
             var configuration = StorVSCController.Configuration()
-            configuration.subchannels = 1
+            configuration.subchannels = ProcessEnv.subchannels
             configuration.queueDepthPerChannel = 32
             guard let device = system.guest.devices.first else { throw StorVSCError.controllerGone("no offer") }
             controller = try StorVSCController(device: device, configuration: configuration)
@@ -153,4 +226,12 @@ enum StorageBenchmarks {
         context.require(ok, "an I/O failed")
         context.require(Double(mallocs) / ios < 0.01, "\(mallocs) allocations on the storage data path")
     }
+}
+
+/// Knobs from the environment, for comparing configurations without rebuilding.
+enum ProcessEnv {
+    /// `VMBUS_BENCH_IO_THREADS`: StorVSP's I/O threads (0: inline on the channel worker). Default 4.
+    static var ioThreads: Int { getenv("VMBUS_BENCH_IO_THREADS").flatMap { Int(String(cString: $0)) } ?? 4 }
+    /// `VMBUS_BENCH_SUBCHANNELS`: sub-channels StorVSC asks for. Default 1.
+    static var subchannels: Int { getenv("VMBUS_BENCH_SUBCHANNELS").flatMap { Int(String(cString: $0)) } ?? 1 }
 }

@@ -4,6 +4,21 @@ import VMBusStorageProtocol
 import VMBusTransport
 import VMBusWire
 
+/// Who hears of a request that does not wait: the caller's handler and tag, and where a read's data goes.
+struct AsyncRequest {
+    let handler: any StorVSCRequestHandler
+    let tag: UInt64
+    let readInto: UnsafeMutableRawBufferPointer?
+}
+
+/// Hears of requests sent with ``StorVSCDisk/submitRead(at:into:tag:handler:)`` and
+/// ``StorVSCDisk/submitWrite(at:from:fua:tag:handler:)``. Called on the guest's interrupt thread: it must not
+/// block or wait for other requests (it may submit new ones only if the slot pool cannot run dry).
+public protocol StorVSCRequestHandler: AnyObject, Sendable {
+    /// Request `tag` is done: the bytes moved, or why not.
+    func requestFinished(tag: UInt64, result: Result<Int, StorVSCError>)
+}
+
 /// One request the controller can have outstanding: its bounce pages in guest memory (the only memory the host
 /// can see), the buffers its VSTOR packet and GPA range are encoded into, and its state.
 ///
@@ -25,6 +40,8 @@ final class RequestSlot: @unchecked Sendable {
         /// Data bytes the request asked for: the completion may not report more.
         var requestedLength = 0
         var lun: UInt8 = 0
+        /// Set for a request nobody waits for (``StorVSCController/submit``).
+        var async: AsyncRequest?
     }
 
     let index: Int

@@ -282,69 +282,13 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     func execute(lun: UInt8, cdb: InlineArray<16, UInt8>, cdbLength: Int, direction: VMSCSIRequest.DataDirection,
                  length: Int, prepare: (RequestSlot) -> Void = { _ in },
                  finish: (RequestSlot, SRBCompletion) -> Void = { _, _ in }) throws(StorVSCError) -> SRBCompletion {
-        guard length >= 0, length <= maxTransferBytes, cdbLength >= 1, cdbLength <= 16,
-              (length == 0) == (direction == .none) else {
-            throw .invalidArgument("an SRB of \(length) bytes, \(direction), CDB \(cdbLength) bytes")
-        }
-        if let why = gone.withLock({ $0 }) { throw .controllerGone(why) }
         let deadline = monotonicNanoseconds() &+ configuration.requestTimeoutNanoseconds
-        guard let index = freeSlots.wait(timeoutNanoseconds: configuration.requestTimeoutNanoseconds, until: { f in
-            f.popLast() ?? (gone.withLock({ $0 }) != nil ? -1 : nil)
-        }) else {
-            throw .timedOut("no request slot came free: the host holds every one")
-        }
-        guard index >= 0 else { throw .controllerGone(gone.withLock { $0 } ?? "stopped") }
+        let index = try takeSlot(length: length, cdbLength: cdbLength, direction: direction)
         let slot = slots[index]
         var release = true
         defer { if release { freeSlots.update { $0.append(index) } } }
-
         prepare(slot)
-        var srb = VMSCSIRequest()
-        srb.lun = lun
-        srb.targetID = ideTarget
-        srb.cdbLength = UInt8(cdbLength)
-        for i in 0..<16 { srb.dataArea[i] = i < cdbLength ? cdb[i] : 0 }
-        srb.senseInfoLength = UInt8(VMSCSIRequest.senseBufferSize)
-        srb.dataIn = direction.rawValue
-        srb.dataTransferLength = UInt32(length)
-        srb.srbFlags = VMSCSIRequest.flagDisableSynchTransfer
-            | (direction == .read ? VMSCSIRequest.flagDataIn : direction == .write ? VMSCSIRequest.flagDataOut : 0)
-        srb.queueTag = VMSCSIRequest.untagged
-        srb.queueAction = VMSCSIRequest.simpleTagRequest
-        srb.timeOutValue = UInt32(min(configuration.requestTimeoutNanoseconds / 1_000_000_000, UInt64(UInt32.max)))
-        slot.packet.reset()
-        VStorPacket(operation: .executeSRB, srb: srb).encode(into: &slot.packet)
-        slot.state.withLock { s in
-            s.phase = .inFlight
-            s.outcome = nil
-            s.requestedLength = length
-            s.lun = lun
-        }
-        let channel = channels.withLock { c -> GuestChannel? in c.isEmpty ? nil : c[index % c.count] }
-        guard let channel else {
-            slot.state.withLock { $0.phase = .idle }
-            throw .controllerGone(gone.withLock { $0 } ?? "no channel")
-        }
-        if length > 0 { slot.encodeRange(length: length) }
-        let sent: GuestError? = slot.packet.bytes.withUnsafeBytes { p in
-            do throws(GuestError) {
-                if length > 0 {
-                    try slot.rangeBlock.bytes.withUnsafeBytes { h in
-                        Result { () throws(GuestError) in
-                            _ = try channel.sendGPADirectRequest(rangeHeader: h, payload: p, context: UInt64(index))
-                        }
-                    }.get()
-                } else {
-                    _ = try channel.sendRequest(p, context: UInt64(index))
-                }
-                return nil
-            } catch { return error }
-        }
-        if let error = sent {
-            slot.state.withLock { $0.phase = .idle }
-            if case .rescinded = error { throw .controllerGone("channel \(channel.relID) was rescinded") }
-            throw .channel(error)
-        }
+        try send(slot, lun: lun, cdb: cdb, cdbLength: cdbLength, direction: direction, length: length, async: nil)
         requestsSent.wrappingIncrement(ordering: .relaxed)
         // Everything is decided under the slot's lock, so the slot cannot change hands meanwhile.
         // Returns the outcome and whether the slot is ours to give back (the host is done with it).
@@ -385,6 +329,98 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
         }
     }
 
+    /// A free slot for a request of this shape, waiting up to the request timeout for one.
+    private func takeSlot(length: Int, cdbLength: Int, direction: VMSCSIRequest.DataDirection) throws(StorVSCError) -> Int {
+        guard length >= 0, length <= maxTransferBytes, cdbLength >= 1, cdbLength <= 16,
+              (length == 0) == (direction == .none) else {
+            throw .invalidArgument("an SRB of \(length) bytes, \(direction), CDB \(cdbLength) bytes")
+        }
+        if let why = gone.withLock({ $0 }) { throw .controllerGone(why) }
+        guard let index = freeSlots.wait(timeoutNanoseconds: configuration.requestTimeoutNanoseconds, until: { f in
+            f.popLast() ?? (gone.withLock({ $0 }) != nil ? -1 : nil)
+        }) else {
+            throw .timedOut("no request slot came free: the host holds every one")
+        }
+        guard index >= 0 else { throw .controllerGone(gone.withLock { $0 } ?? "stopped") }
+        return index
+    }
+
+    /// Encodes the SRB into `slot`'s buffers and sends it on the slot's channel. On failure the slot is idle
+    /// again and still the caller's.
+    private func send(_ slot: RequestSlot, lun: UInt8, cdb: InlineArray<16, UInt8>, cdbLength: Int,
+                      direction: VMSCSIRequest.DataDirection, length: Int, async: AsyncRequest?) throws(StorVSCError) {
+        let index = slot.index
+        var srb = VMSCSIRequest()
+        srb.lun = lun
+        srb.targetID = ideTarget
+        srb.cdbLength = UInt8(cdbLength)
+        for i in 0..<16 { srb.dataArea[i] = i < cdbLength ? cdb[i] : 0 }
+        srb.senseInfoLength = UInt8(VMSCSIRequest.senseBufferSize)
+        srb.dataIn = direction.rawValue
+        srb.dataTransferLength = UInt32(length)
+        srb.srbFlags = VMSCSIRequest.flagDisableSynchTransfer
+            | (direction == .read ? VMSCSIRequest.flagDataIn : direction == .write ? VMSCSIRequest.flagDataOut : 0)
+        srb.queueTag = VMSCSIRequest.untagged
+        srb.queueAction = VMSCSIRequest.simpleTagRequest
+        srb.timeOutValue = UInt32(min(configuration.requestTimeoutNanoseconds / 1_000_000_000, UInt64(UInt32.max)))
+        slot.packet.reset()
+        VStorPacket(operation: .executeSRB, srb: srb).encode(into: &slot.packet)
+        slot.state.withLock { s in
+            s.phase = .inFlight
+            s.outcome = nil
+            s.requestedLength = length
+            s.lun = lun
+            s.async = async
+        }
+        let channel = channels.withLock { c -> GuestChannel? in c.isEmpty ? nil : c[index % c.count] }
+        guard let channel else {
+            slot.state.withLock { $0.phase = .idle; $0.async = nil }
+            throw .controllerGone(gone.withLock { $0 } ?? "no channel")
+        }
+        if length > 0 { slot.encodeRange(length: length) }
+        let sent: GuestError? = slot.packet.bytes.withUnsafeBytes { p in
+            do throws(GuestError) {
+                if length > 0 {
+                    try slot.rangeBlock.bytes.withUnsafeBytes { h in
+                        Result { () throws(GuestError) in
+                            _ = try channel.sendGPADirectRequest(rangeHeader: h, payload: p, context: UInt64(index))
+                        }
+                    }.get()
+                } else {
+                    _ = try channel.sendRequest(p, context: UInt64(index))
+                }
+                return nil
+            } catch { return error }
+        }
+        if let error = sent {
+            slot.state.withLock { $0.phase = .idle; $0.async = nil }
+            if case .rescinded = error { throw .controllerGone("channel \(channel.relID) was rescinded") }
+            throw .channel(error)
+        }
+        requestsSent.wrappingIncrement(ordering: .relaxed)
+    }
+
+    // MARK: Requests that do not wait
+
+    /// Sends one SRB without waiting for it: `handler` hears of it on the interrupt thread. A read's data is
+    /// copied to `readInto` first (it must stay valid until then). No retries and no timeout: BUSY and UNIT
+    /// ATTENTION come back as ``StorVSCError/busy``, for the caller to send again. Takes a slot like any
+    /// request, waiting for one up to the request timeout.
+    func submit(lun: UInt8, cdb: InlineArray<16, UInt8>, cdbLength: Int, direction: VMSCSIRequest.DataDirection,
+                length: Int, writeFrom: UnsafeRawBufferPointer?, readInto: UnsafeMutableRawBufferPointer?,
+                tag: UInt64, handler: any StorVSCRequestHandler) throws(StorVSCError) {
+        let index = try takeSlot(length: length, cdbLength: cdbLength, direction: direction)
+        let slot = slots[index]
+        if let writeFrom { slot.copyIn(writeFrom, at: 0) }
+        do {
+            try send(slot, lun: lun, cdb: cdb, cdbLength: cdbLength, direction: direction, length: length,
+                     async: AsyncRequest(handler: handler, tag: tag, readInto: readInto))
+        } catch {
+            freeSlots.update { $0.append(index) }
+            throw error
+        }
+    }
+
     // MARK: GuestChannelHandler (the interrupt thread)
 
     public func completionReceived(context: UInt64, packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
@@ -401,8 +437,36 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
         settle(slot, parsed)
     }
 
-    /// The host is done with `slot`'s request: wake its waiter, or, if it gave up, give the slot back.
+    /// The host is done with `slot`'s request: wake its waiter, or, if it gave up, give the slot back; for a
+    /// request that does not wait, tell its handler.
     private func settle(_ slot: RequestSlot, _ outcome: Result<SRBCompletion, StorVSCError>) {
+        let finished: (AsyncRequest, UInt8, Int)? = slot.state.withLock { s in
+            guard s.phase == .inFlight, let a = s.async else { return nil }
+            s.async = nil
+            return (a, s.lun, s.requestedLength)
+        }
+        if let (request, lun, length) = finished {
+            let result: Result<Int, StorVSCError>
+            switch outcome {
+            case .success(let c):
+                switch c.disposition(lun: lun) {
+                case .success where c.transferred == length:
+                    if let into = request.readInto { slot.copyOut(into, from: 0) }
+                    result = .success(c.transferred)
+                case .success: result = .failure(.shortTransfer(expected: length, transferred: c.transferred))
+                case .retry: result = .failure(.busy)
+                case .failure(let e):
+                    if case .lunRemoved = e { requestRescan() }
+                    result = .failure(e)
+                }
+            case .failure(let e):
+                result = .failure(e)
+            }
+            slot.state.withLock { $0.phase = .idle }
+            freeSlots.update { $0.append(slot.index) }
+            request.handler.requestFinished(tag: request.tag, result: result)
+            return
+        }
         let recycle = slot.state.update { s -> Bool in
             switch s.phase {
             case .inFlight:
@@ -454,11 +518,19 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     /// reserved until the host completes them.
     func failOutstanding(lun: UInt8) {
         for slot in slots {
-            slot.state.update { s in
-                guard s.phase == .inFlight, s.lun == lun else { return }
+            let async: AsyncRequest? = slot.state.update { s in
+                guard s.phase == .inFlight, s.lun == lun else { return nil }
+                if let a = s.async {
+                    // Nobody waits on the slot: it stays the host's until the host answers.
+                    s.async = nil
+                    s.phase = .abandoned
+                    return a
+                }
                 s.outcome = .failure(.lunRemoved(lun: lun))
                 s.phase = .failedEarly
+                return nil
             }
+            async?.handler.requestFinished(tag: async?.tag ?? 0, result: .failure(.lunRemoved(lun: lun)))
         }
     }
 

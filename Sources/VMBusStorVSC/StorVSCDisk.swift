@@ -142,6 +142,40 @@ public final class StorVSCDisk: @unchecked Sendable {
         try r.get()
     }
 
+    // MARK: Requests that do not wait
+
+    /// Starts a read of whole blocks (`offset` and `buffer.count` block multiples, at most the maximum transfer)
+    /// and returns at once; `handler` is called with `tag` once the data is in `buffer`, which must stay valid
+    /// until then. For callers that keep many requests in flight from few threads (benchmarks, an event
+    /// loop): no retries, no timeout, one request per call.
+    public func submitRead(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, tag: UInt64,
+                           handler: any StorVSCRequestHandler) throws(StorVSCError) {
+        let controller = try submittable(offset, buffer.count)
+        try controller.submit(lun: lun, cdb: Self.rw16(write: false, lba: offset / UInt64(blockSize), blocks: buffer.count / blockSize, fua: false),
+                              cdbLength: 16, direction: .read, length: buffer.count, writeFrom: nil, readInto: buffer,
+                              tag: tag, handler: handler)
+    }
+
+    /// Starts a write of whole blocks, as ``submitRead(at:into:tag:handler:)``; `buffer` is copied before this
+    /// returns.
+    public func submitWrite(at offset: UInt64, from buffer: UnsafeRawBufferPointer, fua: Bool = false, tag: UInt64,
+                            handler: any StorVSCRequestHandler) throws(StorVSCError) {
+        let controller = try submittable(offset, buffer.count)
+        guard !isReadOnly else { throw .writeProtected }
+        try controller.submit(lun: lun, cdb: Self.rw16(write: true, lba: offset / UInt64(blockSize), blocks: buffer.count / blockSize, fua: fua),
+                              cdbLength: 16, direction: .write, length: buffer.count, writeFrom: buffer, readInto: nil,
+                              tag: tag, handler: handler)
+    }
+
+    private func submittable(_ offset: UInt64, _ count: Int) throws(StorVSCError) -> StorVSCController {
+        try checkRange(offset, count)
+        let controller = try live()
+        guard count > 0, count <= chunkBytes, offset % UInt64(blockSize) == 0, count % blockSize == 0 else {
+            throw .invalidArgument("a submitted request is 1...\(chunkBytes / blockSize) whole blocks, not \(count) bytes at \(offset)")
+        }
+        return controller
+    }
+
     // MARK: Flush and unmap
 
     /// SYNCHRONIZE CACHE: every write completed before it is on stable storage when it returns.

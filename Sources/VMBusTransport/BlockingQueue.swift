@@ -9,9 +9,10 @@ public final class BlockingQueue<Element: Sendable>: Sendable {
 
     public init(capacity: Int) { self.capacity = capacity }
 
+    /// Queues `e` for one popper (wakes one waiting thread, not all).
     @discardableResult
     public func push(_ e: Element) -> Bool {
-        state.update { s in
+        state.updateWakingOne { s in
             guard !s.closed, s.items.count < capacity else { return false }
             s.items.append(e)
             return true

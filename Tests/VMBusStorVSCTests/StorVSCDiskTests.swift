@@ -3,6 +3,9 @@ import VMBusSCSITarget
 import VMBusStorVSC
 import VMBusTestSupport
 import VMBusTransport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite(.serialized)
 struct StorVSCDiskTests {
@@ -116,5 +119,68 @@ struct StorVSCDiskTests {
         #expect(try await d.read(at: 332, count: 5) == [0, 9, 8, 7, 0])
         try await d.unmap(at: 0, length: 4096)
         #expect(try await d.read(at: 332, count: 5) == [0, 0, 0, 0, 0])
+    }
+}
+
+/// Collects the results of submitted requests.
+final class SubmitCollector: StorVSCRequestHandler, @unchecked Sendable {
+    let results = Condition<[UInt64: Result<Int, StorVSCError>]>([:])
+    func requestFinished(tag: UInt64, result: Result<Int, StorVSCError>) {
+        results.update { $0[tag] = result }
+    }
+    func wait(for count: Int) -> [UInt64: Result<Int, StorVSCError>]? {
+        results.wait(timeoutNanoseconds: 30_000_000_000) { $0.count >= count ? $0 : nil }
+    }
+}
+
+@Suite(.serialized)
+struct StorVSCSubmitTests {
+    @Test func manyRequestsInFlightFromOneThread() throws {
+        let rig = try StorageRig()
+        defer { rig.stop() }
+        let d = try rig.disk()
+        let count = 64
+        let buffers = UnsafeMutableRawBufferPointer.allocate(byteCount: count * 4096, alignment: 4096)
+        defer { buffers.deallocate() }
+        for i in 0..<(count * 4096) { buffers[i] = UInt8(truncatingIfNeeded: i &* 7 &+ i / 4096) }
+        let writes = SubmitCollector()
+        for i in 0..<count {
+            try d.submitWrite(at: UInt64(i) * 8192, from: UnsafeRawBufferPointer(rebasing: buffers[(i * 4096)..<((i + 1) * 4096)]),
+                              tag: UInt64(i), handler: writes)
+        }
+        let written = try #require(writes.wait(for: count))
+        #expect(written.values.allSatisfy { (try? $0.get()) == 4096 })
+        let reads = SubmitCollector()
+        let into = UnsafeMutableRawBufferPointer.allocate(byteCount: count * 4096, alignment: 4096)
+        defer { into.deallocate() }
+        for i in 0..<count {
+            try d.submitRead(at: UInt64(i) * 8192, into: UnsafeMutableRawBufferPointer(rebasing: into[(i * 4096)..<((i + 1) * 4096)]),
+                             tag: UInt64(i), handler: reads)
+        }
+        let read = try #require(reads.wait(for: count))
+        #expect(read.values.allSatisfy { (try? $0.get()) == 4096 })
+        #expect(Array(UnsafeRawBufferPointer(into)) == Array(UnsafeRawBufferPointer(buffers)))
+        // Whole blocks within one transfer only.
+        #expect(throws: StorVSCError.self) { try d.submitRead(at: 100, into: into, tag: 0, handler: reads) }
+        #expect(throws: StorVSCError.self) {
+            try d.submitRead(at: 0, into: UnsafeMutableRawBufferPointer(rebasing: into[0..<100]), tag: 0, handler: reads)
+        }
+    }
+
+    @Test func submittedRequestsOfARemovedLUNFail() throws {
+        let rig = try StorageRig(luns: [0: 1 << 20, 1: 1 << 20])
+        defer { rig.stop() }
+        let d = try rig.disk(1)
+        _ = rig.vsp.detach(lun: 1)
+        let results = SubmitCollector()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        do {
+            try d.submitRead(at: 0, into: buffer, tag: 1, handler: results)
+            let r = try #require(results.wait(for: 1))
+            #expect(r[1].map { if case .failure(.lunRemoved(1)) = $0 { true } else { false } } == true)
+        } catch {
+            #expect(error as? StorVSCError == .lunRemoved(lun: 1), "or the rescan was quicker")
+        }
     }
 }
