@@ -113,15 +113,17 @@ enum StorageBenchmarks {
         let path: String
         init(path: String) throws {
             self.path = path
-            system = try InProcessSystem(memoryPages: 65536, logLevel: .critical)
+            system = try InProcessSystem(memoryPages: 65536, logLevel: .critical, sintSpinNanoseconds: ProcessEnv.sintSpin)
             let backend = try RawFileBackend(path: path)
-            let vsp = StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(2), maxSubchannels: 4, ioThreads: ProcessEnv.ioThreads)
+            let vsp = StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(2), maxSubchannels: 4,
+                          maxTransferBytes: ProcessEnv.maxTransfer, ioThreads: ProcessEnv.ioThreads)
             vsp.luns.attach(SCSIDisk(backend: backend, serialNumber: "bench", identifier: 1), at: 0)
             system.host.addDevice(vsp)
             try system.start()
             var configuration = StorVSCController.Configuration()
             configuration.subchannels = ProcessEnv.subchannels
             configuration.queueDepthPerChannel = 32
+            configuration.maxTransferBytes = ProcessEnv.maxTransfer
             guard let device = system.guest.devices.first else { throw StorVSCError.controllerGone("no offer") }
             controller = try StorVSCController(device: device, configuration: configuration)
             try controller.start()
@@ -232,6 +234,12 @@ enum StorageBenchmarks {
 enum ProcessEnv {
     /// `VMBUS_BENCH_IO_THREADS`: StorVSP's I/O threads (0: inline on the channel worker). Default 4.
     static var ioThreads: Int { getenv("VMBUS_BENCH_IO_THREADS").flatMap { Int(String(cString: $0)) } ?? 4 }
+    /// `VMBUS_BENCH_MAX_TRANSFER`: bytes per request on both sides. Default 1 MiB (the default of both sides).
+    static var maxTransfer: Int { getenv("VMBUS_BENCH_MAX_TRANSFER").flatMap { Int(String(cString: $0)) } ?? (1 << 20) }
+    /// `VMBUS_BENCH_SINT_SPIN_NS`: how long the guest's interrupt thread polls before it blocks.
+    static var sintSpin: UInt64 {
+        getenv("VMBUS_BENCH_SINT_SPIN_NS").flatMap { UInt64(String(cString: $0)) } ?? ChannelWorker.spinNanoseconds
+    }
     /// `VMBUS_BENCH_SUBCHANNELS`: sub-channels StorVSC asks for. Default 1.
     static var subchannels: Int { getenv("VMBUS_BENCH_SUBCHANNELS").flatMap { Int(String(cString: $0)) } ?? 1 }
 }

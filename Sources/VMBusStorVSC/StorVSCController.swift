@@ -30,7 +30,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
         /// Requests outstanding per channel at most.
         public var queueDepthPerChannel: Int = 32
         /// Largest transfer per request; the host's `max_transfer_bytes` lowers it.
-        public var maxTransferBytes: Int = 256 * 1024
+        public var maxTransferBytes: Int = 1 << 20
         /// Each ring, control page included (Linux: 128 KiB).
         public var ringSize: Int = StorageLimits.linuxRingSize
         /// Per request, from send to completion.

@@ -51,7 +51,7 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     private let queueDepth: Int
 
     public init(kind: StorageControllerKind, instanceID: GUID, luns: SCSILUNTable = SCSILUNTable(),
-                maxSubchannels: Int = 0, maxTransferBytes: Int = 512 * 1024,
+                maxSubchannels: Int = 0, maxTransferBytes: Int = 1 << 20,
                 acceptedVersions: Set<StorageProtocolVersion> = Set(StorageProtocolVersion.all),
                 ioThreads: Int = 4, queueDepth: Int = 64) {
         let transfer = max(4096, maxTransferBytes / 4096 * 4096)

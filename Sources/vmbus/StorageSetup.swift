@@ -154,11 +154,12 @@ final class GuestStorage: @unchecked Sendable {
     init(logger: Logger) {
         let directory = self.directory
         driver = StorVSCDriver(logger: logger) { controller in
-            for d in controller.disks { directory.add(d) }
+            // Observe first: a rescan between the two steps is then seen twice (adding is idempotent), not lost.
             controller.observe { added, removed in
                 for d in removed { directory.remove(d) }
                 for d in added { directory.add(d) }
             }
+            for d in controller.disks { directory.add(d) }
         }
     }
 

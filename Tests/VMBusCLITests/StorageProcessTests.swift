@@ -51,8 +51,8 @@ extension HostGuestProcessTests {
                 var shadow = [UInt8](repeating: 0, count: region)
                 let base = UInt64(t * region)
                 do {
-                    for _ in 0..<(depth == 1 ? 300 : max(10, 600 / depth)) {
-                        let length = 1 + Int(rng.next() % UInt64(min(region, 200_000)))
+                    for _ in 0..<Sanitizer.scaled(depth == 1 ? 300 : max(10, 600 / depth), minimum: 4) {
+                        let length = 1 + Int(rng.next() % UInt64(min(region, Sanitizer.active == nil ? 200_000 : 20_000)))
                         let offset = Int(rng.next() % UInt64(region - length + 1))
                         if rng.next() % 3 == 0 {
                             var got = [UInt8](repeating: 0, count: length)

@@ -22,6 +22,8 @@ final class HostileStorageHost: VMBusDeviceProvider, @unchecked Sendable {
         case busy(Int)
         case unitAttentionOnce
         case mediumError
+        /// Nothing at all is answered, the initialization included.
+        case mute
     }
 
     let inner: StorVSP
@@ -39,6 +41,7 @@ final class HostileStorageHost: VMBusDeviceProvider, @unchecked Sendable {
     func channelClosed(_ channel: HostChannel) { inner.channelClosed(channel) }
 
     func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
+        if case .mute = mode.withLock({ $0 }) { return }
         var r = buffer.wireReader(for: packet)
         guard let request = try? VStorPacket(from: &r), request.operation == .executeSRB,
               request.srb.cdb(0) == SCSIOpcode.READ_16 || request.srb.cdb(0) == SCSIOpcode.WRITE_16 else {
@@ -97,6 +100,8 @@ final class HostileStorageHost: VMBusDeviceProvider, @unchecked Sendable {
             send(sense(SenseKey.UNIT_ATTENTION, 0x29))
         case .mediumError:
             send(sense(SenseKey.MEDIUM_ERROR, 0x11))
+        case .mute:
+            break
         }
     }
 

@@ -52,8 +52,8 @@ struct StorVSCDiskTests {
                 var shadow = [UInt8](repeating: 0, count: region)
                 let base = UInt64(t * region)
                 do {
-                    for _ in 0..<(depth == 1 ? 400 : 40) {
-                        let length = 1 + Int(p.below(UInt64(min(region, 300_000))))
+                    for _ in 0..<Sanitizer.scaled(depth == 1 ? 400 : 40, minimum: 4) {
+                        let length = 1 + Int(p.below(UInt64(min(region, Sanitizer.active == nil ? 300_000 : 20_000))))
                         let offset = Int(p.below(UInt64(region - length + 1)))
                         if p.below(3) == 0 {
                             let got = try d.read(at: base + UInt64(offset), count: length)
@@ -73,7 +73,7 @@ struct StorVSCDiskTests {
                 finished.update { $0 += 1 }
             }
         }
-        #expect(finished.wait(timeoutNanoseconds: 300_000_000_000) { $0 == depth ? true : nil } == true)
+        #expect(finished.wait(timeoutNanoseconds: Sanitizer.nanoseconds(300_000_000_000)) { $0 == depth ? true : nil } == true)
         #expect(failures.withLock { $0 } == [])
         #expect(rig.controller?.malformedCompletions.load(ordering: .relaxed) == 0)
     }

@@ -112,6 +112,22 @@ struct StorVSCHostileHostTests {
         try rig.expectHealthy()
     }
 
+    @Test func aHostThatNeverAnswersTheInitializationGivesATypedTimeout() throws {
+        let system = try InProcessSystem(memoryPages: 4096)
+        defer { system.stop() }
+        let host = HostileStorageHost(StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(6)))
+        host.mode.withLock { $0 = .mute }
+        system.host.addDevice(host)
+        try system.start()
+        var configuration = StorVSCController.Configuration()
+        configuration.controlTimeoutNanoseconds = 300_000_000
+        let controller = try StorVSCController(device: try #require(system.guest.devices.first), configuration: configuration)
+        let start = monotonicNanoseconds()
+        #expect { try controller.start() } throws: { Self.isTimeout($0) }
+        #expect(monotonicNanoseconds() - start < 10_000_000_000)
+        #expect(controller.isGone)
+    }
+
     @Test func aHostThatGoesAwayFailsOutstandingRequests() throws {
         let rig = try Rig()
         rig.host.mode.withLock { $0 = .silent }

@@ -46,7 +46,7 @@ struct StorVSPDataPathTests {
             v.version = StorageVersionBody(.win10)
             #expect(try control(v).status == .success)
             let props = try control(VStorPacket(operation: .queryProperties))
-            #expect(props.properties.maxTransferBytes == 512 * 1024)
+            #expect(props.properties.maxTransferBytes == 1 << 20)
             #expect(props.properties.maxChannelCount == 2)
             #expect(try control(VStorPacket(operation: .endInitialization)).status == .success)
         }
