@@ -25,6 +25,9 @@ public final class FUSEMount: @unchecked Sendable {
     private let loopDone = Latch()
     private let stopped = Condition(false)
     private var argv: [UnsafeMutablePointer<CChar>?]
+    /// libfuse worker threads at most: the kernel's parallel requests reach StorVSC in parallel up to this many
+    /// (libfuse's own default is 10).
+    public static let maxWorkers = 64
 
     /// Mounts `directory` at `mountpoint` (an existing, empty directory) and starts serving.
     public init(directory: FUSEDiskDirectory, at mountpoint: String) throws(FUSEMountError) {
@@ -53,7 +56,7 @@ public final class FUSEMount: @unchecked Sendable {
         // Keep the directory alive while libfuse holds its pointer.
         let retained = Unmanaged.passRetained(directory)
         guard startThread(name: "fuse-loop", {
-            _ = vmbus_fuse_loop_mt(OpaquePointer(bitPattern: f))
+            _ = vmbus_fuse_loop_mt(OpaquePointer(bitPattern: f), UInt32(FUSEMount.maxWorkers))
             retained.release()
             done.open()
         }) else {
