@@ -79,32 +79,16 @@ public final class RawFileBackend: BlockBackend {
         if fua { try flush() }
     }
 
-    /// Repeats a positional vector call until `length` bytes moved, the call returns 0 (end of file), or it
-    /// fails; EINTR and short transfers resume where they stopped. Returns the bytes moved.
     private func transfer(
         _ name: String, offset: UInt64, length: Int, _ buffers: IOVector,
         _ call: (Int32, UnsafePointer<iovec>, Int32, off_t) -> Int
     ) throws(BackendError) -> Int {
-        var done = 0
-        while done < length {
-            let n = buffers.withWindow(skipping: done, length: length - done) { iov, count in
-                call(fd, iov, count, off_t(offset) + off_t(done))
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(call: name, errno: errno)
-            }
-            if n == 0 { break }
-            done += n
-        }
-        return done
+        try positionalTransfer(name, fd: fd, fileOffset: offset, vectorOffset: 0, length: length, buffers, call)
     }
 
     public func flush() throws(BackendError) {
         guard !info.isReadOnly else { return }
-        while fdatasync(fd) != 0 {
-            guard errno == EINTR else { throw .io(call: "fdatasync", errno: errno) }
-        }
+        try syncData(fd: fd)
     }
 
     public func unmap(at offset: UInt64, length: UInt64) throws(BackendError) {

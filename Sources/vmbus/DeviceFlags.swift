@@ -95,8 +95,8 @@ struct DeviceOptions: ParsableArguments {
     func validate() throws {
         guard echo >= 0 && echo <= 64 else { throw ValidationError("--echo must be 0...64") }
         for d in disk {
-            if let f = d.format, f != .raw {
-                throw ValidationError("--disk \(d.path): the \(f.rawValue) image format is not built yet (raw files only)")
+            if d.format == .vhdx {
+                throw ValidationError("--disk \(d.path): the vhdx image format is not built yet (raw and vhd)")
             }
         }
         for d in disk where d.readOnly && d.size != nil {

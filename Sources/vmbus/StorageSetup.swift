@@ -11,6 +11,9 @@ import VMBusStorVSP
 import VMBusTestSupport
 import VMBusTransport
 import VMBusWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The host's disks: the `--disk` flags at start-up, then whatever `vmbus disk attach|detach` changes through
 /// the control socket. Backends are opened (and created) here once, so a bad path fails the command before any
@@ -45,12 +48,25 @@ final class HostDiskSet: @unchecked Sendable {
     }
 
     private func open(_ spec: DiskSpec, lun: Int?) throws -> Disk {
-        if let f = spec.format, f != .raw {
-            throw CommandError("--disk \(spec.path): the \(f.rawValue) image format is not built yet (raw files only)")
+        let format = spec.format ?? (spec.path.hasSuffix(".vhd") ? .vhd : .raw)
+        let backend: any BlockBackend
+        do {
+            switch format {
+            case .raw:
+                backend = try RawFileBackend(path: spec.path, createSize: spec.size, readOnly: spec.readOnly)
+            case .vhd:
+                if let size = spec.size, access(spec.path, F_OK) != 0 {
+                    try VHDBackend.create(path: spec.path, size: size, type: .dynamic)
+                }
+                backend = try VHDBackend(path: spec.path, readOnly: spec.readOnly)
+            case .vhdx:
+                throw CommandError("--disk \(spec.path): the vhdx image format is not built yet (raw and vhd)")
+            }
+        } catch let e as CommandError {
+            throw e
+        } catch {
+            throw CommandError("--disk \(spec.path): \(error)")
         }
-        let backend: RawFileBackend
-        do { backend = try RawFileBackend(path: spec.path, createSize: spec.size, readOnly: spec.readOnly) }
-        catch { throw CommandError("--disk \(spec.path): \(error)") }
         let index = state.withLock { s -> Int in defer { s.next += 1 }; return s.next }
         let name = spec.path.split(separator: "/").last.map(String.init) ?? "disk"
         let scsi = SCSIDisk(backend: backend, serialNumber: "\(index)-\(name.prefix(24))", identifier: UInt64(index + 1))

@@ -116,13 +116,15 @@ extension HostGuestProcessTests {
     @Test func listVerboseShowsEachDiskWithItsBackend() throws {
         let f = try Fixture()
         defer { f.directory.remove() }
-        let a = f.directory.path + "/a.raw", b = f.directory.path + "/b.raw"
-        let list = try f.vmbus("list-disks", ["list", "-v", "--echo", "0", "--disk", a + ",size=1M", "--disk", b + ",size=3M,ide"])
+        let a = f.directory.path + "/a.raw", b = f.directory.path + "/b.raw", c = f.directory.path + "/c.vhd"
+        let list = try f.vmbus("list-disks", ["list", "-v", "--echo", "0", "--disk", a + ",size=1M", "--disk", b + ",size=3M,ide",
+                                              "--disk", c + ",size=2M"])
         defer { list.kill9() }
         #expect(list.wait(seconds: 30) == .exited(0), "\(list.stderr)")
         #expect(list.stdout.contains("Synthetic SCSI Controller"), "\(list.stdout)")
         #expect(list.stdout.contains("  scsi LUN 0: 1.0 MiB, raw \(a)"), "\(list.stdout)")
         #expect(list.stdout.contains("  ide LUN 0: 3.0 MiB, raw \(b)"), "\(list.stdout)")
+        #expect(list.stdout.contains("  scsi LUN 1: 2.0 MiB, vhd dynamic \(c)"), "\(list.stdout)")
         let missing = try f.vmbus("list-missing", ["list", "--disk", f.directory.path + "/none.raw"])
         defer { missing.kill9() }
         #expect(missing.wait(seconds: 20) == .exited(1))
