@@ -100,6 +100,9 @@ let package = Package(
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
         .target(name: "VMBusFUSE", dependencies: ["CFuse3", "VMBusStorVSC", "VMBusTransport"]),
+        // libnbd from Debian (libnbd-dev), and the NBD disk backend on it: qemu-nbd, nbdkit and other servers.
+        .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
+        .target(name: "VMBusNBD", dependencies: ["CNBD", "VMBusDiskBackend", "VMBusTransport"]),
         // The host's control socket: one request and one response per connection, text words (docs/CONTROL.md).
         .target(name: "VMBusControl", dependencies: ["VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
@@ -111,7 +114,7 @@ let package = Package(
             name: "vmbus",
             dependencies: [
                 "VMBusProtocol", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusTestSupport", "VMBusWire",
-                "VMBusDiskBackend", "VMBusSCSITarget", "VMBusStorageProtocol", "VMBusStorVSP", "VMBusStorVSC", "VMBusFUSE", "VMBusControl",
+                "VMBusDiskBackend", "VMBusSCSITarget", "VMBusStorageProtocol", "VMBusStorVSP", "VMBusStorVSC", "VMBusFUSE", "VMBusControl", "VMBusNBD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -158,6 +161,7 @@ let package = Package(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
         .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend"]),
+        .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend"]),
         .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),
         .testTarget(
             name: "VMBusStorVSPTests",

@@ -2,6 +2,7 @@ import Logging
 import VMBusControl
 import VMBusDiskBackend
 import VMBusFUSE
+import VMBusNBD
 import VMBusGuest
 import VMBusHost
 import VMBusSCSITarget
@@ -51,6 +52,11 @@ final class HostDiskSet: @unchecked Sendable {
         let format = spec.format ?? (spec.path.hasSuffix(".vhd") ? .vhd : .raw)
         let backend: any BlockBackend
         do {
+            if let uri = NBDBackend.uri(forDiskPath: spec.path) {
+                backend = try NBDBackend(uri: uri, readOnly: spec.readOnly)
+            } else if spec.path.hasPrefix("nbd:") {
+                throw CommandError("--disk \(spec.path): an NBD disk is nbd:unix:PATH[:EXPORT] or nbd://HOST[:PORT]/EXPORT")
+            } else {
             switch format {
             case .raw:
                 backend = try RawFileBackend(path: spec.path, createSize: spec.size, readOnly: spec.readOnly)
@@ -61,6 +67,7 @@ final class HostDiskSet: @unchecked Sendable {
                 backend = try VHDBackend(path: spec.path, readOnly: spec.readOnly)
             case .vhdx:
                 throw CommandError("--disk \(spec.path): the vhdx image format is not built yet (raw and vhd)")
+            }
             }
         } catch let e as CommandError {
             throw e
