@@ -12,6 +12,8 @@ public enum BackendError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(call: String, errno: Int32)
     /// The backend cannot be opened or created as asked.
     case invalidConfiguration(String)
+    /// The storage behind the disk cannot be reached (an NBD server went away); it may come back.
+    case disconnected(String)
     /// An image file whose on-disk structure is wrong: which structure, where, and why. Never repaired silently.
     case corrupt(structure: String, offset: UInt64, why: String)
 
@@ -23,6 +25,7 @@ public enum BackendError: Error, Equatable, Sendable, CustomStringConvertible {
         case .bufferTooSmall(let n, let a): return "buffer of \(a) bytes for a transfer of \(n)"
         case .io(let call, let e): return "\(call) failed: errno \(e)"
         case .invalidConfiguration(let why): return why
+        case .disconnected(let what): return "disconnected: \(what)"
         case .corrupt(let structure, let offset, let why): return "corrupt image: \(structure) at offset \(offset): \(why)"
         }
     }

@@ -81,15 +81,19 @@ public final class NBDBackend: BlockBackend, @unchecked Sendable {
         let index = free.wait { $0.popLast() } ?? 0
         defer { free.updateWakingOne { $0.append(index) } }
         let c = connections[index]
-        if c.handle == nil { c.handle = try Self.connect(uri) }
+        if c.handle == nil {
+            do { c.handle = try Self.connect(uri) } catch { throw .disconnected("\(uri): the server is not back") }
+        }
         guard let h = c.handle else { throw .io(call: "nbd", errno: ENOTCONN) }
         if let r = body(h, c.buffer) { return r }
         let why = nbd_get_error().map { String(cString: $0) } ?? "unknown error"
         let e = nbd_get_errno()
-        // The connection may be gone (server restarted): drop it, the next request reconnects.
+        // A dead connection (the server went away) is dropped, and the next request reconnects; an error the
+        // server answered leaves the connection as it is.
+        guard nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1 else { throw .io(call: "nbd (\(why))", errno: e == 0 ? EIO : e) }
         nbd_close(h)
         c.handle = nil
-        throw .io(call: "nbd (\(why))", errno: e == 0 ? EIO : e)
+        throw .disconnected("\(uri): \(why)")
     }
 
     public func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) {

@@ -66,6 +66,8 @@ public struct AdditionalSense: Equatable, Sendable {
     public init(_ asc: UInt8, _ ascq: UInt8) { self.asc = asc; self.ascq = ascq }
 
     public static let none = Self(0x00, 0x00)
+    /// LOGICAL UNIT COMMUNICATION FAILURE: the storage behind the disk cannot be reached.
+    public static let logicalUnitCommunicationFailure = Self(0x08, 0x00)
     public static let writeError = Self(0x0C, 0x00)
     public static let unrecoveredReadError = Self(0x11, 0x00)
     public static let parameterListLengthError = Self(0x1A, 0x00)

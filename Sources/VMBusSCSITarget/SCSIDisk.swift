@@ -62,7 +62,9 @@ public final class SCSIDisk: Sendable {
             guard cdb[1] & 0x1F == SCSIOpcode.SAI_READ_CAPACITY_16 else { return .invalidField }
             return respond(readCapacity16(), allocation: Int(cdb.be32(10)), data: data, dataLength: dataLength)
         case SCSIOpcode.SYNCHRONIZE_CACHE, SCSIOpcode.SYNCHRONIZE_CACHE_16:
-            do { try backend.flush() } catch { return .checkCondition(SenseKey.MEDIUM_ERROR, .writeError) }
+            do { try backend.flush() }
+            catch .disconnected { return .checkCondition(SenseKey.NOT_READY, .logicalUnitCommunicationFailure) }
+            catch { return .checkCondition(SenseKey.MEDIUM_ERROR, .writeError) }
             return .good()
         case SCSIOpcode.MODE_SENSE, SCSIOpcode.MODE_SENSE_10:
             return modeSense(cdb, data: data, dataLength: dataLength)
@@ -97,6 +99,8 @@ public final class SCSIDisk: Sendable {
             return .writeProtected
         } catch .outOfRange {
             return .lbaOutOfRange
+        } catch .disconnected {
+            return .checkCondition(SenseKey.NOT_READY, .logicalUnitCommunicationFailure)
         } catch {
             return .checkCondition(SenseKey.MEDIUM_ERROR, t.isWrite ? .writeError : .unrecoveredReadError,
                                    information: UInt32(truncatingIfNeeded: t.lba))

@@ -82,7 +82,12 @@ struct NBDBackendTests {
         // The server goes: requests fail with an I/O error. It comes back: the disk works again.
         server.stop()
         let b = try Buffers([UInt8](repeating: 0, count: 4096))
-        #expect(throws: BackendError.self) { try disk.read(at: 0, length: 4096, into: b.vector) }
+        #expect {
+            try disk.read(at: 0, length: 4096, into: b.vector)
+        } throws: { e in
+            guard case .disconnected = e as? BackendError else { return false }
+            return true
+        }
         unlink(socket)
         restarted = Server(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket)
         var ok = false

@@ -229,3 +229,29 @@ func expectSense(_ r: SCSICommandResult, _ key: UInt8, _ a: AdditionalSense, sou
         #expect(table.firstFreeLUN == 1)
     }
 }
+
+/// A backend whose storage is unreachable (an NBD server gone), or failing with I/O errors.
+final class UnreachableBackend: BlockBackend, @unchecked Sendable {
+    let info = BlockBackendInfo(capacity: 1 << 20, description: "unreachable")
+    let error: BackendError
+    init(_ error: BackendError) { self.error = error }
+    func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) { throw error }
+    func write(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool) throws(BackendError) { throw error }
+    func flush() throws(BackendError) { throw error }
+    func unmap(at offset: UInt64, length: UInt64) throws(BackendError) { throw error }
+    func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(BackendError) { throw error }
+}
+
+@Suite struct SCSIDiskBackendFailureTests {
+    @Test func aDisconnectedBackendIsNotReadyAndAnIOErrorAMediumError() throws {
+        let b = try Buffer(512)
+        let gone = SCSIDisk(backend: UnreachableBackend(.disconnected("server gone")), serialNumber: "g", identifier: 1)
+        for c: [UInt8] in [[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], [0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0], [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]] {
+            expectSense(gone.execute(cdb(c), data: b.vector, dataLength: c[0] == 0x35 ? 0 : 512), SenseKey.NOT_READY,
+                        .logicalUnitCommunicationFailure)
+        }
+        let failing = SCSIDisk(backend: UnreachableBackend(.io(call: "pread", errno: 5)), serialNumber: "f", identifier: 2)
+        expectSense(failing.execute(cdb([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]), data: b.vector, dataLength: 512),
+                    SenseKey.MEDIUM_ERROR, .unrecoveredReadError)
+    }
+}
