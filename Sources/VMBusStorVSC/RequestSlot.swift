@@ -91,17 +91,6 @@ final class RequestSlot: @unchecked Sendable {
         }
     }
 
-    /// Zeroes bounce bytes `offset..<offset+count`.
-    func zero(at offset: Int, count: Int) {
-        var done = 0
-        while done < count {
-            let at = offset + done
-            let n = min(GuestMemory.pageSize - at % GuestMemory.pageSize, count - done)
-            (pagePointers[at / GuestMemory.pageSize] + at % GuestMemory.pageSize).initializeMemory(as: UInt8.self, repeating: 0, count: n)
-            done += n
-        }
-    }
-
     /// Encodes the one GPA range covering the first `length` bytes of the bounce pages.
     func encodeRange(length: Int) {
         rangeBlock.reset()

@@ -58,7 +58,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     private let freeSlots = Condition<[Int]>([])
     private let gone = Condition<String?>(nil)
     private let diskTable = Condition<[UInt8: StorVSCDisk]>([:])
-    private let rescanState = Condition<(requested: Bool, stopped: Bool, generation: UInt64)>((false, false, 0))
+    private let rescanState = Condition<(requested: Bool, stopped: Bool)>((false, false))
     private let rescanDone = Latch()
     private let subchannelsSettled = Latch()
     private let observers = Condition<[@Sendable (_ added: [StorVSCDisk], _ removed: [StorVSCDisk]) -> Void]>([])
@@ -100,12 +100,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     /// and discovers the LUNs.
     public func start() throws(StorVSCError) {
         let primary: GuestChannel
-        do {
-            primary = try device.open(outgoingRingSize: configuration.ringSize, incomingRingSize: configuration.ringSize,
-                                      maxPacketSize: 512, requestSlots: requestSlotsPerChannel,
-                                      userData: [UInt8](repeating: 0, count: StorageLimits.openUserDataLength),
-                                      handler: self)
-        } catch { throw .channel(error) }
+        do { primary = try open(nil) } catch { throw .channel(error) }
         channels.withLock { $0 = [primary] }
         let subchannels: Int
         do {
@@ -126,7 +121,19 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
             throw .negotiation("cannot start the controller thread")
         }
         rescanStarted = true
-        try scan()
+        do { try scan() } catch {
+            stop()
+            throw error
+        }
+    }
+
+    /// Opens the primary channel (`offer` nil) or a sub-channel as Linux's storvsc does: its ring size, 24 zero
+    /// bytes of user data, and room in the request table for every slot.
+    private func open(_ offer: OfferChannel?) throws(GuestError) -> GuestChannel {
+        // Host packets are at most a VSTOR packet behind its descriptor (80 bytes); leave room for a careless host.
+        try device.open(offer, outgoingRingSize: configuration.ringSize, incomingRingSize: configuration.ringSize,
+                        maxPacketSize: 512, requestSlots: requestSlotsPerChannel,
+                        userData: [UInt8](repeating: 0, count: StorageLimits.openUserDataLength), handler: self)
     }
 
     /// Waits until the sub-channels asked for are open (or given up on); returns the channel count.
@@ -232,10 +239,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
         }
         for offer in offers where !isGone {
             do {
-                let c = try device.open(offer, outgoingRingSize: configuration.ringSize, incomingRingSize: configuration.ringSize,
-                                        maxPacketSize: 512, requestSlots: requestSlotsPerChannel,
-                                        userData: [UInt8](repeating: 0, count: StorageLimits.openUserDataLength),
-                                        handler: self)
+                let c = try open(offer)
                 let kept = channels.withLock { c2 -> Bool in
                     guard !isGone else { return false }
                     c2.append(c)
@@ -537,7 +541,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     // MARK: Discovery
 
     public func requestRescan() {
-        rescanState.update { s in s.requested = true; s.generation &+= 1 }
+        rescanState.update { $0.requested = true }
     }
 
     private func rescanLoop() {

@@ -283,13 +283,7 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     /// On an I/O thread: runs `job` and sends its completion.
     func run(_ job: StorVSPIOPool.Job) {
         guard let channel = job.channel, let context = job.context else { return }
-        let reply = runSRB(job.request, vector: job.vector)
-        job.writer.reset()
-        reply.encode(into: &job.writer, size: job.completionLength)
-        let sent: Bool = job.writer.bytes.withUnsafeBytes { p in
-            (try? channel.sendCompletion(transactionID: job.transactionID, p)) != nil
-        }
-        if !sent { counters.withLock { $0.lastError = "completion for \(job.transactionID) could not be sent" } }
+        send(runSRB(job.request, vector: job.vector), using: &job.writer, channel, job.transactionID, length: job.completionLength)
         job.channel = nil
         job.context = nil
         context.inflight.update { $0 -= 1 }
@@ -298,9 +292,15 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     // MARK: Sending
 
     private func send(_ reply: VStorPacket, _ context: ChannelContext, _ channel: HostChannel, _ id: UInt64, length: Int) {
-        context.writer.reset()
-        reply.encode(into: &context.writer, size: length)
-        let sent: Bool = context.writer.bytes.withUnsafeBytes { p in
+        send(reply, using: &context.writer, channel, id, length: length)
+    }
+
+    /// Encodes `reply` as long as its request into `writer` (reused: no allocation) and sends it as the
+    /// completion of `id`.
+    private func send(_ reply: VStorPacket, using writer: inout WireWriter, _ channel: HostChannel, _ id: UInt64, length: Int) {
+        writer.reset()
+        reply.encode(into: &writer, size: length)
+        let sent: Bool = writer.bytes.withUnsafeBytes { p in
             (try? channel.sendCompletion(transactionID: id, p)) != nil
         }
         if !sent { counters.withLock { $0.lastError = "completion for \(id) could not be sent" } }

@@ -30,27 +30,26 @@ public final class Condition<Value>: @unchecked Sendable {
     /// Runs `body` under the lock and wakes all waiters afterwards.
     @discardableResult
     public func update<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        try mutate(body, wakingAll: true)
+    }
+
+    /// As ``update(_:)``, but wakes one waiter instead of all: for changes that only one waiter can use (one
+    /// item queued), where waking every thread would send all but one straight back to sleep.
+    @discardableResult
+    public func updateWakingOne<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        try mutate(body, wakingAll: false)
+    }
+
+    private func mutate<R>(_ body: (inout Value) throws -> R, wakingAll: Bool) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(cond)
+            if wakingAll { pthread_cond_broadcast(cond) } else { pthread_cond_signal(cond) }
             pthread_mutex_unlock(mutex)
         }
         return try body(&value)
     }
 
     /// Runs `body` under the lock without waking anyone.
-    /// As ``update(_:)``, but wakes one waiter instead of all: for changes that only one waiter can use (one
-    /// item queued), where waking every thread would send all but one straight back to sleep.
-    @discardableResult
-    public func updateWakingOne<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer {
-            pthread_cond_signal(cond)
-            pthread_mutex_unlock(mutex)
-        }
-        return try body(&value)
-    }
-
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

@@ -31,10 +31,8 @@ struct ImageCommand: ParsableCommand {
             let bytes = try ImageCommand.parseSize(size)
             switch format {
             case .raw:
-                let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o644)
-                guard fd >= 0 else { fail("cannot create \(path): \(String(cString: strerror(errno)))") }
-                defer { close(fd) }
-                guard ftruncate(fd, off_t(clamping: bytes)) == 0 else { fail("cannot size \(path): \(String(cString: strerror(errno)))") }
+                guard access(path, F_OK) != 0 else { fail("cannot create \(path): it exists") }
+                do { _ = try RawFileBackend(path: path, createSize: bytes) } catch { fail("cannot create \(path): \(error)") }
             case .vhd:
                 let block = try blockSize.map { try UInt32(clamping: ImageCommand.parseSize($0)) } ?? VHDDynamicHeader.defaultBlockSize
                 do { try VHDBackend.create(path: path, size: bytes, type: type == .fixed ? .fixed : .dynamic, blockSize: block) }

@@ -49,35 +49,38 @@ final class HostDiskSet: @unchecked Sendable {
     }
 
     private func open(_ spec: DiskSpec, lun: Int?) throws -> Disk {
-        let format = spec.format ?? (spec.path.hasSuffix(".vhd") ? .vhd : .raw)
         let backend: any BlockBackend
-        do {
-            if let uri = NBDBackend.uri(forDiskPath: spec.path) {
-                backend = try NBDBackend(uri: uri, readOnly: spec.readOnly)
-            } else if spec.path.hasPrefix("nbd:") {
-                throw CommandError("--disk \(spec.path): an NBD disk is nbd:unix:PATH[:EXPORT] or nbd://HOST[:PORT]/EXPORT")
-            } else {
-            switch format {
-            case .raw:
-                backend = try RawFileBackend(path: spec.path, createSize: spec.size, readOnly: spec.readOnly)
-            case .vhd:
-                if let size = spec.size, access(spec.path, F_OK) != 0 {
-                    try VHDBackend.create(path: spec.path, size: size, type: .dynamic)
-                }
-                backend = try VHDBackend(path: spec.path, readOnly: spec.readOnly)
-            case .vhdx:
-                throw CommandError("--disk \(spec.path): the vhdx image format is not built yet (raw and vhd)")
-            }
-            }
-        } catch let e as CommandError {
-            throw e
-        } catch {
-            throw CommandError("--disk \(spec.path): \(error)")
-        }
+        do { backend = try Self.backend(for: spec) }
+        catch let e as CommandError { throw e }
+        catch { throw CommandError("--disk \(spec.path): \(error)") }
         let index = state.withLock { s -> Int in defer { s.next += 1 }; return s.next }
         let name = spec.path.split(separator: "/").last.map(String.init) ?? "disk"
         let scsi = SCSIDisk(backend: backend, serialNumber: "\(index)-\(name.prefix(24))", identifier: UInt64(index + 1))
         return Disk(spec: spec, scsi: scsi, backend: backend, lun: lun)
+    }
+
+    /// The backend `spec` names: an NBD export, or an image file (created when missing and a size is given) in
+    /// the format named, or else the one its content or name shows.
+    private static func backend(for spec: DiskSpec) throws -> any BlockBackend {
+        if let uri = NBDBackend.uri(forDiskPath: spec.path) { return try NBDBackend(uri: uri, readOnly: spec.readOnly) }
+        guard !spec.path.hasPrefix("nbd:") else {
+            throw CommandError("--disk \(spec.path): an NBD disk is nbd:unix:PATH[:EXPORT] or nbd://HOST[:PORT]/EXPORT")
+        }
+        let exists = access(spec.path, F_OK) == 0
+        let format: DiskImageFormat
+        switch spec.format {
+        case .raw?: format = .raw
+        case .vhd?: format = .vhd
+        case .vhdx?: throw CommandError("--disk \(spec.path): the vhdx image format is not built yet (raw and vhd)")
+        case nil: format = (exists ? DiskImageFormat.detect(path: spec.path) : nil) ?? (spec.path.hasSuffix(".vhd") ? .vhd : .raw)
+        }
+        if !exists, let size = spec.size {
+            switch format {
+            case .raw: return try RawFileBackend(path: spec.path, createSize: size, readOnly: spec.readOnly)
+            case .vhd: try VHDBackend.create(path: spec.path, size: size, type: .dynamic)
+            }
+        }
+        return try format.open(path: spec.path, readOnly: spec.readOnly)
     }
 
     var disks: [Disk] { state.withLock { $0.disks } }

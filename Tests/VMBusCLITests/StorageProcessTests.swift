@@ -47,7 +47,7 @@ extension HostGuestProcessTests {
         let finished = Condition(0)
         for t in 0..<depth {
             _ = startThread(name: "io") {
-                var rng = SplitMix(seed: UInt64(t) &* 0x9E37_79B9 &+ UInt64(depth))
+                var rng = SplitMix64(seed: UInt64(t) &* 0x9E37_79B9 &+ UInt64(depth))
                 var shadow = [UInt8](repeating: 0, count: region)
                 let base = UInt64(t * region)
                 do {
@@ -130,15 +130,3 @@ extension HostGuestProcessTests {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so a failing run reproduces.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,4 +1,5 @@
 import Testing
+import VMBusTestSupport
 import VMBusHost
 import VMBusProtocol
 

@@ -13,7 +13,7 @@ struct StorVSCDiskTests {
         let rig = try StorageRig()
         defer { rig.stop() }
         let d = try rig.disk()
-        var p = Pattern(seed: 7)
+        var p = SplitMix64(seed: 7)
         var shadow = [UInt8](repeating: 0, count: 1 << 20)
         for _ in 0..<200 {
             let offset = Int(p.below(UInt64(shadow.count - 5000)))
@@ -29,7 +29,7 @@ struct StorVSCDiskTests {
         let rig = try StorageRig(hostMaxTransfer: 64 * 1024)
         defer { rig.stop() }
         let d = try rig.disk()
-        var p = Pattern(seed: 3)
+        var p = SplitMix64(seed: 3)
         let bytes = p.bytes(3 << 20 + 1234)
         let sentBefore = try #require(rig.controller).requestsSent.load(ordering: .relaxed)
         try d.write(at: 4096 + 17, bytes)
@@ -48,7 +48,7 @@ struct StorVSCDiskTests {
         let finished = Condition(0)
         for t in 0..<depth {
             _ = startThread(name: "qd") {
-                var p = Pattern(seed: UInt64(t + 1) * 7919)
+                var p = SplitMix64(seed: UInt64(t + 1) * 7919)
                 var shadow = [UInt8](repeating: 0, count: region)
                 let base = UInt64(t * region)
                 do {

@@ -37,7 +37,7 @@ struct StorVSCHotPlugTests {
         let threads = 8
         for t in 0..<threads {
             _ = startThread(name: "io") {
-                var p = Pattern(seed: UInt64(t + 11))
+                var p = SplitMix64(seed: UInt64(t + 11))
                 while true {
                     do throws(StorVSCError) {
                         try d.write(at: p.below(30 << 20), p.bytes(65536))

@@ -51,19 +51,6 @@ struct StorageRig {
 }
 
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-struct Pattern {
-    var state: UInt64
-    init(seed: UInt64) { state = seed | 1 }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-    mutating func below(_ n: UInt64) -> UInt64 { next() % n }
-}
 
 extension StorVSCDisk {
     func write(at offset: UInt64, _ bytes: [UInt8], fua: Bool = false) throws(StorVSCError) {
