@@ -79,7 +79,7 @@ let package = Package(
         // The storage protocol (VSTOR packets, SRBs, versions, status codes), shared by StorVSC and StorVSP.
         .target(name: "VMBusStorageProtocol", dependencies: ["VMBusWire", "VMBusProtocol"], swiftSettings: safeSettings),
         // Disk backends behind the SCSI target: the interface, raw files, a RAM disk (image formats follow).
-        .target(name: "VMBusDiskBackend", dependencies: ["CVMBusShims", "VMBusSync"]),
+        .target(name: "VMBusDiskBackend", dependencies: ["CVMBusShims", "VMBusSync", "VMBusWire"]),
         // SCSI wire formats shared by both sides: opcodes, sense data, CDBs. No I/O.
         .target(name: "VMBusSCSI", swiftSettings: safeSettings),
         // The host's SCSI disk emulation (SBC-3) over a backend, and a controller's LUN table.
@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
-        .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend"]),
+        .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend", "VMBusWire"]),
         .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend"]),
         .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),
         .testTarget(

@@ -47,7 +47,7 @@ public final class IOVector: @unchecked Sendable {
 
     /// Calls `body` with iovecs that cover bytes `skipping ..< skipping + length` of the vector (for a system
     /// call that resumes after a short transfer). `length` must fit: see ``require(_:)``.
-    func withWindow<R>(skipping: Int, length: Int, _ body: (UnsafePointer<iovec>, Int32) -> R) -> R {
+    func withWindow<R, E: Error>(skipping: Int, length: Int, _ body: (UnsafePointer<iovec>, Int32) throws(E) -> R) throws(E) -> R {
         var n = 0
         var offset = 0
         var left = length
@@ -62,7 +62,20 @@ public final class IOVector: @unchecked Sendable {
             n += 1
             left -= take
         }
-        return body(UnsafePointer(window), Int32(n))
+        return try body(UnsafePointer(window), Int32(n))
+    }
+
+    /// Makes `target` cover bytes `skipping ..< skipping + length` of this vector (a piece of a request handed
+    /// to another backend, such as a differencing disk's parent).
+    public func slice(skipping: Int, length: Int, into target: IOVector) throws(BackendError) {
+        try require(skipping + length)
+        target.reset()
+        try withWindow(skipping: skipping, length: length) { (iov, n) throws(BackendError) in
+            for i in 0..<Int(n) where iov[i].iov_len > 0 {
+                guard let base = iov[i].iov_base else { continue }
+                try target.append(base: base, length: iov[i].iov_len)
+            }
+        }
     }
 
     /// Throws unless the vector holds at least `length` bytes.

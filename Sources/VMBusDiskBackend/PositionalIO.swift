@@ -1,3 +1,4 @@
+import CVMBusShims
 import Glibc
 
 /// Repeats a positional vector call (`preadv`/`pwritev`) over bytes `vectorOffset ..< vectorOffset + length` of
@@ -47,6 +48,32 @@ func readExactly(fd: Int32, at offset: UInt64, into buffer: UnsafeMutableRawBuff
 /// `pwrite` of all of `buffer`.
 func writeExactly(fd: Int32, at offset: UInt64, _ buffer: UnsafeRawBufferPointer, what: String) throws(BackendError) {
     try exactly("pwrite", fd: fd, at: offset, UnsafeMutableRawBufferPointer(mutating: buffer), what: what) { pwrite($0, $1, $2, $3) }
+}
+
+/// Opens the regular file of an image (read-only or read-write); returns its descriptor and size.
+func openImageFile(_ path: String, readOnly: Bool) throws(BackendError) -> (fd: Int32, size: UInt64) {
+    let fd = vmbus_shim_open(path, readOnly ? O_RDONLY : O_RDWR, 0)
+    guard fd >= 0 else {
+        throw errno == ENOENT ? .invalidConfiguration("\(path) does not exist") : .io(call: "open \(path)", errno: errno)
+    }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { let e = errno; close(fd); throw .io(call: "fstat", errno: e) }
+    guard st.st_mode & S_IFMT == S_IFREG else { close(fd); throw .invalidConfiguration("\(path) is not a regular file") }
+    return (fd, UInt64(max(0, st.st_size)))
+}
+
+/// Visits the pieces of `offset ..< offset + length` that lie in one block of `blockSize` bytes each: (block,
+/// offset in block, offset in the request, length). The block-mapped image formats split requests with it.
+func forEachBlockPiece(_ offset: UInt64, _ length: Int, blockSize bs: UInt64,
+                       _ body: (Int, UInt64, Int, Int) throws(BackendError) -> Void) throws(BackendError) {
+    var done = 0
+    while done < length {
+        let at = offset + UInt64(done)
+        let inBlock = at % bs
+        let n = min(length - done, Int(bs - inBlock))
+        try body(Int(at / bs), inBlock, done, n)
+        done += n
+    }
 }
 
 /// `fdatasync`, resumed after EINTR: what FUA and SYNCHRONIZE CACHE wait for.

@@ -66,15 +66,9 @@ public final class VHDBackend: BlockBackend, @unchecked Sendable {
 
     /// Opens an existing VHD, checking every structure it relies on.
     public init(path: String, readOnly: Bool = false) throws(BackendError) {
-        let fd = vmbus_shim_open(path, readOnly ? O_RDONLY : O_RDWR, 0)
-        guard fd >= 0 else {
-            throw errno == ENOENT ? .invalidConfiguration("\(path) does not exist") : .io(call: "open \(path)", errno: errno)
-        }
+        let (fd, fileSize) = try openImageFile(path, readOnly: readOnly)
         do throws(BackendError) {
-            var st = stat()
-            guard fstat(fd, &st) == 0 else { throw .io(call: "fstat", errno: errno) }
-            let fileSize = UInt64(max(0, st.st_size))
-            guard st.st_mode & S_IFMT == S_IFREG, fileSize >= UInt64(VHDFooter.size) else {
+            guard fileSize >= UInt64(VHDFooter.size) else {
                 throw .corrupt(structure: "VHD footer", offset: 0, why: "the file is too short to hold one")
             }
             let footerOffset = fileSize / 512 * 512 - UInt64(VHDFooter.size)
@@ -152,15 +146,7 @@ public final class VHDBackend: BlockBackend, @unchecked Sendable {
     /// offset in the request, length).
     private func forEachPiece(_ offset: UInt64, _ length: Int, _ body: (Int, UInt64, Int, Int) throws(BackendError) -> Void) throws(BackendError) {
         guard let h = header else { return try body(0, offset, 0, length) }
-        let bs = UInt64(h.blockSize)
-        var done = 0
-        while done < length {
-            let at = offset + UInt64(done)
-            let inBlock = at % bs
-            let n = min(length - done, Int(bs - inBlock))
-            try body(Int(at / bs), inBlock, done, n)
-            done += n
-        }
+        try forEachBlockPiece(offset, length, blockSize: UInt64(h.blockSize), body)
     }
 
     /// File offset of byte `inBlock` of `block`'s data, or nil when the block is unallocated.

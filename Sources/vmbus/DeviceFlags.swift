@@ -94,11 +94,6 @@ struct DeviceOptions: ParsableArguments {
 
     func validate() throws {
         guard echo >= 0 && echo <= 64 else { throw ValidationError("--echo must be 0...64") }
-        for d in disk {
-            if d.format == .vhdx {
-                throw ValidationError("--disk \(d.path): the vhdx image format is not built yet (raw and vhd)")
-            }
-        }
         for d in disk where d.readOnly && d.size != nil {
             throw ValidationError("--disk \(d.path): a read-only disk is not created; drop size= or ro")
         }

@@ -71,13 +71,16 @@ final class HostDiskSet: @unchecked Sendable {
         switch spec.format {
         case .raw?: format = .raw
         case .vhd?: format = .vhd
-        case .vhdx?: throw CommandError("--disk \(spec.path): the vhdx image format is not built yet (raw and vhd)")
-        case nil: format = (exists ? DiskImageFormat.detect(path: spec.path) : nil) ?? (spec.path.hasSuffix(".vhd") ? .vhd : .raw)
+        case .vhdx?: format = .vhdx
+        case nil:
+            format = (exists ? DiskImageFormat.detect(path: spec.path) : nil)
+                ?? (spec.path.hasSuffix(".vhdx") ? .vhdx : spec.path.hasSuffix(".vhd") ? .vhd : .raw)
         }
         if !exists, let size = spec.size {
             switch format {
             case .raw: return try RawFileBackend(path: spec.path, createSize: size, readOnly: spec.readOnly)
             case .vhd: try VHDBackend.create(path: spec.path, size: size, type: .dynamic)
+            case .vhdx: try VHDXBackend.create(path: spec.path, size: size, type: .dynamic)
             }
         }
         return try format.open(path: spec.path, readOnly: spec.readOnly)

@@ -18,7 +18,7 @@ struct UpCommand: ParsableCommand {
         abstract: "Run a VMBus host and the guest components in one process.",
         discussion: """
             With no flags it uses the embedded default: data directory ./vmbus-data, a SCSI disk on \
-            vmbus-data/disk0.raw (created sparse, 8 GiB, once) and the echo test device. It prints the device \
+            vmbus-data/disk0.vhdx (a dynamic VHDX of 8 GiB, created once; an existing disk0.raw is used instead) and the echo test device. It prints the device \
             tree and the disks, then one live status line (channels, packets/s, bytes/s, disk IOPS and MB/s), \
             and stops cleanly on Ctrl-C or SIGTERM: FUSE unmounted, channels closed, GPADLs torn down, UNLOAD \
             exchanged. With --fuse DIR the guest's disks are files there (DIR/sda, …) for losetup.
@@ -49,7 +49,12 @@ struct UpCommand: ParsableCommand {
         let signals = SignalWaiter()
         if mkdir(dataDir, 0o755) != 0 && errno != EEXIST { fail("cannot create data directory \(dataDir): \(String(cString: strerror(errno)))") }
         var specs = devices.disk
-        if specs.isEmpty, let d = DiskSpec(argument: "\(dataDir)/disk0.raw,size=8G") { specs = [d] }
+        if specs.isEmpty {
+            // disk0.raw from an older version is still used; new data directories get a dynamic VHDX.
+            let legacy = "\(dataDir)/disk0.raw"
+            let path = access(legacy, F_OK) == 0 ? legacy : "\(dataDir)/disk0.vhdx"
+            if let d = DiskSpec(argument: "\(path),size=8G") { specs = [d] }
+        }
         let disks: HostDiskSet
         do { disks = try HostDiskSet(specs) } catch { fail("\(error)") }
         let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)

@@ -99,10 +99,10 @@ extension HostGuestProcessTests {
         #expect(out.contains("VMBus 6.0 connected; device tree:"))
         let tree = out.lines.drop { !$0.hasPrefix("VMBUS ID") }.prefix { !$0.hasPrefix("disks:") }
         #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 2, "the SCSI controller and the echo device")
-        let disk = f.directory.path + "/data/disk0.raw"
-        #expect(out.contains("  scsi LUN 0: 8.0 GiB, raw \(disk)"), "\(out)")
+        let disk = f.directory.path + "/data/disk0.vhdx"
+        #expect(out.contains("  scsi LUN 0: 8.0 GiB, vhdx dynamic \(disk)"), "\(out)")
         var st = stat()
-        #expect(stat(disk, &st) == 0 && st.st_size == 8 << 30 && st.st_blocks < 1 << 16, "created sparse, 8 GiB")
+        #expect(stat(disk, &st) == 0 && st.st_size < 16 << 20, "a dynamic VHDX: headers, log, metadata and BAT")
 
         up.signal(SIGTERM)
         let status = up.wait(seconds: 20)
@@ -111,6 +111,24 @@ extension HostGuestProcessTests {
         #expect(final.contains("signal 15: stopping: closing channels, tearing down GPADLs, unloading"))
         #expect(final.hasSuffix("stopped cleanly\n"))
         #expect(up.stderr.isEmpty, "\(up.stderr)")
+    }
+
+    @Test func upStillUsesTheRawDiskOfAnOlderDataDirectory() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let data = f.directory.path + "/data"
+        #expect(mkdir(data, 0o755) == 0)
+        let legacy = data + "/disk0.raw"
+        let fd = open(legacy, O_CREAT | O_WRONLY, 0o644)
+        #expect(fd >= 0 && ftruncate(fd, 4 << 20) == 0)
+        close(fd)
+        let up = try f.vmbus("up-legacy", ["up", "--data-dir", data, "--memory", "64"])
+        defer { up.kill9() }
+        let out = try up.waitForOutput("disk IOPS", seconds: 30)
+        #expect(out.contains("  scsi LUN 0: 4.0 MiB, raw \(legacy)"), "\(out)")
+        #expect(access(data + "/disk0.vhdx", F_OK) != 0, "no new VHDX next to it")
+        up.signal(SIGTERM)
+        #expect(up.wait(seconds: 20) == .exited(0))
     }
 
     @Test func listVerboseShowsEachDiskWithItsBackend() throws {

@@ -1,0 +1,378 @@
+import Foundation
+import Glibc
+import Testing
+@testable import VMBusDiskBackend
+import VMBusWire
+
+let vhdiinfo: Bool = run(["vhdiinfo", "-V"]) == 0
+
+/// Runs a command and returns its standard output (nil when it fails).
+func output(_ arguments: [String]) -> String? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = arguments
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+}
+
+/// Where two byte arrays first differ ("" when equal): keeps failure messages short.
+func difference(_ a: [UInt8], _ b: [UInt8]) -> String {
+    guard a.count == b.count else { return "\(a.count) bytes against \(b.count)" }
+    guard let i = a.indices.first(where: { a[$0] != b[$0] }) else { return "" }
+    return "first difference at byte \(i): \(a[i]) against \(b[i])"
+}
+
+/// Reads the virtual disk of a VHD or VHDX through libvhdi's vhdimount (FUSE), a second, foreign reader.
+func libvhdiContents(_ path: String) -> [UInt8]? {
+    let mountPoint = NSTemporaryDirectory() + "vhdimount-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    guard (try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)) != nil else { return nil }
+    defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+    guard run(["vhdimount", path, mountPoint]) == 0 else { return nil }
+    defer { if run(["fusermount3", "-u", mountPoint]) != 0 { _ = run(["fusermount", "-u", mountPoint]) } }
+    return FileManager.default.contents(atPath: mountPoint + "/vhdi1").map { Array($0) }
+}
+
+/// Writes `pattern`s at scattered offsets (across block boundaries, in the last block) to `disk` and to a
+/// shadow copy; returns the shadow.
+func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8] {
+    let size = Int(d.info.capacity)
+    var expected = [UInt8](repeating: 0, count: size)
+    let offsets = [0, 1 << 20, (2 << 20) - 4096, (5 << 20) + 512 * 3, size - 8192].filter { $0 >= 0 && $0 + 8192 <= size }
+    for (i, offset) in offsets.enumerated() {
+        let aligned = offset / d.info.logicalBlockSize * d.info.logicalBlockSize
+        let p = pattern(8192, seed: seedBase &+ UInt8(i))
+        try d.write(p, at: UInt64(aligned))
+        expected.replaceSubrange(aligned..<(aligned + 8192), with: p)
+    }
+    return expected
+}
+
+@Suite struct VHDXBackendTests {
+    @Test func crc32cMatchesTheCastagnoliCheckValue() {
+        let bytes = Array("123456789".utf8)
+        #expect(bytes.withUnsafeBytes { ~CRC32C.update(~0, $0) } == 0xE306_9283)
+    }
+
+    @Test(arguments: [(VHDXBackend.CreateType.dynamic, UInt32(512)), (.dynamic, 4096), (.fixed, 512), (.fixed, 4096)])
+    func createWriteReopenRead(_ type: VHDXBackend.CreateType, _ sector: UInt32) throws {
+        let dir = TempDir()
+        let path = dir.file("d.vhdx")
+        try VHDXBackend.create(path: path, size: 9 << 20, type: type, blockSize: 1 << 20, logicalSectorSize: sector)
+        let expected: [UInt8]
+        do {
+            let d = try VHDXBackend(path: path)
+            #expect(d.info.capacity == 9 << 20)
+            #expect(d.info.logicalBlockSize == Int(sector))
+            expected = try scatterWrites(d)
+            try d.flush()
+        }
+        let d = try VHDXBackend(path: path, readOnly: true)
+        #expect(d.header.logGUID == .zero, "a clean close leaves nothing to replay")
+        #expect(difference(try d.read(9 << 20, at: 0), expected) == "")
+        if type == .dynamic { #expect(allocatedBytes(path) < 12 << 20, "only written blocks take space") }
+    }
+
+    @Test func concurrentFirstWritesToOneBlockAllocateItOnce() throws {
+        let dir = TempDir()
+        let path = dir.file("c.vhdx")
+        try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
+        let d = try VHDXBackend(path: path)
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            try? d.write(pattern(4096, seed: UInt8(i)), at: UInt64(i % 8) * (1 << 20) + UInt64(i / 8) * 4096)
+        }
+        for i in 0..<16 {
+            #expect(try d.read(4096, at: UInt64(i % 8) * (1 << 20) + UInt64(i / 8) * 4096) == pattern(4096, seed: UInt8(i)))
+        }
+        #expect(d.presentBlocks == 8)
+    }
+
+    @Test func unmapFreesWholeBlocksAndZeroesParts() throws {
+        let dir = TempDir()
+        let path = dir.file("u.vhdx")
+        try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
+        let d = try VHDXBackend(path: path)
+        try d.write(pattern(4 << 20, seed: 9), at: 0)
+        let before = allocatedBytes(path)
+        try d.unmap(at: 1 << 20, length: 2 << 20)
+        try d.unmap(at: 4096, length: 4096)
+        #expect(d.presentBlocks == 2)
+        #expect(allocatedBytes(path) <= before - (2 << 20) + (64 << 10), "the two freed blocks no longer take space")
+        var expected = pattern(4 << 20, seed: 9)
+        expected.replaceSubrange((1 << 20)..<(3 << 20), with: [UInt8](repeating: 0, count: 2 << 20))
+        expected.replaceSubrange(4096..<8192, with: [UInt8](repeating: 0, count: 4096))
+        #expect(difference(try d.read(4 << 20, at: 0), expected) == "")
+        // A freed block is allocated again on the next write.
+        try d.write(pattern(4096, seed: 1), at: 1 << 20)
+        #expect(try d.read(4096, at: 1 << 20) == pattern(4096, seed: 1))
+        #expect(try d.read(4096, at: (1 << 20) + 4096) == [UInt8](repeating: 0, count: 4096))
+    }
+
+    // MARK: The log
+
+    /// An allocation stopped before each step of its metadata update, as a crash there would leave it: the
+    /// image opens, replays what the log holds, and shows either the old or the new block, never a mix.
+    @Test(arguments: VHDXLog.Step.allCases)
+    func aCrashAtEachStepOfAnUpdateLeavesAConsistentImage(_ step: VHDXLog.Step) throws {
+        let dir = TempDir()
+        let path = dir.file("l.vhdx")
+        try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
+        do {
+            let d = try VHDXBackend(path: path)
+            try d.write(pattern(4096, seed: 1), at: 0)
+            d.stopLogBefore = step
+            #expect(throws: BackendError.self) { try d.write(pattern(4096, seed: 2), at: 3 << 20) }
+            // A crash: the file is left as it is, without the clean close.
+            let copy = dir.file("crashed.vhdx")
+            #expect(run(["cp", "--sparse=always", path, copy]) == 0)
+        }
+        let crashed = dir.file("crashed.vhdx")
+        // Once its entry is in the log (flushed or not: the copy holds it), the allocation is replayed; before,
+        // the log holds the previous allocation's entry, which replays to what the file already says.
+        let newVisible = step != .writeEntry
+        let ro = try VHDXBackend(path: crashed, readOnly: true, replayLog: false)
+        #expect(ro.pendingLogEntries == 1)
+        #expect(throws: BackendError.self, "read-only with replay refuses a dirty log") {
+            _ = try VHDXBackend(path: crashed, readOnly: true)
+        }
+        let d = try VHDXBackend(path: crashed)
+        #expect(d.replayedLogEntries == 1)
+        #expect(try d.read(4096, at: 0) == pattern(4096, seed: 1))
+        let block3 = try d.read(4096, at: 3 << 20)
+        #expect(difference(block3, newVisible ? pattern(4096, seed: 2) : [UInt8](repeating: 0, count: 4096)) == "")
+        #expect(d.presentBlocks == (newVisible ? 2 : 1))
+        if qemuImg { #expect(run(["qemu-img", "check", "-q", "-f", "vhdx", crashed]) == 0) }
+    }
+
+    @Test func logEntriesRoundTripAndTornEntriesAreIgnored() throws {
+        let guid = GUID.random()
+        var sector = pattern(4096, seed: 7)
+        sector[0] = 0xAA
+        let e = VHDXLogEntry(sequenceNumber: 0x1_0000_0005, tail: 0, logGUID: guid, flushedFileOffset: 8 << 20,
+                             lastFileOffset: 9 << 20,
+                             descriptors: [.data(fileOffset: 3 << 20, sector: sector), .zero(fileOffset: 4 << 20, length: 8192)])
+        var log = [UInt8](repeating: 0, count: 1 << 20)
+        // Written across the end of the circular log.
+        let at = (1 << 20) - 4096
+        for (i, b) in e.encoded.enumerated() { log[(at + i) % log.count] = b }
+        var wrapped = e
+        wrapped.tail = UInt32(at)
+        let bytes = wrapped.encoded
+        for (i, b) in bytes.enumerated() { log[(at + i) % log.count] = b }
+        #expect(VHDXLogEntry.parse(log: log, at: at, logGUID: guid) == wrapped)
+        #expect(VHDXLogEntry.activeSequence(log: log, logGUID: guid) == [wrapped])
+        #expect(VHDXLogEntry.parse(log: log, at: at, logGUID: GUID.random()) == nil, "another log's entry")
+        for flip in [0, 4, 70, 4096 + 100, 8191] {
+            var torn = log
+            torn[(at + flip) % log.count] ^= 0x10
+            #expect(VHDXLogEntry.parse(log: torn, at: at, logGUID: guid) == nil)
+        }
+    }
+
+    // MARK: Corrupt images
+
+    @Test func corruptImagesAreRefusedNamingTheStructure() throws {
+        let dir = TempDir()
+        let path = dir.file("x.vhdx")
+        try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
+        do {
+            let d = try VHDXBackend(path: path)
+            try d.write([1, 2, 3], at: 0)
+        }
+        let good = fileBytes(path)
+        func expectCorrupt(_ name: String, _ structure: String, _ edit: (inout [UInt8]) -> Void) {
+            var bytes = good
+            edit(&bytes)
+            let p = dir.file(name)
+            _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
+            #expect {
+                _ = try VHDXBackend(path: p, readOnly: true)
+            } throws: { e in
+                guard case .corrupt(let s, _, _) = e as? BackendError else { return false }
+                return s.hasPrefix(structure)
+            } 
+        }
+        func both(_ edit: @escaping (inout [UInt8], Int) -> Void) -> (inout [UInt8]) -> Void {
+            { b in edit(&b, 64 << 10); edit(&b, 128 << 10) }
+        }
+        /// Re-checksums a structure after an edit, so the check behind the checksum is reached.
+        func resum(_ b: inout [UInt8], _ at: Int, _ size: Int) {
+            var s = Array(b[at..<(at + size)])
+            s.put32(CRC32C.checksum(s), at: 4)
+            b.replaceSubrange(at..<(at + size), with: s)
+        }
+        expectCorrupt("sig", "VHDX file identifier") { $0[0] = 0x56 }
+        expectCorrupt("short", "VHDX header section") { $0 = Array($0.prefix(4096)) }
+        expectCorrupt("head-sig", "VHDX header", both { b, at in b[at] = 0 })
+        expectCorrupt("head-crc", "VHDX header", both { b, at in b[at + 40] ^= 1 })
+        expectCorrupt("head-version", "VHDX header", both { b, at in b[at + 66] = 2; resum(&b, at, 4096) })
+        expectCorrupt("log-past-end", "VHDX region table", both { b, at in b.put64(UInt64(good.count) / (1 << 20) * (1 << 20), at: at + 72); resum(&b, at, 4096) })
+        let rt1 = 192 << 10, rt2 = 256 << 10
+        expectCorrupt("regi-crc", "VHDX region table") { $0[rt1 + 20] ^= 1; $0[rt2 + 20] ^= 1 }
+        expectCorrupt("regi-sig", "VHDX region table") { $0[rt1] = 0; $0[rt2] = 0 }
+        // The BAT region moved onto the metadata region (checksummed, so only the overlap check catches it).
+        expectCorrupt("regi-overlap", "VHDX region table") { b in
+            for at in [rt1, rt2] {
+                let i = b.le32(at + 16 + 16) == 3 << 20 ? 0 : 1
+                b.put64(2 << 20, at: at + 16 + 32 * i + 16)
+                resum(&b, at, 64 << 10)
+            }
+        }
+        let meta = 2 << 20
+        expectCorrupt("meta-sig", "VHDX metadata") { $0[meta] = 0 }
+        expectCorrupt("meta-block", "VHDX metadata") { b in
+            let o = Int(b.le32(meta + 32 + 16))
+            b.put32(3 << 20, at: meta + o)
+        }
+        let bat = 3 << 20
+        expectCorrupt("bat-past", "VHDX BAT") { $0.put64(VHDXBATEntry(state: 6, fileOffset: 1 << 40).raw, at: bat + 8) }
+        expectCorrupt("bat-state", "VHDX BAT") { $0.put64(4, at: bat + 16) }
+        expectCorrupt("bat-overlap", "VHDX BAT") { b in b.put64(b.le64(bat), at: bat + 8) }
+        expectCorrupt("bat-on-log", "VHDX BAT") { $0.put64(VHDXBATEntry(state: 6, fileOffset: 1 << 20).raw, at: bat + 8) }
+        expectCorrupt("partial-no-parent", "VHDX BAT") { b in b.put64(b.le64(bat) | 7, at: bat) }
+        #expect(throws: BackendError.self) { _ = try VHDXBackend(path: dir.file("missing.vhdx")) }
+        // Truncation at every structure boundary.
+        for cut in [8, 64 << 10, (64 << 10) + 100, 128 << 10, 192 << 10, 256 << 10, 1 << 20, 2 << 20, 3 << 20, good.count - 4096] {
+            let p = dir.file("cut-\(cut)")
+            _ = FileManager.default.createFile(atPath: p, contents: Data(good.prefix(cut)))
+            #expect(throws: BackendError.self, "cut at \(cut)") { _ = try VHDXBackend(path: p, readOnly: true) }
+        }
+    }
+
+    // MARK: Differencing disks
+
+    @Test(arguments: [1, 2, 3])
+    func parentChainsReadThroughAndWritesStayInTheChild(_ depth: Int) throws {
+        let dir = TempDir()
+        var paths = [dir.file("base.vhdx")]
+        try VHDXBackend.create(path: paths[0], size: 8 << 20, blockSize: 1 << 20)
+        var expected: [UInt8]
+        do {
+            let d = try VHDXBackend(path: paths[0])
+            expected = try scatterWrites(d, seedBase: 10)
+        }
+        let baseExpected = expected
+        for level in 1...depth {
+            try FileManager.default.createDirectory(atPath: dir.file("l\(level)"), withIntermediateDirectories: true)
+            let child = dir.file("l\(level)/child.vhdx")
+            try VHDXBackend.create(path: child, size: 0, type: .differencing, blockSize: 1 << 20, parent: paths.last)
+            paths.append(child)
+            let d = try VHDXBackend(path: child)
+            #expect(d.chain.count == level)
+            #expect(difference(try d.read(8 << 20, at: 0), expected) == "", "level \(level) reads through its parents")
+            let p = pattern(1024, seed: UInt8(level))
+            let at = level * (1 << 20) + 512
+            try d.write(p, at: UInt64(at))
+            expected.replaceSubrange(at..<(at + 1024), with: p)
+            try d.unmap(at: 7 << 20, length: 1 << 20)
+            expected.replaceSubrange((7 << 20)..<(8 << 20), with: [UInt8](repeating: 0, count: 1 << 20))
+            #expect(difference(try d.read(8 << 20, at: 0), expected) == "")
+        }
+        let top = try VHDXBackend(path: paths.last!, readOnly: true)
+        #expect(difference(try top.read(8 << 20, at: 0), expected) == "")
+        if depth == 1 {
+            // A parent changed after its child was made is refused.
+            do {
+                let w = try VHDXBackend(path: paths[0])
+                try w.write([9], at: 0)
+            }
+            #expect { _ = try VHDXBackend(path: paths[1], readOnly: true) } throws: { e in
+                guard case .invalidConfiguration(let why) = e as? BackendError else { return false }
+                return why.contains("DataWriteGuid")
+            }
+        }
+    }
+
+    @Test func parentLoopsAreRefused() throws {
+        let dir = TempDir()
+        let a = dir.file("a.vhdx"), b = dir.file("b.vhdx")
+        try VHDXBackend.create(path: a, size: 4 << 20, blockSize: 1 << 20)
+        try VHDXBackend.create(path: b, size: 0, type: .differencing, blockSize: 1 << 20, parent: a)
+        // Make a a differencing disk whose parent is b: a hand-edited loop.
+        let bDisk = try VHDXBackend(path: b, readOnly: true)
+        let aDisk = try VHDXBackend(path: a, readOnly: true)
+        var m = aDisk.metadata
+        m.hasParent = true
+        m.parent = VHDXParentLocator(entries: [("parent_linkage", "{\(bDisk.header.dataWriteGUID)}"), ("relative_path", ".\\b.vhdx")])
+        let metadataRegion = aDisk.regions.entry(VHDXRegionTable.metadata)!
+        let geometry = VHDXBATGeometry(diskSize: m.diskSize, blockSize: m.blockSize, logicalSectorSize: 512, hasParent: true)
+        #expect(UInt64(geometry.totalEntries) * 8 <= UInt64(aDisk.regions.entry(VHDXRegionTable.BAT)!.length))
+        let fd = open(a, O_RDWR)
+        defer { close(fd) }
+        try m.encoded(length: Int(metadataRegion.length)).write(fd: fd, at: metadataRegion.fileOffset, what: "test")
+        #expect { _ = try VHDXBackend(path: b, readOnly: true) } throws: { e in
+            guard case .corrupt(let s, _, let why) = e as? BackendError else { return false }
+            return s == "VHDX parent locator" && why.contains("loop")
+        }
+    }
+
+    // MARK: qemu-img and libvhdi, foreign peers
+
+    @Test(.enabled(if: qemuImg), arguments: [("dynamic", "1M"), ("dynamic", "8M"), ("dynamic", "32M"), ("fixed", "2M")])
+    func imagesQemuWritesReadBackByteIdentical(_ subformat: String, _ blockSize: String) throws {
+        let dir = TempDir()
+        let path = dir.file("q.vhdx"), raw = dir.file("q.raw")
+        #expect(run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "subformat=\(subformat),block_size=\(blockSize)", path, "40M"]) == 0)
+        #expect(run(["qemu-io", "-f", "vhdx", "-c", "write -P 0xAB 1M 64k", "-c", "write -P 0x5C 9437184 8192",
+                     "-c", "write -P 0x01 0 512", "-c", "write -P 0x77 41418752 512", path]) == 0)
+        #expect(run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
+        let expected = fileBytes(raw)
+        let d = try VHDXBackend(path: path, readOnly: true)
+        #expect(d.info.capacity == 40 << 20)
+        #expect(difference(try d.read(40 << 20, at: 0), expected) == "")
+        // And written by us, then checked by qemu.
+        do {
+            let w = try VHDXBackend(path: path)
+            try w.write(pattern(65536, seed: 4), at: 20 << 20)
+        }
+        #expect(run(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0)
+        #expect(run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
+        var after = expected
+        after.replaceSubrange((20 << 20)..<((20 << 20) + 65536), with: pattern(65536, seed: 4))
+        #expect(difference(fileBytes(raw), after) == "")
+    }
+
+    @Test(.enabled(if: qemuImg || vhdiinfo), arguments: [(VHDXBackend.CreateType.dynamic, UInt32(512), UInt32(1 << 20)),
+                                             (.dynamic, 4096, 32 << 20), (.fixed, 512, 8 << 20), (.fixed, 4096, 1 << 20)])
+    func imagesWeWriteAreCheckedByQemuImg(_ type: VHDXBackend.CreateType, _ sector: UInt32, _ blockSize: UInt32) throws {
+        let dir = TempDir()
+        let path = dir.file("o.vhdx"), raw = dir.file("o.raw")
+        try VHDXBackend.create(path: path, size: 10 << 20, type: type, blockSize: blockSize, logicalSectorSize: sector)
+        let expected: [UInt8]
+        do {
+            let d = try VHDXBackend(path: path)
+            expected = try scatterWrites(d)
+            try d.unmap(at: 0, length: UInt64(min(Int(blockSize), 10 << 20)) / 2)
+        }
+        var withUnmap = expected
+        let cut = min(Int(blockSize), 10 << 20) / 2
+        withUnmap.replaceSubrange(0..<cut, with: [UInt8](repeating: 0, count: cut))
+        // qemu reads VHDX with 512-byte logical sectors only ("Operation not supported" otherwise).
+        if sector == 512 {
+            #expect(run(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0)
+            #expect(run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
+            #expect(difference(fileBytes(raw), withUnmap) == "", "qemu-img reads what we wrote")
+            #expect(run(["qemu-img", "compare", "-q", "-f", "vhdx", "-F", "raw", path, raw]) == 0)
+        }
+        if vhdiinfo {
+            #expect(difference(libvhdiContents(path) ?? [], withUnmap) == "", "libvhdi reads what we wrote")
+            let text = output(["vhdiinfo", path]) ?? ""
+            #expect(text.contains("VHDX"), "libvhdi reads our headers")
+            #expect(text.contains("10485760") || text.contains("10 MiB"), "libvhdi reads our size: \(text)")
+        }
+    }
+
+    @Test(.enabled(if: vhdiinfo)) func libvhdiReadsOurDifferencingDisk() throws {
+        let dir = TempDir()
+        let base = dir.file("base.vhdx"), child = dir.file("child.vhdx")
+        try VHDXBackend.create(path: base, size: 6 << 20, blockSize: 1 << 20)
+        try VHDXBackend.create(path: child, size: 0, type: .differencing, parent: base)
+        let text = output(["vhdiinfo", child]) ?? ""
+        #expect(text.contains("Differential") || text.contains("Differencing") || text.contains("differencing"), "\(text)")
+    }
+}
+
