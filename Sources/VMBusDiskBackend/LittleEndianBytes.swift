@@ -21,9 +21,23 @@ extension Array where Element == UInt8 {
 
     /// The four ASCII bytes of a VHDX signature as the little-endian number the structures store.
     static func signature(_ s: String) -> UInt32 { Array(s.utf8).le32(0) }
+
+    /// Checks a VHDX structure that starts with a 4-byte signature and its CRC-32C (over all of it, the CRC
+    /// field counted as zero); `bad` names the structure in the error.
+    func verifySignatureAndChecksum(_ signature: String, _ bad: (String) -> BackendError) throws(BackendError) {
+        guard count >= 8, le32(0) == [UInt8].signature(signature) else { throw bad("no \"\(signature)\" signature") }
+        let crc = CRC32C.checksum(self)
+        guard le32(4) == crc else { throw bad("checksum \(hex(le32(4))), computed \(hex(crc))") }
+    }
 }
 
 extension GUID {
+    /// A constant written the way the specification prints it: `{d1-d2-d3-d4}`, `d4` the last 8 bytes in order.
+    init(_ d1: UInt32, _ d2: UInt16, _ d3: UInt16, _ d4: UInt64) {
+        let b = (0..<8).map { UInt8(truncatingIfNeeded: d4 >> (56 - 8 * $0)) }
+        self.init(data1: d1, data2: d2, data3: d3, data4: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]))
+    }
+
     /// A random (version 4) GUID: VHDX's file, data and log write identifiers.
     static func random() -> GUID {
         var g = SystemRandomNumberGenerator()

@@ -76,6 +76,19 @@ func forEachBlockPiece(_ offset: UInt64, _ length: Int, blockSize bs: UInt64,
     }
 }
 
+/// Writes `length` zero bytes at `offset` of `fd`, a MiB at a time (where no fallocate mode does it).
+func writeZeros(fd: Int32, at offset: UInt64, length: UInt64, what: String) throws(BackendError) {
+    let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(min(length, 1 << 20)), alignment: 4096)
+    defer { zeros.deallocate() }
+    zeros.initializeMemory(as: UInt8.self, repeating: 0)
+    var done: UInt64 = 0
+    while done < length {
+        let n = Int(min(length - done, UInt64(zeros.count)))
+        try writeExactly(fd: fd, at: offset + done, UnsafeRawBufferPointer(rebasing: zeros[0..<n]), what: what)
+        done += UInt64(n)
+    }
+}
+
 /// `fdatasync`, resumed after EINTR: what FUA and SYNCHRONIZE CACHE wait for.
 func syncData(fd: Int32) throws(BackendError) {
     while fdatasync(fd) != 0 {

@@ -91,6 +91,30 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         #expect(d.presentBlocks == 8)
     }
 
+    /// What a guest asks for through StorVSP arrives here unchecked: ranges past the end and short buffers are
+    /// typed errors, and the disk keeps serving.
+    @Test func outOfRangeRequestsAndShortBuffersAreRefused() throws {
+        let dir = TempDir()
+        let path = dir.file("r.vhdx")
+        try VHDXBackend.create(path: path, size: 4 << 20, blockSize: 1 << 20)
+        let d = try VHDXBackend(path: path)
+        let s = try Segments([4096])
+        for (offset, length) in [(UInt64(4 << 20), 512), ((4 << 20) - 512, 1024), (UInt64.max - 100, 512)] {
+            #expect(throws: BackendError.self) { try d.read(at: offset, length: length, into: s.vector) }
+            #expect(throws: BackendError.self) { try d.write(at: offset, length: length, from: s.vector, fua: false) }
+        }
+        #expect(throws: BackendError.self) { try d.read(at: 0, length: 8192, into: s.vector) }
+        #expect(throws: BackendError.self) { try d.write(at: 0, length: 8192, from: s.vector, fua: true) }
+        #expect(throws: BackendError.self) { try d.unmap(at: UInt64.max - 4096, length: 8192) }
+        #expect(d.presentBlocks == 0, "nothing was allocated by a refused request")
+        try d.write(pattern(4096, seed: 3), at: 0)
+        #expect(try d.read(4096, at: 0) == pattern(4096, seed: 3))
+        // Another reader while this writer runs sees its live log, so it opens without replaying it.
+        let ro = try VHDXBackend(path: dir.file("r.vhdx"), readOnly: true, replayLog: false)
+        #expect(throws: BackendError.readOnly) { try ro.write(at: 0, length: 512, from: s.vector, fua: false) }
+        #expect(throws: BackendError.readOnly) { try ro.unmap(at: 0, length: 512) }
+    }
+
     @Test func unmapFreesWholeBlocksAndZeroesParts() throws {
         let dir = TempDir()
         let path = dir.file("u.vhdx")
@@ -234,6 +258,19 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         expectCorrupt("bat-overlap", "VHDX BAT") { b in b.put64(b.le64(bat), at: bat + 8) }
         expectCorrupt("bat-on-log", "VHDX BAT") { $0.put64(VHDXBATEntry(state: 6, fileOffset: 1 << 20).raw, at: bat + 8) }
         expectCorrupt("partial-no-parent", "VHDX BAT") { b in b.put64(b.le64(bat) | 7, at: bat) }
+        // Checksummed structures with offsets near 2^64, where unchecked arithmetic would overflow.
+        expectCorrupt("log-huge", "VHDX header", both { b, at in b.put64(UInt64.max & ~0xF_FFFF, at: at + 72); resum(&b, at, 4096) })
+        expectCorrupt("region-huge", "VHDX region table") { b in
+            for at in [rt1, rt2] { b.put64(1 << 63, at: at + 16 + 16); resum(&b, at, 64 << 10) }
+        }
+        // A live log entry that claims a file end near 2^64.
+        expectCorrupt("log-entry-huge", "VHDX log entry") { b in
+            let guid = GUID.random()
+            let entry = VHDXLogEntry(sequenceNumber: 1, tail: 0, logGUID: guid, flushedFileOffset: 0, lastFileOffset: 1 << 62,
+                                     descriptors: [.zero(fileOffset: 3 << 20, length: 4096)]).encoded
+            b.replaceSubrange((1 << 20)..<((1 << 20) + entry.count), with: entry)
+            for at in [64 << 10, 128 << 10] { b.put(guid, at: at + 48); resum(&b, at, 4096) }
+        }
         #expect(throws: BackendError.self) { _ = try VHDXBackend(path: dir.file("missing.vhdx")) }
         // Truncation at every structure boundary.
         for cut in [8, 64 << 10, (64 << 10) + 100, 128 << 10, 192 << 10, 256 << 10, 1 << 20, 2 << 20, 3 << 20, good.count - 4096] {

@@ -36,7 +36,15 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
 
     private let fd: Int32
     private let batOffset: UInt64
-    private let bat: Lock<[UInt64]>
+    /// The BAT, and whether this session's first write has rewritten the headers (checked on every write, so
+    /// it lives under this short lock, not the writer's, which allocation holds across flushes).
+    private struct Table {
+        var entries: [UInt64]
+        var writing = false
+    }
+    private let bat: Lock<Table>
+    /// Vectors for the pieces of a request handed to the parent, reused.
+    private let parentVectors = Lock<[IOVector]>([])
     private struct Writer {
         var header: VHDXHeader
         /// 0 or 1: which header slot holds `header`.
@@ -114,7 +122,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
             self.fd = fd
             self.path = path
             batOffset = batRegion.fileOffset
-            bat = Lock(entries)
+            bat = Lock(Table(entries: entries))
             writer = Lock(Writer(header: header, slot: slot, log: nil,
                                  fileEnd: max(end, (fileSize + (1 << 20) - 1) / (1 << 20) * (1 << 20))))
             let type = metadata.hasParent ? "differencing" : metadata.leaveBlocksAllocated ? "fixed" : "dynamic"
@@ -206,6 +214,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
                 throw .corrupt(structure: "VHDX region table", offset: at, why: "required region \(e.guid) is unknown")
             }
             guard e.fileOffset % (1 << 20) == 0, e.fileOffset >= VHDXFileIdentifier.headerSectionSize,
+                  e.fileOffset <= VHDXFileIdentifier.maximumFileOffset,
                   e.length % (1 << 20) == 0, e.length > 0 else {
                 throw .corrupt(structure: "VHDX region table", offset: at, why: "region \(e.guid) at \(e.fileOffset), \(e.length) bytes: not in 1 MiB units")
             }
@@ -294,15 +303,15 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
         guard children.count < maximumParentDepth else {
             throw .unsupported("a VHDX parent chain deeper than \(maximumParentDepth)")
         }
-        let directory = childPath.contains("/") ? String(childPath[..<(childPath.lastIndex(of: "/") ?? childPath.endIndex)]) : "."
+        let directory = Self.directory(of: childPath)
         var candidates: [String] = []
         if let r = locator["relative_path"] {
-            var p = r.replacingBackslashes
+            var p = r.replacingOccurrences(of: "\\", with: "/")
             if p.hasPrefix("./") { p.removeFirst(2) }
             candidates.append(p.hasPrefix("/") ? p : directory + "/" + p)
         }
         for key in ["absolute_win32_path", "volume_path"] {
-            if let a = locator[key]?.replacingBackslashes, a.hasPrefix("/") { candidates.append(a) }
+            if let a = locator[key]?.replacingOccurrences(of: "\\", with: "/"), a.hasPrefix("/") { candidates.append(a) }
         }
         guard let found = candidates.first(where: { access($0, F_OK) == 0 }) else {
             throw .invalidConfiguration("the parent of \(childPath) is not found (looked for \(candidates.joined(separator: ", ")))")
@@ -331,8 +340,8 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
 
     /// Bytes of the file that hold blocks: FULLY and PARTIALLY_PRESENT payload blocks.
     public var presentBlocks: Int {
-        bat.withLock { entries in
-            entries.enumerated().filter { i, raw in
+        bat.withLock { t in
+            t.entries.enumerated().filter { i, raw in
                 !geometry.isBitmapIndex(i) && VHDXBATEntry(raw: raw).state >= VHDXBATEntry.PAYLOAD_BLOCK_FULLY_PRESENT
             }.count
         }
@@ -348,7 +357,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
     }
 
     private func entry(block: Int) -> VHDXBATEntry {
-        VHDXBATEntry(raw: bat.withLock { $0[geometry.payloadIndex(block)] })
+        VHDXBATEntry(raw: bat.withLock { $0.entries[geometry.payloadIndex(block)] })
     }
 
     public func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) {
@@ -378,7 +387,9 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
 
     private func readParent(_ diskOffset: UInt64, _ at: Int, _ n: Int, _ buffers: IOVector) throws(BackendError) {
         guard let parent else { return buffers.zero(offset: at, length: n) }
-        let piece = IOVector(capacity: buffers.count)
+        let reused = parentVectors.withLock { $0.popLast() }
+        let piece = reused.flatMap { $0.capacity >= buffers.count ? $0 : nil } ?? IOVector(capacity: max(buffers.count, 64))
+        defer { parentVectors.withLock { $0.append(piece) } }
         try buffers.slice(skipping: at, length: n, into: piece)
         try parent.read(at: diskOffset, length: n, into: piece)
     }
@@ -409,7 +420,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
     /// The sector bitmap bits of `count` sectors of `block` from `firstSector` (of the block).
     private func sectorBits(block: Int, firstSector: UInt64, count: Int) throws(BackendError) -> [Bool] {
         let chunk = block / geometry.chunkRatio
-        let sb = VHDXBATEntry(raw: bat.withLock { $0[geometry.bitmapIndex(chunk)] })
+        let sb = VHDXBATEntry(raw: bat.withLock { $0.entries[geometry.bitmapIndex(chunk)] })
         guard sb.state == VHDXBATEntry.SB_BLOCK_PRESENT else { return [Bool](repeating: false, count: count) }
         let sectorsPerBlock = geometry.blockSize / geometry.logicalSectorSize
         let firstBit = UInt64(block % geometry.chunkRatio) * sectorsPerBlock + firstSector
@@ -447,6 +458,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
 
     /// The first write of a session: new file, data and log GUIDs in both headers, and a log to carry updates.
     private func beginWriting() throws(BackendError) {
+        guard !bat.withLock({ $0.writing }) else { return }
         try writer.withLock { (w: inout Writer) throws(BackendError) in
             guard w.log == nil else { return }
             let logGUID = GUID.random()
@@ -456,6 +468,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
                 $0.logGUID = logGUID
             }
             w.log = VHDXLog(fd: fd, offset: w.header.logOffset, length: Int(w.header.logLength), guid: logGUID)
+            bat.withLock { $0.writing = true }
         }
     }
 
@@ -478,7 +491,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
             var bitmap: (offset: UInt64, fresh: Bool)?
             if metadata.hasParent {
                 let sbIndex = geometry.bitmapIndex(block / geometry.chunkRatio)
-                let sb = VHDXBATEntry(raw: bat.withLock { $0[sbIndex] })
+                let sb = VHDXBATEntry(raw: bat.withLock { $0.entries[sbIndex] })
                 if sb.state == VHDXBATEntry.SB_BLOCK_PRESENT {
                     bitmap = (sb.fileOffset, false)
                 } else {
@@ -551,7 +564,8 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
         var firsts: [Int] = []
         for (i, _) in changes where !firsts.contains(i / perSector * perSector) { firsts.append(i / perSector * perSector) }
         var sectors: [(UInt64, [UInt8])] = []
-        bat.withLock { entries in
+        bat.withLock { t in
+            let entries = t.entries
             for first in firsts {
                 var sector = [UInt8](repeating: 0, count: VHDXLogEntry.sectorSize)
                 for i in first..<min(first + perSector, entries.count) {
@@ -561,7 +575,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
             }
         }
         try log.commit(sectors + extra, flushedFileOffset: fileEnd, lastFileOffset: fileEnd, stopBefore: stopLogBefore)
-        bat.withLock { entries in for (i, e) in changes { entries[i] = e.raw } }
+        bat.withLock { t in for (i, e) in changes { t.entries[i] = e.raw } }
     }
 
     public func flush() throws(BackendError) {
@@ -620,18 +634,10 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
     private func zeroFile(_ offset: UInt64, _ length: UInt64) throws(BackendError) {
         if !metadata.leaveBlocksAllocated, vmbus_shim_punch_hole(fd, Int64(offset), Int64(length)) == 0 { return }
         if vmbus_shim_zero_range(fd, Int64(offset), Int64(length)) == 0 { return }
-        let zeros = [UInt8](repeating: 0, count: Int(min(length, 1 << 20)))
-        var done: UInt64 = 0
-        while done < length {
-            let n = Int(min(length - done, UInt64(zeros.count)))
-            try Array(zeros[0..<n]).write(fd: fd, at: offset + done, what: "VHDX zeroes")
-            done += UInt64(n)
-        }
+        try writeZeros(fd: fd, at: offset, length: length, what: "VHDX zeroes")
     }
 }
 
 extension String {
-    var replacingBackslashes: String { String(map { $0 == "\\" ? "/" : $0 }) }
-
     func replacingOccurrences(of a: Character, with b: Character) -> String { String(map { $0 == a ? b : $0 }) }
 }

@@ -9,6 +9,9 @@ public struct VHDXFileIdentifier: Equatable, Sendable {
     public static let header2Offset: UInt64 = 128 << 10
     public static let regionTable1Offset: UInt64 = 192 << 10
     public static let regionTable2Offset: UInt64 = 256 << 10
+    /// The largest file offset a structure may name (64 PiB): far past any real image, and far enough below
+    /// 2^64 that offset arithmetic on values read from the file cannot overflow.
+    public static let maximumFileOffset: UInt64 = 1 << 56
 
     public var creator: String
 

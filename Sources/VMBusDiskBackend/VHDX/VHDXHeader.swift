@@ -37,9 +37,7 @@ public struct VHDXHeader: Equatable, Sendable {
     public init(decoding b: [UInt8], at offset: UInt64) throws(BackendError) {
         func bad(_ why: String) -> BackendError { .corrupt(structure: "VHDX header", offset: offset, why: why) }
         guard b.count == Self.size else { throw bad("\(b.count) bytes") }
-        guard b.le32(0) == Self.signature else { throw bad("no \"head\" signature") }
-        let crc = CRC32C.checksum(b)
-        guard b.le32(4) == crc else { throw bad("checksum \(hex(b.le32(4))), computed \(hex(crc))") }
+        try b.verifySignatureAndChecksum("head", bad)
         sequenceNumber = b.le64(8)
         fileWriteGUID = b.guid(16)
         dataWriteGUID = b.guid(32)
@@ -51,7 +49,7 @@ public struct VHDXHeader: Equatable, Sendable {
         guard version == Self.currentVersion else { throw bad("version \(version)") }
         guard logVersion == Self.currentLogVersion else { throw bad("log version \(logVersion)") }
         guard logLength % (1 << 20) == 0, logOffset % (1 << 20) == 0, logLength > 0,
-              logOffset >= VHDXFileIdentifier.headerSectionSize else {
+              logOffset >= VHDXFileIdentifier.headerSectionSize, logOffset <= VHDXFileIdentifier.maximumFileOffset else {
             throw bad("log at \(logOffset), \(logLength) bytes: not in 1 MiB units past the header section")
         }
     }

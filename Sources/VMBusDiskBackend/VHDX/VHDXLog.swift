@@ -39,6 +39,10 @@ final class VHDXLog {
         let log = try [UInt8].read(fd: fd, at: header.logOffset, count: Int(header.logLength), what: "VHDX log")
         let entries = VHDXLogEntry.activeSequence(log: log, logGUID: header.logGUID)
         guard let last = entries.last else { return [] }
+        guard last.lastFileOffset <= VHDXFileIdentifier.maximumFileOffset else {
+            throw .corrupt(structure: "VHDX log entry \(last.sequenceNumber)", offset: header.logOffset,
+                           why: "a file end of \(last.lastFileOffset) bytes")
+        }
         guard fileSize >= last.flushedFileOffset else {
             throw .corrupt(structure: "VHDX log", offset: header.logOffset,
                            why: "the file is \(fileSize) bytes, shorter than the \(last.flushedFileOffset) the log saw flushed")
@@ -73,13 +77,7 @@ final class VHDXLog {
             case .data(let o, let sector):
                 try sector.write(fd: fd, at: o, what: "VHDX log replay")
             case .zero(let o, let l):
-                let zeros = [UInt8](repeating: 0, count: 1 << 20)
-                var done: UInt64 = 0
-                while done < l {
-                    let n = Int(min(l - done, UInt64(zeros.count)))
-                    try Array(zeros[0..<n]).write(fd: fd, at: o + done, what: "VHDX log replay")
-                    done += UInt64(n)
-                }
+                try writeZeros(fd: fd, at: o, length: l, what: "VHDX log replay")
             }
         }
     }
@@ -95,29 +93,26 @@ final class VHDXLog {
                 stopBefore: Step? = nil) throws(BackendError) {
         // One entry, so that the sectors change together: two BAT sectors and up to 16 of a sector bitmap.
         guard sectors.count <= Self.maximumSectorsPerEntry else { throw .invalidConfiguration("a VHDX log entry of \(sectors.count) sectors") }
-        let batch = sectors
-        do {
-            let entry = VHDXLogEntry(sequenceNumber: sequence, tail: UInt32(head), logGUID: guid,
-                                     flushedFileOffset: flushedFileOffset, lastFileOffset: lastFileOffset,
-                                     descriptors: batch.map { .data(fileOffset: $0.0, sector: $0.1) })
-            let bytes = entry.encoded
-            func stop(_ step: Step) throws(BackendError) {
-                if stopBefore == step { throw .io(call: "stopped before \(step)", errno: EIO) }
-            }
-            try stop(.writeEntry)
-            for s in 0..<(bytes.count / VHDXLogEntry.sectorSize) {
-                let at = (head + s * VHDXLogEntry.sectorSize) % length
-                try Array(bytes[(s * VHDXLogEntry.sectorSize)..<((s + 1) * VHDXLogEntry.sectorSize)])
-                    .write(fd: fd, at: offset + UInt64(at), what: "VHDX log entry")
-            }
-            try stop(.flushEntry)
-            try syncData(fd: fd)
-            head = (head + bytes.count) % length
-            sequence += 1
-            try stop(.apply)
-            for (o, sector) in batch { try sector.write(fd: fd, at: o, what: "VHDX metadata") }
-            try stop(.flushApplied)
-            try syncData(fd: fd)
+        let entry = VHDXLogEntry(sequenceNumber: sequence, tail: UInt32(head), logGUID: guid,
+                                 flushedFileOffset: flushedFileOffset, lastFileOffset: lastFileOffset,
+                                 descriptors: sectors.map { .data(fileOffset: $0.0, sector: $0.1) })
+        let bytes = entry.encoded
+        func stop(_ step: Step) throws(BackendError) {
+            if stopBefore == step { throw .io(call: "stopped before \(step)", errno: EIO) }
         }
+        try stop(.writeEntry)
+        for s in 0..<(bytes.count / VHDXLogEntry.sectorSize) {
+            let at = (head + s * VHDXLogEntry.sectorSize) % length
+            try Array(bytes[(s * VHDXLogEntry.sectorSize)..<((s + 1) * VHDXLogEntry.sectorSize)])
+                .write(fd: fd, at: offset + UInt64(at), what: "VHDX log entry")
+        }
+        try stop(.flushEntry)
+        try syncData(fd: fd)
+        head = (head + bytes.count) % length
+        sequence += 1
+        try stop(.apply)
+        for (o, sector) in sectors { try sector.write(fd: fd, at: o, what: "VHDX metadata") }
+        try stop(.flushApplied)
+        try syncData(fd: fd)
     }
 }

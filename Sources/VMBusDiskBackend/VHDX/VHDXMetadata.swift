@@ -8,12 +8,12 @@ public struct VHDXMetadata: Equatable, Sendable {
     public static let signature = Array("metadata".utf8)
     public static let maximumEntries = 2047
 
-    public static let fileParameters = GUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")!
-    public static let virtualDiskSize = GUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")!
-    public static let page83Data = GUID("BECA12AB-B2E6-4523-93EF-C309E000C746")!
-    public static let logicalSectorSize = GUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")!
-    public static let physicalSectorSize = GUID("CDA348C7-445D-4471-9CC9-E9885251C556")!
-    public static let parentLocator = GUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")!
+    public static let fileParameters = GUID(0xCAA16737, 0xFA36, 0x4D43, 0xB3B6_33F0_AA44_E76B)
+    public static let virtualDiskSize = GUID(0x2FA54224, 0xCD1B, 0x4876, 0xB211_5DBE_D83B_F4B8)
+    public static let page83Data = GUID(0xBECA12AB, 0xB2E6, 0x4523, 0x93EF_C309_E000_C746)
+    public static let logicalSectorSize = GUID(0x8141BF1D, 0xA96F, 0x4709, 0xBA47_F233_A8FA_AB5F)
+    public static let physicalSectorSize = GUID(0xCDA348C7, 0x445D, 0x4471, 0x9CC9_E988_5251_C556)
+    public static let parentLocator = GUID(0xA8D35F2D, 0xB30B, 0x454D, 0xABF7_D3D8_4834_AB0C)
 
     /// Entry flags.
     static let isUser: UInt32 = 1, isVirtualDisk: UInt32 = 2, isRequired: UInt32 = 4

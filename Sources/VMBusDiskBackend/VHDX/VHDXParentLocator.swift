@@ -6,7 +6,7 @@ public struct VHDXParentLocator: Equatable, Sendable {
     public static let headerSize = 20
     public static let entrySize = 12
     /// The locator type of a VHDX parent.
-    public static let vhdxType = GUID("B04AEFB7-D19E-4A81-B789-25B8E9445913")!
+    public static let vhdxType = GUID(0xB04AEFB7, 0xD19E, 0x4A81, 0xB789_25B8_E944_5913)
 
     public var type: GUID
     /// In file order.

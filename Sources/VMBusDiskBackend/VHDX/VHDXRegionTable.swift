@@ -6,8 +6,8 @@ public struct VHDXRegionTable: Equatable, Sendable {
     public static let size = 64 << 10
     public static let signature = [UInt8].signature("regi")
     public static let maximumEntries = 2047
-    public static let BAT = GUID("2DC27766-F623-4200-9D64-115E9BFD4A08")!
-    public static let metadata = GUID("8B7CA206-4790-4B9A-B8FE-575F050F886E")!
+    public static let BAT = GUID(0x2DC27766, 0xF623, 0x4200, 0x9D64_115E_9BFD_4A08)
+    public static let metadata = GUID(0x8B7CA206, 0x4790, 0x4B9A, 0xB8FE_575F_050F_886E)
 
     public struct Entry: Equatable, Sendable {
         public var guid: GUID
@@ -26,9 +26,7 @@ public struct VHDXRegionTable: Equatable, Sendable {
     public init(decoding b: [UInt8], at offset: UInt64) throws(BackendError) {
         func bad(_ why: String) -> BackendError { .corrupt(structure: "VHDX region table", offset: offset, why: why) }
         guard b.count == Self.size else { throw bad("\(b.count) bytes") }
-        guard b.le32(0) == Self.signature else { throw bad("no \"regi\" signature") }
-        let crc = CRC32C.checksum(b)
-        guard b.le32(4) == crc else { throw bad("checksum \(hex(b.le32(4))), computed \(hex(crc))") }
+        try b.verifySignatureAndChecksum("regi", bad)
         let count = Int(b.le32(8))
         guard count <= Self.maximumEntries else { throw bad("\(count) entries") }
         entries = (0..<count).map { i in
