@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "VMBusCLITests",
             dependencies: ["vmbus", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTestSupport",
-                           "CVMBusShims", "VMBusStorVSC", .product(name: "Logging", package: "swift-log")]),
+                           "CVMBusShims", "VMBusStorVSC", "VMBusDiskBackend", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

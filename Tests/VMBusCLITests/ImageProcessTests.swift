@@ -24,7 +24,7 @@ private func writeSampleRaw(_ path: String) -> [UInt8] {
 }
 
 /// The bytes of the file at `path` (up to `count`).
-private func readFile(_ path: String, count: Int) -> [UInt8] {
+func readFile(_ path: String, count: Int) -> [UInt8] {
     let fd = open(path, O_RDONLY)
     var got = [UInt8](repeating: 1, count: count)
     _ = got.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import Testing
+import VMBusDiskBackend
 import VMBusGuest
 import VMBusStorVSC
 import VMBusTestSupport
@@ -81,27 +82,35 @@ extension HostGuestProcessTests {
     }
 
     /// Write + flush in a loop, the host killed with SIGKILL in the middle: every block whose flush was
-    /// acknowledged is in the file. (A SIGKILL keeps the page cache, so this proves the ordering of
+    /// acknowledged is in the image. (A SIGKILL keeps the page cache, so this proves the ordering of
     /// acknowledgement after the write reached the backend; fdatasync before the completion is what carries it to
-    /// the medium, see RawFileBackendTests.)
-    @Test func everyAcknowledgedFlushSurvivesAKill9OfTheHost() throws {
+    /// the medium, see RawFileBackendTests.) The writes stride across 1 MiB blocks, so a dynamic VHDX is killed
+    /// while it allocates: its log must leave it consistent, replayed by us and, on a copy, by qemu.
+    @Test(arguments: ["raw", "vhdx"])
+    func everyAcknowledgedFlushSurvivesAKill9OfTheHost(_ format: String) throws {
         let f = try Fixture()
         defer { f.directory.remove() }
-        let path = f.directory.path + "/d.raw"
-        let host = try f.host("host", ["--echo", "0", "--disk", path + ",size=16M"])
+        let path = f.directory.path + "/d." + format
+        let size = 256 << 20
+        if format == "vhdx" {
+            _ = try f.image(["create", path, "--size", "256M", "--block-size", "1M"])
+        }
+        let host = try f.host("host", ["--echo", "0", "--disk", format == "raw" ? path + ",size=256M" : path])
         defer { host.kill9() }
         let guest = try StorageGuest(f)
         defer { guest.bus.disconnect() }
         let disk = try guest.disk()
         let acknowledged = Condition(0)
         let stopped = Condition<String?>(nil)
-        @Sendable func block(_ i: Int) -> [UInt8] { (0..<4096).map { UInt8(truncatingIfNeeded: i &* 31 &+ $0) } }
+        @Sendable func block(_ i: Int) -> [UInt8] { (0..<4096).map { UInt8(truncatingIfNeeded: i &* 31 &+ $0 &+ 1) } }
+        /// Block i goes to 1 MiB block i % 256, so the first 256 writes each allocate one.
+        @Sendable func offset(_ i: Int) -> Int { (i % 256) << 20 + (i / 256) * 4096 }
         _ = startThread(name: "writer") {
             var i = 0
             while i < 4096 {
                 do {
                     let b = block(i)
-                    try b.withUnsafeBytes { (p: UnsafeRawBufferPointer) in try disk.write(at: UInt64(i) * 4096, from: p) }
+                    try b.withUnsafeBytes { (p: UnsafeRawBufferPointer) in try disk.write(at: UInt64(offset(i)), from: p) }
                     try disk.flush()
                 } catch {
                     stopped.update { $0 = "\(error)" }
@@ -117,16 +126,41 @@ extension HostGuestProcessTests {
         let why = stopped.wait(timeoutNanoseconds: 60_000_000_000) { $0 }
         #expect(why != nil && why != "finished", "the writer saw the host go: \(why ?? "still running")")
         let count = acknowledged.withLock { $0 }
-        let fd = open(path, O_RDONLY)
-        defer { close(fd) }
-        var bad: [Int] = []
-        for i in 0..<count {
-            var got = [UInt8](repeating: 0, count: 4096)
-            let n = got.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4096, off_t(i) * 4096) }
-            if n != 4096 || got != block(i) { bad.append(i) }
-        }
         #expect(count >= 50)
-        #expect(bad.isEmpty, "acknowledged blocks missing after the kill: \(bad.prefix(10))")
+        /// The acknowledged blocks missing from `contents`.
+        func missing(_ contents: [UInt8]) -> [Int] {
+            guard contents.count == size else { return [-1] }
+            return (0..<count).filter { i in Array(contents[offset(i)..<(offset(i) + 4096)]) != block(i) }
+        }
+        if format == "raw" {
+            #expect(missing(readFile(path, count: size)) == [], "acknowledged blocks missing after the kill")
+            return
+        }
+        // The image as the kill left it: consistent as it stands, with a log to replay.
+        let qemu = access("/usr/bin/qemu-img", X_OK) == 0
+        let copy = f.directory.path + "/copy.vhdx"
+        #expect(try f.vmbus("check-dirty", ["image", "check", path]).wait(seconds: 60) == .exited(0))
+        _ = try ChildProcess("/bin/cp", [path, copy], directory: f.directory.path, name: "cp").wait(seconds: 60)
+        // Ours replays it (a writable open), then every acknowledged block reads back.
+        do {
+            let d = try VHDXBackend(path: path)
+            #expect(d.replayedLogEntries > 0)
+        }
+        let check = try f.image(["check", path])
+        #expect(!check.stdout.contains("log holds"), "replayed: \(check.stdout)")
+        let raw = f.directory.path + "/ours.raw"
+        _ = try f.image(["convert", path, raw])
+        #expect(missing(readFile(raw, count: size)) == [], "acknowledged blocks missing after our replay")
+        guard qemu else { return }
+        // qemu replays the copy's log by itself (check -r all opens it writable), finds it clean, and reads
+        // every acknowledged block: a foreign reader of our log.
+        let q = try ChildProcess("/usr/bin/qemu-img", ["check", "-r", "all", "-f", "vhdx", copy], directory: f.directory.path, name: "qemu-check")
+        #expect(q.wait(seconds: 60) == .exited(0), "qemu-img check: \(q.stdout) \(q.stderr)")
+        let q2 = try ChildProcess("/usr/bin/qemu-img", ["check", "-f", "vhdx", path], directory: f.directory.path, name: "qemu-check2")
+        #expect(q2.wait(seconds: 60) == .exited(0), "qemu-img check of our replayed image: \(q2.stdout) \(q2.stderr)")
+        let qraw = f.directory.path + "/qemu.raw"
+        let c = try ChildProcess("/usr/bin/qemu-img", ["convert", "-f", "vhdx", "-O", "raw", copy, qraw], directory: f.directory.path, name: "qemu-convert")
+        #expect(c.wait(seconds: 60) == .exited(0))
+        #expect(missing(readFile(qraw, count: size)) == [], "acknowledged blocks missing after qemu's replay")
     }
 }
-

@@ -34,7 +34,10 @@ func libvhdiContents(_ path: String) -> [UInt8]? {
     defer { try? FileManager.default.removeItem(atPath: mountPoint) }
     guard run(["vhdimount", path, mountPoint]) == 0 else { return nil }
     defer { if run(["fusermount3", "-u", mountPoint]) != 0 { _ = run(["fusermount", "-u", mountPoint]) } }
-    return FileManager.default.contents(atPath: mountPoint + "/vhdi1").map { Array($0) }
+    // A differencing image is mounted as its whole chain, vhdi1 (the base) to vhdiN (the image itself).
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint)) ?? []
+    let last = names.compactMap { $0.hasPrefix("vhdi") ? Int($0.dropFirst(4)) : nil }.max() ?? 1
+    return FileManager.default.contents(atPath: mountPoint + "/vhdi\(last)").map { Array($0) }
 }
 
 /// Writes `pattern`s at scattered offsets (across block boundaries, in the last block) to `disk` and to a
@@ -403,13 +406,36 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         }
     }
 
-    @Test(.enabled(if: vhdiinfo)) func libvhdiReadsOurDifferencingDisk() throws {
+    @Test(.enabled(if: vhdiinfo), arguments: [512, 4096] as [UInt32])
+    func libvhdiReadsOurDifferencingChain(_ sectorSize: UInt32) throws {
         let dir = TempDir()
-        let base = dir.file("base.vhdx"), child = dir.file("child.vhdx")
-        try VHDXBackend.create(path: base, size: 6 << 20, blockSize: 1 << 20)
-        try VHDXBackend.create(path: child, size: 0, type: .differencing, parent: base)
+        let base = dir.file("base.vhdx"), mid = dir.file("mid.vhdx"), child = dir.file("child.vhdx")
+        try VHDXBackend.create(path: base, size: 6 << 20, blockSize: 1 << 20, logicalSectorSize: sectorSize)
+        var expected = try scatterWrites(try VHDXBackend(path: base), seedBase: 30)
+        try VHDXBackend.create(path: mid, size: 0, type: .differencing, parent: base)
+        do {
+            let d = try VHDXBackend(path: mid)
+            let p = pattern(8192, seed: 7)
+            try d.write(p, at: (3 << 20) + 4096)
+            expected.replaceSubrange(((3 << 20) + 4096)..<((3 << 20) + 12288), with: p)
+        }
+        try VHDXBackend.create(path: child, size: 0, type: .differencing, blockSize: 1 << 20, parent: mid)
         let text = output(["vhdiinfo", child]) ?? ""
-        #expect(text.contains("Differential") || text.contains("Differencing") || text.contains("differencing"), "\(text)")
+        #expect(text.contains("Differential"), "vhdiinfo sees a differencing disk: \(text)")
+        do {
+            let d = try VHDXBackend(path: child)
+            let p = pattern(4096, seed: 9)
+            try d.write(p, at: 4096)
+            expected.replaceSubrange(4096..<8192, with: p)
+            // A hole in a block the parents hold, and a whole block unmapped over them.
+            try d.unmap(at: (3 << 20) + 8192, length: 4096)
+            try d.unmap(at: 1 << 20, length: 1 << 20)
+            expected.replaceSubrange(((3 << 20) + 8192)..<((3 << 20) + 12288), with: [UInt8](repeating: 0, count: 4096))
+            expected.replaceSubrange((1 << 20)..<(2 << 20), with: [UInt8](repeating: 0, count: 1 << 20))
+            #expect(difference(try d.read(6 << 20, at: 0), expected) == "", "we read what we wrote")
+        }
+        #expect(difference(libvhdiContents(child) ?? [], expected) == "", "libvhdi reads the child over its parents")
     }
 }
+
 
