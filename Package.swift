@@ -162,8 +162,8 @@ let package = Package(
         .testTarget(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
-        .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend", "VMBusWire"]),
-        .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend"]),
+        .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend", "VMBusWire", "VMBusTestSupport"]),
+        .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend", "VMBusTestSupport"]),
         .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),
         .testTarget(
             name: "VMBusStorVSPTests",

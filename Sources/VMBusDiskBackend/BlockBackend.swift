@@ -53,4 +53,14 @@ public protocol BlockBackend: AnyObject, Sendable {
     func unmap(at offset: UInt64, length: UInt64) throws(BackendError)
     /// The range reads back as zeros; with `unmap`, its space may be freed.
     func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(BackendError)
+    /// Leaves the image clean on stable storage, as a host that stops must: everything flushed, and an image
+    /// format's open state (a VHDX's live log) closed, so that other tools open it without a repair. Called once
+    /// no I/O is in flight; a later write opens the image again.
+    func closeCleanly() throws(BackendError)
+}
+
+extension BlockBackend {
+    public func closeCleanly() throws(BackendError) {
+        if !info.isReadOnly { try flush() }
+    }
 }

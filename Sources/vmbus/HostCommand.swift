@@ -76,6 +76,7 @@ struct HostCommand: ParsableCommand {
         while signals.wait(timeoutNanoseconds: 1_000_000_000) == nil {}
         control.stop()
         listener.stop()
+        for failure in disks.close() { logger.error("closing \(failure)") }
         print("vmbus host: stopped")
     }
 }

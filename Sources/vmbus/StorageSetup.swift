@@ -113,6 +113,14 @@ final class HostDiskSet: @unchecked Sendable {
         state.withLock { s in for p in providers { s.controllers[ObjectIdentifier(p)] = nil } }
     }
 
+    /// Every disk left clean (flushed; a VHDX's log closed), once the partitions are gone: a host that stops
+    /// leaves images other tools open without a repair. Returns what failed.
+    func close() -> [String] {
+        disks.compactMap { d in
+            do { try d.backend.closeCleanly(); return nil } catch { return "\(d.spec.path): \(error)" }
+        }
+    }
+
     // MARK: Control commands
 
     /// `disk list`, `disk attach SPEC`, `disk detach LUN`.

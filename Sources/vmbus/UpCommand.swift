@@ -85,6 +85,7 @@ struct UpCommand: ParsableCommand {
         control.stop()
         let unloaded = system.guest.disconnect()
         system.host.stop()
+        for failure in disks.close() { print("closing \(failure)") }
         guard unloaded else { fail("stopped, but the host never answered UNLOAD") }
         print("stopped cleanly")
     }

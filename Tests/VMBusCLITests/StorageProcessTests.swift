@@ -81,6 +81,34 @@ extension HostGuestProcessTests {
         #expect(failures.withLock { $0 } == [])
     }
 
+    /// A host that stops (SIGTERM) leaves its VHDX clean: no log to replay, so qemu opens it read-only.
+    @Test func aHostThatStopsLeavesItsVHDXCleanForOtherTools() throws {
+        let f = try Fixture()
+        defer { f.directory.remove() }
+        let path = f.directory.path + "/d.vhdx"
+        let host = try f.host("host", ["--echo", "0", "--disk", path + ",size=64M"])
+        defer { host.kill9() }
+        do {
+            let guest = try StorageGuest(f)
+            let disk = try guest.disk()
+            for i in 0..<8 {
+                let b = [UInt8](repeating: UInt8(i + 1), count: 4096)
+                try b.withUnsafeBytes { (p: UnsafeRawBufferPointer) in try disk.write(at: UInt64(i) << 20, from: p) }
+            }
+            try disk.flush()
+            #expect(try f.image(["check", path]).stdout.contains("log holds"), "a live log while the host runs")
+            guest.bus.disconnect()
+        }
+        host.signal(SIGTERM)
+        #expect(host.wait(seconds: 30) == .exited(0))
+        let check = try f.image(["check", path])
+        #expect(!check.stdout.contains("log holds"), "closed cleanly: \(check.stdout)")
+        if access("/usr/bin/qemu-img", X_OK) == 0 {
+            let q = try ChildProcess("/usr/bin/qemu-img", ["check", "-f", "vhdx", path], directory: f.directory.path, name: "qemu-check")
+            #expect(q.wait(seconds: 60) == .exited(0), "qemu opens it read-only: \(q.stdout) \(q.stderr)")
+        }
+    }
+
     /// Write + flush in a loop, the host killed with SIGKILL in the middle: every block whose flush was
     /// acknowledged is in the image. (A SIGKILL keeps the page cache, so this proves the ordering of
     /// acknowledgement after the write reached the backend; fdatasync before the completion is what carries it to

@@ -1,20 +1,10 @@
 import Foundation
 import Glibc
 import Testing
+import VMBusTestSupport
 import VMBusDiskBackend
 
-/// Runs a command; returns its exit status (127 when it cannot be started).
-func run(_ arguments: [String]) -> Int32 {
-    var pid: pid_t = 0
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    guard posix_spawnp(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return 127 }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-}
-
-let qemuImg: Bool = run(["qemu-img", "--version"]) == 0
+let qemuImg: Bool = runTool(["qemu-img", "--version"]) == 0
 
 extension BlockBackend {
     func write(_ bytes: [UInt8], at offset: UInt64) throws {
@@ -28,8 +18,6 @@ extension BlockBackend {
         return s.bytes
     }
 }
-
-func fileBytes(_ path: String) -> [UInt8] { (FileManager.default.contents(atPath: path).map { Array($0) }) ?? [] }
 
 @Suite struct VHDBackendTests {
     @Test(arguments: [VHDBackend.CreateType.fixed, .dynamic])
@@ -116,10 +104,10 @@ func fileBytes(_ path: String) -> [UInt8] { (FileManager.default.contents(atPath
     func imagesQemuWritesReadBackByteIdentical(_ subformat: String) throws {
         let dir = TempDir()
         let path = dir.file("q.vhd"), raw = dir.file("q.raw")
-        #expect(run(["qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=\(subformat),force_size=on", path, "12M"]) == 0)
-        #expect(run(["qemu-io", "-f", "vpc", "-c", "write -P 0xAB 1M 64k", "-c", "write -P 0x5C 9437184 8192",
+        #expect(runTool(["qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=\(subformat),force_size=on", path, "12M"]) == 0)
+        #expect(runTool(["qemu-io", "-f", "vpc", "-c", "write -P 0xAB 1M 64k", "-c", "write -P 0x5C 9437184 8192",
                      "-c", "write -P 0x01 0 512", path]) == 0)
-        #expect(run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", path, raw]) == 0)
+        #expect(runTool(["qemu-img", "convert", "-f", "vpc", "-O", "raw", path, raw]) == 0)
         let expected = fileBytes(raw)
         let d = try VHDBackend(path: path, readOnly: true)
         #expect(d.info.capacity == 12 << 20)
@@ -142,9 +130,9 @@ func fileBytes(_ path: String) -> [UInt8] { (FileManager.default.contents(atPath
             }
             try d.flush()
         }
-        #expect(run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", path, raw]) == 0)
+        #expect(runTool(["qemu-img", "convert", "-f", "vpc", "-O", "raw", path, raw]) == 0)
         #expect(fileBytes(raw) == expected, "qemu-img reads what we wrote")
-        let check = run(["qemu-img", "compare", "-q", "-f", "vpc", "-F", "raw", path, raw])
+        let check = runTool(["qemu-img", "compare", "-q", "-f", "vpc", "-F", "raw", path, raw])
         #expect(check == 0)
     }
 }

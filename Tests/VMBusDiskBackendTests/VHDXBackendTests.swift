@@ -1,44 +1,11 @@
 import Foundation
 import Glibc
 import Testing
+import VMBusTestSupport
 @testable import VMBusDiskBackend
 import VMBusWire
 
-let vhdiinfo: Bool = run(["vhdiinfo", "-V"]) == 0
-
-/// Runs a command and returns its standard output (nil when it fails).
-func output(_ arguments: [String]) -> String? {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = arguments
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return nil }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
-}
-
-/// Where two byte arrays first differ ("" when equal): keeps failure messages short.
-func difference(_ a: [UInt8], _ b: [UInt8]) -> String {
-    guard a.count == b.count else { return "\(a.count) bytes against \(b.count)" }
-    guard let i = a.indices.first(where: { a[$0] != b[$0] }) else { return "" }
-    return "first difference at byte \(i): \(a[i]) against \(b[i])"
-}
-
-/// Reads the virtual disk of a VHD or VHDX through libvhdi's vhdimount (FUSE), a second, foreign reader.
-func libvhdiContents(_ path: String) -> [UInt8]? {
-    let mountPoint = NSTemporaryDirectory() + "vhdimount-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    guard (try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)) != nil else { return nil }
-    defer { try? FileManager.default.removeItem(atPath: mountPoint) }
-    guard run(["vhdimount", path, mountPoint]) == 0 else { return nil }
-    defer { if run(["fusermount3", "-u", mountPoint]) != 0 { _ = run(["fusermount", "-u", mountPoint]) } }
-    // A differencing image is mounted as its whole chain, vhdi1 (the base) to vhdiN (the image itself).
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint)) ?? []
-    let last = names.compactMap { $0.hasPrefix("vhdi") ? Int($0.dropFirst(4)) : nil }.max() ?? 1
-    return FileManager.default.contents(atPath: mountPoint + "/vhdi\(last)").map { Array($0) }
-}
+let vhdiinfo: Bool = runTool(["vhdiinfo", "-V"]) == 0
 
 /// Writes `pattern`s at scattered offsets (across block boundaries, in the last block) to `disk` and to a
 /// shadow copy; returns the shadow.
@@ -76,7 +43,7 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         }
         let d = try VHDXBackend(path: path, readOnly: true)
         #expect(d.header.logGUID == .zero, "a clean close leaves nothing to replay")
-        #expect(difference(try d.read(9 << 20, at: 0), expected) == "")
+        #expect(byteDifference(try d.read(9 << 20, at: 0), expected) == "")
         if type == .dynamic { #expect(allocatedBytes(path) < 12 << 20, "only written blocks take space") }
     }
 
@@ -132,7 +99,7 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         var expected = pattern(4 << 20, seed: 9)
         expected.replaceSubrange((1 << 20)..<(3 << 20), with: [UInt8](repeating: 0, count: 2 << 20))
         expected.replaceSubrange(4096..<8192, with: [UInt8](repeating: 0, count: 4096))
-        #expect(difference(try d.read(4 << 20, at: 0), expected) == "")
+        #expect(byteDifference(try d.read(4 << 20, at: 0), expected) == "")
         // A freed block is allocated again on the next write.
         try d.write(pattern(4096, seed: 1), at: 1 << 20)
         #expect(try d.read(4096, at: 1 << 20) == pattern(4096, seed: 1))
@@ -155,7 +122,7 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
             #expect(throws: BackendError.self) { try d.write(pattern(4096, seed: 2), at: 3 << 20) }
             // A crash: the file is left as it is, without the clean close.
             let copy = dir.file("crashed.vhdx")
-            #expect(run(["cp", "--sparse=always", path, copy]) == 0)
+            #expect(runTool(["cp", "--sparse=always", path, copy]) == 0)
         }
         let crashed = dir.file("crashed.vhdx")
         // Once its entry is in the log (flushed or not: the copy holds it), the allocation is replayed; before,
@@ -170,9 +137,9 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         #expect(d.replayedLogEntries == 1)
         #expect(try d.read(4096, at: 0) == pattern(4096, seed: 1))
         let block3 = try d.read(4096, at: 3 << 20)
-        #expect(difference(block3, newVisible ? pattern(4096, seed: 2) : [UInt8](repeating: 0, count: 4096)) == "")
+        #expect(byteDifference(block3, newVisible ? pattern(4096, seed: 2) : [UInt8](repeating: 0, count: 4096)) == "")
         #expect(d.presentBlocks == (newVisible ? 2 : 1))
-        if qemuImg { #expect(run(["qemu-img", "check", "-q", "-f", "vhdx", crashed]) == 0) }
+        if qemuImg { #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", crashed]) == 0) }
     }
 
     @Test func logEntriesRoundTripAndTornEntriesAreIgnored() throws {
@@ -303,17 +270,17 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
             paths.append(child)
             let d = try VHDXBackend(path: child)
             #expect(d.chain.count == level)
-            #expect(difference(try d.read(8 << 20, at: 0), expected) == "", "level \(level) reads through its parents")
+            #expect(byteDifference(try d.read(8 << 20, at: 0), expected) == "", "level \(level) reads through its parents")
             let p = pattern(1024, seed: UInt8(level))
             let at = level * (1 << 20) + 512
             try d.write(p, at: UInt64(at))
             expected.replaceSubrange(at..<(at + 1024), with: p)
             try d.unmap(at: 7 << 20, length: 1 << 20)
             expected.replaceSubrange((7 << 20)..<(8 << 20), with: [UInt8](repeating: 0, count: 1 << 20))
-            #expect(difference(try d.read(8 << 20, at: 0), expected) == "")
+            #expect(byteDifference(try d.read(8 << 20, at: 0), expected) == "")
         }
         let top = try VHDXBackend(path: paths.last!, readOnly: true)
-        #expect(difference(try top.read(8 << 20, at: 0), expected) == "")
+        #expect(byteDifference(try top.read(8 << 20, at: 0), expected) == "")
         if depth == 1 {
             // A parent changed after its child was made is refused.
             do {
@@ -356,24 +323,24 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
     func imagesQemuWritesReadBackByteIdentical(_ subformat: String, _ blockSize: String) throws {
         let dir = TempDir()
         let path = dir.file("q.vhdx"), raw = dir.file("q.raw")
-        #expect(run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "subformat=\(subformat),block_size=\(blockSize)", path, "40M"]) == 0)
-        #expect(run(["qemu-io", "-f", "vhdx", "-c", "write -P 0xAB 1M 64k", "-c", "write -P 0x5C 9437184 8192",
+        #expect(runTool(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "subformat=\(subformat),block_size=\(blockSize)", path, "40M"]) == 0)
+        #expect(runTool(["qemu-io", "-f", "vhdx", "-c", "write -P 0xAB 1M 64k", "-c", "write -P 0x5C 9437184 8192",
                      "-c", "write -P 0x01 0 512", "-c", "write -P 0x77 41418752 512", path]) == 0)
-        #expect(run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
+        #expect(runTool(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
         let expected = fileBytes(raw)
         let d = try VHDXBackend(path: path, readOnly: true)
         #expect(d.info.capacity == 40 << 20)
-        #expect(difference(try d.read(40 << 20, at: 0), expected) == "")
+        #expect(byteDifference(try d.read(40 << 20, at: 0), expected) == "")
         // And written by us, then checked by qemu.
         do {
             let w = try VHDXBackend(path: path)
             try w.write(pattern(65536, seed: 4), at: 20 << 20)
         }
-        #expect(run(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0)
-        #expect(run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
+        #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0)
+        #expect(runTool(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
         var after = expected
         after.replaceSubrange((20 << 20)..<((20 << 20) + 65536), with: pattern(65536, seed: 4))
-        #expect(difference(fileBytes(raw), after) == "")
+        #expect(byteDifference(fileBytes(raw), after) == "")
     }
 
     @Test(.enabled(if: qemuImg || vhdiinfo), arguments: [(VHDXBackend.CreateType.dynamic, UInt32(512), UInt32(1 << 20)),
@@ -393,17 +360,36 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         withUnmap.replaceSubrange(0..<cut, with: [UInt8](repeating: 0, count: cut))
         // qemu reads VHDX with 512-byte logical sectors only ("Operation not supported" otherwise).
         if sector == 512 {
-            #expect(run(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0)
-            #expect(run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
-            #expect(difference(fileBytes(raw), withUnmap) == "", "qemu-img reads what we wrote")
-            #expect(run(["qemu-img", "compare", "-q", "-f", "vhdx", "-F", "raw", path, raw]) == 0)
+            #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0)
+            #expect(runTool(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", path, raw]) == 0)
+            #expect(byteDifference(fileBytes(raw), withUnmap) == "", "qemu-img reads what we wrote")
+            #expect(runTool(["qemu-img", "compare", "-q", "-f", "vhdx", "-F", "raw", path, raw]) == 0)
         }
         if vhdiinfo {
-            #expect(difference(libvhdiContents(path) ?? [], withUnmap) == "", "libvhdi reads what we wrote")
-            let text = output(["vhdiinfo", path]) ?? ""
+            #expect(byteDifference(libvhdiContents(path) ?? [], withUnmap) == "", "libvhdi reads what we wrote")
+            let text = toolOutput(["vhdiinfo", path]) ?? ""
             #expect(text.contains("VHDX"), "libvhdi reads our headers")
             #expect(text.contains("10485760") || text.contains("10 MiB"), "libvhdi reads our size: \(text)")
         }
+    }
+
+    @Test(.enabled(if: qemuImg)) func aCleanCloseLeavesNoLogToReplayAndALaterWriteReopensIt() throws {
+        let dir = TempDir()
+        let path = dir.file("c.vhdx")
+        try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
+        let d = try VHDXBackend(path: path)
+        try d.write(pattern(4096, seed: 1), at: 3 << 20)
+        // Open and written: qemu refuses a read-only open of the live log.
+        #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", path]) != 0)
+        try d.closeCleanly()
+        #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0, "closed cleanly, still open")
+        #expect(try VHDXBackend(path: path, readOnly: true, replayLog: false).pendingLogEntries == 0)
+        try d.write(pattern(4096, seed: 2), at: 5 << 20)
+        #expect(try VHDXBackend(path: path, readOnly: true, replayLog: false).pendingLogEntries > 0, "written again: a new session")
+        try d.closeCleanly()
+        let r = try VHDXBackend(path: path, readOnly: true)
+        #expect(try r.read(4096, at: 3 << 20) == pattern(4096, seed: 1))
+        #expect(try r.read(4096, at: 5 << 20) == pattern(4096, seed: 2))
     }
 
     @Test(.enabled(if: vhdiinfo), arguments: [512, 4096] as [UInt32])
@@ -420,7 +406,7 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
             expected.replaceSubrange(((3 << 20) + 4096)..<((3 << 20) + 12288), with: p)
         }
         try VHDXBackend.create(path: child, size: 0, type: .differencing, blockSize: 1 << 20, parent: mid)
-        let text = output(["vhdiinfo", child]) ?? ""
+        let text = toolOutput(["vhdiinfo", child]) ?? ""
         #expect(text.contains("Differential"), "vhdiinfo sees a differencing disk: \(text)")
         do {
             let d = try VHDXBackend(path: child)
@@ -432,10 +418,9 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
             try d.unmap(at: 1 << 20, length: 1 << 20)
             expected.replaceSubrange(((3 << 20) + 8192)..<((3 << 20) + 12288), with: [UInt8](repeating: 0, count: 4096))
             expected.replaceSubrange((1 << 20)..<(2 << 20), with: [UInt8](repeating: 0, count: 1 << 20))
-            #expect(difference(try d.read(6 << 20, at: 0), expected) == "", "we read what we wrote")
+            #expect(byteDifference(try d.read(6 << 20, at: 0), expected) == "", "we read what we wrote")
         }
-        #expect(difference(libvhdiContents(child) ?? [], expected) == "", "libvhdi reads the child over its parents")
+        #expect(byteDifference(libvhdiContents(child) ?? [], expected) == "", "libvhdi reads the child over its parents")
     }
 }
-
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VMBusTestSupport
 import VMBusDiskBackend
 import VMBusNBD
 
@@ -21,18 +22,6 @@ final class Server {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
     }
-}
-
-func tool(_ name: String) -> Bool { access("/usr/bin/\(name)", X_OK) == 0 || access("/usr/sbin/\(name)", X_OK) == 0 }
-
-func shell(_ arguments: [String]) -> Int32 {
-    var pid: pid_t = 0
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    guard posix_spawnp(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return 127 }
-    var status: Int32 = 0
-    waitpid(pid, &status, 0)
-    return (status >> 8) & 0xFF
 }
 
 final class Buffers {
@@ -62,7 +51,7 @@ struct NBDBackendTests {
         #expect(NBDBackend.uri(forDiskPath: "/a/file") == nil)
     }
 
-    @Test(.enabled(if: tool("nbdkit"))) func parallelIOAgainstNbdkitAndAReconnect() throws {
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func parallelIOAgainstNbdkitAndAReconnect() throws {
         let socket = dir + "/k.sock"
         guard let server = Server(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket) else { return }
         var restarted: Server?
@@ -95,9 +84,9 @@ struct NBDBackendTests {
         #expect(ok, "the disk reconnects when the server returns")
     }
 
-    @Test(.enabled(if: tool("qemu-nbd") && tool("qemu-img"))) func aQcow2ImageServedByQemuNbd() throws {
+    @Test(.enabled(if: toolInstalled("qemu-nbd") && toolInstalled("qemu-img"))) func aQcow2ImageServedByQemuNbd() throws {
         let image = dir + "/q.qcow2", socket = dir + "/q.sock", raw = dir + "/q.raw"
-        #expect(shell(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"]) == 0)
+        #expect(runTool(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"]) == 0)
         guard let server = Server(["qemu-nbd", "-f", "qcow2", "-k", socket, "-x", "disk", "-e", "8", "-t", image], socket: socket)
         else { return }
         var expected = [UInt8](repeating: 0, count: 16 << 20)
@@ -113,7 +102,7 @@ struct NBDBackendTests {
             }
             try disk.flush()
         }
-        #expect(shell(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", image, raw]) == 0)
+        #expect(runTool(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", image, raw]) == 0)
         #expect((FileManager.default.contents(atPath: raw).map { Array($0) }) == expected, "qemu-img reads in the qcow2 what we wrote through NBD")
     }
 }

@@ -137,15 +137,20 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
     }
 
     deinit {
-        // A clean close: everything on disk, and a log with nothing to replay.
-        writer.withLock { w in
-            guard w.log != nil else { return }
-            do throws(BackendError) {
-                try syncData(fd: fd)
-                try Self.updateHeaders(fd: fd, &w.header, &w.slot) { $0.logGUID = .zero }
-            } catch {}
-        }
+        try? closeCleanly()
         close(fd)
+    }
+
+    /// A clean close: everything on disk, then the headers' log GUID cleared, so that the log holds nothing to
+    /// replay and qemu opens the image read-only. The next write begins a new session.
+    public func closeCleanly() throws(BackendError) {
+        try writer.withLock { (w: inout Writer) throws(BackendError) in
+            guard w.log != nil else { return }
+            try syncData(fd: fd)
+            try Self.updateHeaders(fd: fd, &w.header, &w.slot) { $0.logGUID = .zero }
+            w.log = nil
+            bat.withLock { $0.writing = false }
+        }
     }
 
     /// The valid header with the higher sequence number, and its slot. Two valid headers with one number must

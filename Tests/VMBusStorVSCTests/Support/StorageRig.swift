@@ -9,7 +9,7 @@ import VMBusStorVSP
 import VMBusTestSupport
 import VMBusTransport
 
-/// StorVSC → VMBus → StorVSP → RAM disks, in one process.
+/// StorVSC → VMBus → StorVSP → RAM disks (or the given `images`), in one process.
 struct StorageRig {
     let system: InProcessSystem
     let vsp: StorVSP
@@ -18,7 +18,7 @@ struct StorageRig {
 
     init(kind: StorageControllerKind = .scsi, luns: [Int: UInt64] = [0: 16 << 20], readOnly: Set<Int> = [],
          hostVersions: Set<StorageProtocolVersion> = Set(StorageProtocolVersion.all), maxSubchannels: Int = 2,
-         hostMaxTransfer: Int = 512 * 1024, configure: (inout StorVSCController.Configuration) -> Void = { _ in }) throws {
+         hostMaxTransfer: Int = 512 * 1024, images: [Int: any BlockBackend] = [:], configure: (inout StorVSCController.Configuration) -> Void = { _ in }) throws {
         system = try InProcessSystem(memoryPages: 16384)
         let instance = kind == .ide ? IDELocation.instanceID(channel: 0, device: 1) : InProcessSystem.instanceID(9)
         vsp = StorVSP(kind: kind, instanceID: instance, maxSubchannels: maxSubchannels, maxTransferBytes: hostMaxTransfer,
@@ -28,6 +28,9 @@ struct StorageRig {
             let b = MemoryBackend(capacity: size, readOnly: readOnly.contains(lun))
             backends[lun] = b
             vsp.luns.attach(SCSIDisk(backend: b, serialNumber: "disk\(lun)", identifier: UInt64(lun + 1)), at: lun)
+        }
+        for (lun, image) in images {
+            vsp.luns.attach(SCSIDisk(backend: image, serialNumber: "image\(lun)", identifier: UInt64(lun + 1)), at: lun)
         }
         self.backends = backends
         system.host.addDevice(vsp)
