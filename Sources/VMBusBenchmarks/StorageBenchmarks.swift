@@ -110,11 +110,12 @@ enum StorageBenchmarks {
         let system: InProcessSystem
         let controller: StorVSCController
         let disk: StorVSCDisk
-        let path: String
-        init(path: String) throws {
-            self.path = path
+        /// The stack over the raw file at `path`.
+        convenience init(path: String) throws {
+            try self.init(backend: try RawFileBackend(path: path))
+        }
+        init(backend: any BlockBackend) throws {
             system = try InProcessSystem(memoryPages: 65536, logLevel: .critical, sintSpinNanoseconds: ProcessEnv.sintSpin)
-            let backend = try RawFileBackend(path: path)
             let vsp = StorVSP(kind: .scsi, instanceID: InProcessSystem.instanceID(2), maxSubchannels: 4,
                           maxTransferBytes: ProcessEnv.maxTransfer, ioThreads: ProcessEnv.ioThreads)
             vsp.luns.attach(SCSIDisk(backend: backend, serialNumber: "bench", identifier: 1), at: 0)
@@ -240,6 +241,8 @@ enum ProcessEnv {
     static var sintSpin: UInt64 {
         getenv("VMBUS_BENCH_SINT_SPIN_NS").flatMap { UInt64(String(cString: $0)) } ?? ChannelWorker.spinNanoseconds
     }
+    /// `VMBUS_BENCH_NBD_CONNECTIONS`: connections of the NBD backend. Default 4 (the backend's default).
+    static var nbdConnections: Int { getenv("VMBUS_BENCH_NBD_CONNECTIONS").flatMap { Int(String(cString: $0)) } ?? 4 }
     /// `VMBUS_BENCH_SUBCHANNELS`: sub-channels StorVSC asks for. Default 1.
     static var subchannels: Int { getenv("VMBUS_BENCH_SUBCHANNELS").flatMap { Int(String(cString: $0)) } ?? 1 }
 }

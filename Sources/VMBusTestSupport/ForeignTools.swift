@@ -99,3 +99,24 @@ public func libvhdiContents(_ path: String) -> [UInt8]? {
     guard last > 0 else { return nil }
     return fileBytes(mountPoint + "/vhdi\(last)")
 }
+
+/// A server a test or benchmark runs (qemu-nbd, nbdkit), killed by ``stop()`` and, through setpriv's
+/// `--pdeathsig`, with this process if it dies first.
+public final class ToolServer: @unchecked Sendable {
+    public let pid: pid_t
+    /// Starts `arguments`; with `socket`, waits (up to 5 s) until that path exists.
+    public init?(_ arguments: [String], socket: String? = nil) {
+        let command = access("/usr/bin/setpriv", X_OK) == 0 ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + arguments : arguments
+        var pid: pid_t = 0
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawnp(&pid, command[0], nil, nil, argv, environ) == 0 else { return nil }
+        self.pid = pid
+        if let socket { for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) } }
+    }
+    public func stop() {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+}

@@ -5,25 +5,6 @@ import VMBusTestSupport
 import VMBusDiskBackend
 import VMBusNBD
 
-/// A server process for the test's length (dies with the test runner: setpriv --pdeathsig).
-final class Server {
-    let pid: pid_t
-    init?(_ arguments: [String], socket: String) {
-        var pid: pid_t = 0
-        let command = access("/usr/bin/setpriv", X_OK) == 0 ? ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + arguments : arguments
-        let argv = command.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard posix_spawnp(&pid, command[0], nil, nil, argv, environ) == 0 else { return nil }
-        self.pid = pid
-        for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) }
-    }
-    func stop() {
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-    }
-}
-
 final class Buffers {
     let buffer: UnsafeMutableRawBufferPointer
     let vector = IOVector(capacity: 1)
@@ -53,8 +34,8 @@ struct NBDBackendTests {
 
     @Test(.enabled(if: toolInstalled("nbdkit"))) func parallelIOAgainstNbdkitAndAReconnect() throws {
         let socket = dir + "/k.sock"
-        guard let server = Server(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket) else { return }
-        var restarted: Server?
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket) else { return }
+        var restarted: ToolServer?
         defer { server.stop(); restarted?.stop() }
         let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)")
         #expect(disk.info.capacity == 64 << 20)
@@ -78,7 +59,7 @@ struct NBDBackendTests {
             return true
         }
         unlink(socket)
-        restarted = Server(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket)
+        restarted = ToolServer(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket)
         var ok = false
         for _ in 0..<8 where !ok { ok = (try? disk.read(at: 0, length: 4096, into: b.vector)) != nil }
         #expect(ok, "the disk reconnects when the server returns")
@@ -87,7 +68,7 @@ struct NBDBackendTests {
     @Test(.enabled(if: toolInstalled("qemu-nbd") && toolInstalled("qemu-img"))) func aQcow2ImageServedByQemuNbd() throws {
         let image = dir + "/q.qcow2", socket = dir + "/q.sock", raw = dir + "/q.raw"
         #expect(runTool(["qemu-img", "create", "-q", "-f", "qcow2", image, "16M"]) == 0)
-        guard let server = Server(["qemu-nbd", "-f", "qcow2", "-k", socket, "-x", "disk", "-e", "8", "-t", image], socket: socket)
+        guard let server = ToolServer(["qemu-nbd", "-f", "qcow2", "-k", socket, "-x", "disk", "-e", "8", "-t", image], socket: socket)
         else { return }
         var expected = [UInt8](repeating: 0, count: 16 << 20)
         do {
