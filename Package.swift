@@ -79,6 +79,9 @@ let package = Package(
             ], swiftSettings: safeSettings),
         // The storage protocol (VSTOR packets, SRBs, versions, status codes), shared by StorVSC and StorVSP.
         .target(name: "VMBusStorageProtocol", dependencies: ["VMBusWire", "VMBusProtocol"], swiftSettings: safeSettings),
+        // The network protocol (NVSP messages, RNDIS messages, per-packet info, OIDs and NDIS offload/RSS
+        // structures), shared by NetVSC and NetVSP. No I/O.
+        .target(name: "VMBusNetProtocol", dependencies: ["VMBusWire"], swiftSettings: safeSettings),
         // Disk backends behind the SCSI target: the interface, raw files, a RAM disk (image formats follow).
         .target(name: "VMBusDiskBackend", dependencies: ["CVMBusShims", "VMBusSync", "VMBusWire"]),
         // SCSI wire formats shared by both sides: opcodes, sense data, CDBs. No I/O.
@@ -162,6 +165,7 @@ let package = Package(
         .testTarget(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
+        .testTarget(name: "VMBusNetProtocolTests", dependencies: ["VMBusNetProtocol", "VMBusWire", "VMBusLayoutTesting"]),
         .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend", "VMBusWire", "VMBusTestSupport"]),
         .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend", "VMBusTestSupport"]),
         .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),

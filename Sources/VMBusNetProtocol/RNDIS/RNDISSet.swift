@@ -1,0 +1,65 @@
+import VMBusWire
+
+/// `struct rndis_set_request`: a write of one OID, its value in `info_buf[]` right after the fixed fields.
+public struct RNDISSetRequest: WireDecodable, WireEncodable, Equatable, Sendable {
+    public static let cName = "rndis_set_request"
+    public static let wireSize = 20
+
+    public var requestID: UInt32
+    public var oid: RNDISOID
+    public var deviceVCHandle: UInt32
+    public var infoBuffer: [UInt8]
+
+    public init(requestID: UInt32, oid: RNDISOID, infoBuffer: [UInt8], deviceVCHandle: UInt32 = 0) {
+        self.requestID = requestID
+        self.oid = oid
+        self.infoBuffer = infoBuffer
+        self.deviceVCHandle = deviceVCHandle
+    }
+
+    /// Decodes from the message body, which runs to the end of `r`.
+    public init(from r: inout WireReader) throws(WireError) {
+        let body = try r.readSubReader(r.remaining)
+        var b = body
+        requestID = try b.readUInt32()
+        oid = RNDISOID(rawValue: try b.readUInt32())
+        let length = try b.readUInt32()
+        let offset = try b.readUInt32()
+        deviceVCHandle = try b.readUInt32()
+        infoBuffer = try RNDISInfoBuffer.read(body, offset: offset, length: length, fixedSize: Self.wireSize,
+                                             field: "info_buf_offset")
+    }
+
+    public func encode(into w: inout WireWriter) {
+        w.writeUInt32(requestID)
+        w.writeUInt32(oid.rawValue)
+        w.writeUInt32(UInt32(truncatingIfNeeded: infoBuffer.count))
+        w.writeUInt32(UInt32(Self.wireSize))
+        w.writeUInt32(deviceVCHandle)
+        w.writeBytes(infoBuffer)
+    }
+}
+
+/// `struct rndis_set_complete`
+public struct RNDISSetComplete: WireCodable, Equatable, Sendable {
+    public static let cName = "rndis_set_complete"
+    public static let wireSize = 8
+
+    public var requestID: UInt32
+    public var status: RNDISStatus
+
+    public init(requestID: UInt32, status: RNDISStatus) {
+        self.requestID = requestID
+        self.status = status
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        requestID = try r.readUInt32()
+        status = RNDISStatus(rawValue: try r.readUInt32())
+    }
+
+    public func encode(into w: inout WireWriter) {
+        w.writeUInt32(requestID)
+        w.writeUInt32(status.rawValue)
+    }
+}
