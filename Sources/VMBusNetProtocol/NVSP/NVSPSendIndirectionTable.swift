@@ -3,7 +3,7 @@ import VMBusWire
 /// `struct nvsp_5_send_indirect_table` and the table it points at: host → guest, for each of the
 /// `VRSS_SEND_TAB_SIZE` (16) transmit hash buckets the channel index the guest should send on. `offset` is
 /// from the start of the NVSP message; Linux never completes the message.
-public struct NVSPSendIndirectionTable: Equatable, Sendable {
+public struct NVSPSendIndirectionTable: WireEncodable, Equatable, Sendable {
     public static let cName = "nvsp_5_send_indirect_table"
     /// count and offset.
     public static let wireSize = 8

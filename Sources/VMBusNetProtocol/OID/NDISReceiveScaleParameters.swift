@@ -4,7 +4,7 @@ import VMBusWire
 /// The indirection table (u32 channel indices; `indirect_tabsize` counts bytes) and the hash key lie at the
 /// offsets the struct declares, counted from its start. Linux puts the table right after the 40 bytes and the
 /// 40-byte key after the table, and sends the OID twice: once with DISABLE_RSS, then enabled.
-public struct NDISReceiveScaleParameters: Equatable, Sendable {
+public struct NDISReceiveScaleParameters: WireDecodable, WireEncodable, Equatable, Sendable {
     public static let cName = "ndis_recv_scale_param"
     /// The fixed part.
     public static let wireSize = 40

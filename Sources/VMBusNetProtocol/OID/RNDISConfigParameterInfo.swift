@@ -3,7 +3,7 @@ import VMBusWire
 /// `struct rndis_config_parameter_info` and its name and value: the value of SET
 /// OID_GEN_RNDIS_CONFIG_PARAMETER. Linux changes the MAC address with it: name "NetworkAddress", a string
 /// value of 12 hex digits, both UTF-16LE and placed right after the struct, the name first.
-public struct RNDISConfigParameterInfo: Equatable, Sendable {
+public struct RNDISConfigParameterInfo: WireDecodable, WireEncodable, Equatable, Sendable {
     public static let cName = "rndis_config_parameter_info"
     public static let wireSize = 20
     /// `RNDIS_CONFIG_PARAM_TYPE_INTEGER`

@@ -1,5 +1,7 @@
+import VMBusWire
+
 /// `struct ndis_pkt_8021q_info`: the VLAN tag, carried beside the frame instead of in it.
-public struct NDISPacket8021QInfo: Hashable, Sendable {
+public struct NDISPacket8021QInfo: WireCodable, Hashable, Sendable {
     public static let cName = "ndis_pkt_8021q_info"
     public static let wireSize = 4
 
@@ -7,6 +9,9 @@ public struct NDISPacket8021QInfo: Hashable, Sendable {
     public var value: UInt32
 
     public init(value: UInt32 = 0) { self.value = value }
+
+    public init(from r: inout WireReader) throws(WireError) { value = try r.readUInt32() }
+    public func encode(into w: inout WireWriter) { w.writeUInt32(value) }
 
     public init(priority: UInt32, cfi: Bool = false, vlanID: UInt32) {
         value = 0

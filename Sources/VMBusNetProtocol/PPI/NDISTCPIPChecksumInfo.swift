@@ -1,6 +1,8 @@
+import VMBusWire
+
 /// `struct ndis_tcp_ip_checksum_info`: one u32 whose bits mean one thing on transmit (what the guest leaves
 /// the host to compute) and another on receive (what the host verified).
-public struct NDISTCPIPChecksumInfo: Hashable, Sendable {
+public struct NDISTCPIPChecksumInfo: WireCodable, Hashable, Sendable {
     public static let cName = "ndis_tcp_ip_checksum_info"
     public static let wireSize = 4
 
@@ -8,6 +10,9 @@ public struct NDISTCPIPChecksumInfo: Hashable, Sendable {
     public var value: UInt32
 
     public init(value: UInt32 = 0) { self.value = value }
+
+    public init(from r: inout WireReader) throws(WireError) { value = try r.readUInt32() }
+    public func encode(into w: inout WireWriter) { w.writeUInt32(value) }
 
     // Transmit (`transmit.*`).
     /// `transmit.is_ipv4`

@@ -1,6 +1,8 @@
+import VMBusWire
+
 /// `struct ndis_tcp_lso_info`: the large-send PPI. Linux sends only the LSOv2 transmit form (type 1, with the
 /// TCP pseudo-header checksum already in the frame).
-public struct NDISTCPLSOInfo: Hashable, Sendable {
+public struct NDISTCPLSOInfo: WireCodable, Hashable, Sendable {
     public static let cName = "ndis_tcp_lso_info"
     public static let wireSize = 4
     /// `NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE`
@@ -13,6 +15,9 @@ public struct NDISTCPLSOInfo: Hashable, Sendable {
     public var value: UInt32
 
     public init(value: UInt32 = 0) { self.value = value }
+
+    public init(from r: inout WireReader) throws(WireError) { value = try r.readUInt32() }
+    public func encode(into w: inout WireWriter) { w.writeUInt32(value) }
 
     /// An LSOv2 transmit request.
     public static func v2Transmit(mss: UInt32, tcpHeaderOffset: UInt32, ipv6: Bool) -> Self {

@@ -1,6 +1,8 @@
+import VMBusWire
+
 /// `struct rndis_pktinfo_id`: the internal PPI that ties the fragments of one receive-coalesced (RSC) packet
 /// together.
-public struct RNDISPacketInfoID: Hashable, Sendable {
+public struct RNDISPacketInfoID: WireCodable, Hashable, Sendable {
     public static let cName = "rndis_pktinfo_id"
     public static let wireSize = 4
     /// `RNDIS_PKTINFO_ID_V1`
@@ -20,6 +22,18 @@ public struct RNDISPacketInfoID: Hashable, Sendable {
         self.version = version
         self.flags = flags
         self.packetID = packetID
+    }
+
+    public init(from r: inout WireReader) throws(WireError) {
+        version = try r.readUInt8()
+        flags = try r.readUInt8()
+        packetID = try r.readUInt16()
+    }
+
+    public func encode(into w: inout WireWriter) {
+        w.writeUInt8(version)
+        w.writeUInt8(flags)
+        w.writeUInt16(packetID)
     }
 
     /// As the little-endian u32 it occupies.
