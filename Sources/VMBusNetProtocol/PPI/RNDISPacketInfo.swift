@@ -72,16 +72,16 @@ public struct RNDISPacketInfo: Equatable, Sendable {
             return try r.getUInt32(at: e.dataIndex)
         }
         if e.isInternal {
-            guard e.type == .rndisPacketInfoID else { return false }
-            if packetID == nil { packetID = RNDISPacketInfoID(word: try word()) }
+            guard e.type == .rndisPacketInfoID, packetID == nil else { return false }
+            packetID = RNDISPacketInfoID(word: try word())
             return true
         }
         switch e.type {
-        case .tcpIPChecksum: if checksum == nil { checksum = NDISTCPIPChecksumInfo(value: try word()) }
-        case .tcpLargeSend: if largeSend == nil { largeSend = NDISTCPLSOInfo(value: try word()) }
-        case .ieee8021Q: if vlan == nil { vlan = NDISPacket8021QInfo(value: try word()) }
-        case .nblHashValue: if hashValue == nil { hashValue = try word() }
-        case .nblHashInfo: if hashInfo == nil { hashInfo = NDISHashInfo(rawValue: try word()) }
+        case .tcpIPChecksum where checksum == nil: checksum = NDISTCPIPChecksumInfo(value: try word())
+        case .tcpLargeSend where largeSend == nil: largeSend = NDISTCPLSOInfo(value: try word())
+        case .ieee8021Q where vlan == nil: vlan = NDISPacket8021QInfo(value: try word())
+        case .nblHashValue where hashValue == nil: hashValue = try word()
+        case .nblHashInfo where hashInfo == nil: hashInfo = NDISHashInfo(rawValue: try word())
         default: return false
         }
         return true
