@@ -4,7 +4,7 @@ import VMBusWire
 // capability bits or sizes; 0 means "not offered".
 
 /// `struct ndis_csum_offload`: checksum offload per direction and IP version.
-public struct NDISChecksumOffload: WireCodable, Equatable, Sendable {
+public struct NDISChecksumOffload: WireUInt32Fields, Equatable, Sendable {
     public static let cName = "ndis_csum_offload"
     public static let wireSize = 32
 
@@ -43,31 +43,14 @@ public struct NDISChecksumOffload: WireCodable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from r: inout WireReader) throws(WireError) {
-        ip4TXEncapsulation = try r.readUInt32()
-        ip4TXChecksum = try r.readUInt32()
-        ip4RXEncapsulation = try r.readUInt32()
-        ip4RXChecksum = try r.readUInt32()
-        ip6TXEncapsulation = try r.readUInt32()
-        ip6TXChecksum = try r.readUInt32()
-        ip6RXEncapsulation = try r.readUInt32()
-        ip6RXChecksum = try r.readUInt32()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(ip4TXEncapsulation)
-        w.writeUInt32(ip4TXChecksum)
-        w.writeUInt32(ip4RXEncapsulation)
-        w.writeUInt32(ip4RXChecksum)
-        w.writeUInt32(ip6TXEncapsulation)
-        w.writeUInt32(ip6TXChecksum)
-        w.writeUInt32(ip6RXEncapsulation)
-        w.writeUInt32(ip6RXChecksum)
+    public static var fields: [WritableKeyPath<Self, UInt32>] {
+        [\.ip4TXEncapsulation, \.ip4TXChecksum, \.ip4RXEncapsulation, \.ip4RXChecksum, \.ip6TXEncapsulation,
+         \.ip6TXChecksum, \.ip6RXEncapsulation, \.ip6RXChecksum]
     }
 }
 
 /// `struct ndis_lsov1_offload`
-public struct NDISLSOv1Offload: WireCodable, Equatable, Sendable {
+public struct NDISLSOv1Offload: WireUInt32Fields, Equatable, Sendable {
     public static let cName = "ndis_lsov1_offload"
     public static let wireSize = 16
 
@@ -78,23 +61,13 @@ public struct NDISLSOv1Offload: WireCodable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from r: inout WireReader) throws(WireError) {
-        encapsulation = try r.readUInt32()
-        maxSize = try r.readUInt32()
-        minSegments = try r.readUInt32()
-        options = try r.readUInt32()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(encapsulation)
-        w.writeUInt32(maxSize)
-        w.writeUInt32(minSegments)
-        w.writeUInt32(options)
+    public static var fields: [WritableKeyPath<Self, UInt32>] {
+        [\.encapsulation, \.maxSize, \.minSegments, \.options]
     }
 }
 
 /// `struct ndis_ipsecv1_offload`
-public struct NDISIPsecV1Offload: WireCodable, Equatable, Sendable {
+public struct NDISIPsecV1Offload: WireUInt32Fields, Equatable, Sendable {
     public static let cName = "ndis_ipsecv1_offload"
     public static let wireSize = 28
 
@@ -108,30 +81,14 @@ public struct NDISIPsecV1Offload: WireCodable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from r: inout WireReader) throws(WireError) {
-        encapsulation = try r.readUInt32()
-        ahESP = try r.readUInt32()
-        transportTunnel = try r.readUInt32()
-        ip4Options = try r.readUInt32()
-        flags = try r.readUInt32()
-        ip4AH = try r.readUInt32()
-        ip4ESP = try r.readUInt32()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(encapsulation)
-        w.writeUInt32(ahESP)
-        w.writeUInt32(transportTunnel)
-        w.writeUInt32(ip4Options)
-        w.writeUInt32(flags)
-        w.writeUInt32(ip4AH)
-        w.writeUInt32(ip4ESP)
+    public static var fields: [WritableKeyPath<Self, UInt32>] {
+        [\.encapsulation, \.ahESP, \.transportTunnel, \.ip4Options, \.flags, \.ip4AH, \.ip4ESP]
     }
 }
 
 /// `struct ndis_lsov2_offload`: Linux enables TSO when `ip4_encap`/`ip6_encap` name 802.3 and takes
 /// `*_maxsz` as the largest segment-offload size.
-public struct NDISLSOv2Offload: WireCodable, Equatable, Sendable {
+public struct NDISLSOv2Offload: WireUInt32Fields, Equatable, Sendable {
     public static let cName = "ndis_lsov2_offload"
     public static let wireSize = 28
     /// `NDIS_LSOV2_CAP_IP6EXT`
@@ -151,24 +108,9 @@ public struct NDISLSOv2Offload: WireCodable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from r: inout WireReader) throws(WireError) {
-        ip4Encapsulation = try r.readUInt32()
-        ip4MaxSize = try r.readUInt32()
-        ip4MinSegments = try r.readUInt32()
-        ip6Encapsulation = try r.readUInt32()
-        ip6MaxSize = try r.readUInt32()
-        ip6MinSegments = try r.readUInt32()
-        ip6Options = try r.readUInt32()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(ip4Encapsulation)
-        w.writeUInt32(ip4MaxSize)
-        w.writeUInt32(ip4MinSegments)
-        w.writeUInt32(ip6Encapsulation)
-        w.writeUInt32(ip6MaxSize)
-        w.writeUInt32(ip6MinSegments)
-        w.writeUInt32(ip6Options)
+    public static var fields: [WritableKeyPath<Self, UInt32>] {
+        [\.ip4Encapsulation, \.ip4MaxSize, \.ip4MinSegments, \.ip6Encapsulation, \.ip6MaxSize, \.ip6MinSegments,
+         \.ip6Options]
     }
 }
 
@@ -250,7 +192,7 @@ public struct NDISRSCOffload: WireCodable, Equatable, Sendable {
 }
 
 /// `struct ndis_encap_offload`
-public struct NDISEncapsulationOffload: WireCodable, Equatable, Sendable {
+public struct NDISEncapsulationOffload: WireUInt32Fields, Equatable, Sendable {
     public static let cName = "ndis_encap_offload"
     public static let wireSize = 8
 
@@ -259,13 +201,5 @@ public struct NDISEncapsulationOffload: WireCodable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from r: inout WireReader) throws(WireError) {
-        flags = try r.readUInt32()
-        maxHeader = try r.readUInt32()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(flags)
-        w.writeUInt32(maxHeader)
-    }
+    public static var fields: [WritableKeyPath<Self, UInt32>] { [\.flags, \.maxHeader] }
 }

@@ -21,24 +21,12 @@ public struct RNDISQueryRequest: WireDecodable, WireEncodable, Equatable, Sendab
 
     /// Decodes from the message body, which runs to the end of `r`.
     public init(from r: inout WireReader) throws(WireError) {
-        let body = try r.readSubReader(r.remaining)
-        var b = body
-        requestID = try b.readUInt32()
-        oid = RNDISOID(rawValue: try b.readUInt32())
-        let length = try b.readUInt32()
-        let offset = try b.readUInt32()
-        deviceVCHandle = try b.readUInt32()
-        infoBuffer = try RNDISInfoBuffer.read(body, offset: offset, length: length, fixedSize: Self.wireSize,
-                                             field: "info_buf_offset")
+        (requestID, oid, deviceVCHandle, infoBuffer) = try RNDISOIDRequest.decode(&r)
     }
 
     public func encode(into w: inout WireWriter) {
-        w.writeUInt32(requestID)
-        w.writeUInt32(oid.rawValue)
-        w.writeUInt32(UInt32(truncatingIfNeeded: infoBuffer.count))
-        w.writeUInt32(UInt32(Self.wireSize))
-        w.writeUInt32(deviceVCHandle)
-        w.writeBytes(infoBuffer)
+        RNDISOIDRequest.encode(into: &w, requestID: requestID, oid: oid, deviceVCHandle: deviceVCHandle,
+                               infoBuffer: infoBuffer)
     }
 }
 
