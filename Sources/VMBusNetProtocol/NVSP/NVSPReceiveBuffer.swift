@@ -2,7 +2,7 @@ import VMBusWire
 
 /// `struct nvsp_1_message_send_receive_buffer` (packed): the guest hands the host its receive buffer, a GPADL,
 /// under an id the host echoes in transfer-page packets (Linux `NETVSC_RECEIVE_BUFFER_ID`, 0xCAFE).
-public struct NVSPSendReceiveBuffer: WireCodable, Equatable, Sendable {
+public struct NVSPSendReceiveBuffer: NVSPBufferHandoff, Equatable, Sendable {
     public static let cName = "nvsp_1_message_send_receive_buffer"
     public static let wireSize = 6
     /// `NETVSC_RECEIVE_BUFFER_ID`
@@ -14,16 +14,6 @@ public struct NVSPSendReceiveBuffer: WireCodable, Equatable, Sendable {
     public init(gpadlHandle: UInt32, id: UInt16 = NVSPSendReceiveBuffer.linuxBufferID) {
         self.gpadlHandle = gpadlHandle
         self.id = id
-    }
-
-    public init(from r: inout WireReader) throws(WireError) {
-        gpadlHandle = try r.readUInt32()
-        id = try r.readUInt16()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(gpadlHandle)
-        w.writeUInt16(id)
     }
 }
 
@@ -98,14 +88,11 @@ public struct NVSPSendReceiveBufferComplete: WireCodable, Equatable, Sendable {
 }
 
 /// `struct nvsp_1_message_revoke_receive_buffer`: the guest takes its receive buffer back (no completion).
-public struct NVSPRevokeReceiveBuffer: WireCodable, Equatable, Sendable {
+public struct NVSPRevokeReceiveBuffer: NVSPBufferRevocation, Equatable, Sendable {
     public static let cName = "nvsp_1_message_revoke_receive_buffer"
     public static let wireSize = 2
 
     public var id: UInt16
 
     public init(id: UInt16 = NVSPSendReceiveBuffer.linuxBufferID) { self.id = id }
-
-    public init(from r: inout WireReader) throws(WireError) { id = try r.readUInt16() }
-    public func encode(into w: inout WireWriter) { w.writeUInt16(id) }
 }

@@ -2,7 +2,7 @@ import VMBusWire
 
 /// `struct nvsp_1_message_send_send_buffer` (packed): the guest hands the host its send buffer. Linux uses id 0
 /// (`NETVSC_SEND_BUFFER_ID`); DPDK and FreeBSD use 0xFACE. The host only echoes it.
-public struct NVSPSendSendBuffer: WireCodable, Equatable, Sendable {
+public struct NVSPSendSendBuffer: NVSPBufferHandoff, Equatable, Sendable {
     public static let cName = "nvsp_1_message_send_send_buffer"
     public static let wireSize = 6
     /// `NETVSC_SEND_BUFFER_ID`
@@ -14,16 +14,6 @@ public struct NVSPSendSendBuffer: WireCodable, Equatable, Sendable {
     public init(gpadlHandle: UInt32, id: UInt16 = NVSPSendSendBuffer.linuxBufferID) {
         self.gpadlHandle = gpadlHandle
         self.id = id
-    }
-
-    public init(from r: inout WireReader) throws(WireError) {
-        gpadlHandle = try r.readUInt32()
-        id = try r.readUInt16()
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(gpadlHandle)
-        w.writeUInt16(id)
     }
 }
 
@@ -53,14 +43,11 @@ public struct NVSPSendSendBufferComplete: WireCodable, Equatable, Sendable {
 }
 
 /// `struct nvsp_1_message_revoke_send_buffer`
-public struct NVSPRevokeSendBuffer: WireCodable, Equatable, Sendable {
+public struct NVSPRevokeSendBuffer: NVSPBufferRevocation, Equatable, Sendable {
     public static let cName = "nvsp_1_message_revoke_send_buffer"
     public static let wireSize = 2
 
     public var id: UInt16
 
     public init(id: UInt16 = NVSPSendSendBuffer.linuxBufferID) { self.id = id }
-
-    public init(from r: inout WireReader) throws(WireError) { id = try r.readUInt16() }
-    public func encode(into w: inout WireWriter) { w.writeUInt16(id) }
 }

@@ -14,7 +14,7 @@ public struct RNDISKeepaliveRequest: WireCodable, Equatable, Sendable {
 }
 
 /// `struct rndis_keepalive_complete`
-public struct RNDISKeepaliveComplete: WireCodable, Equatable, Sendable {
+public struct RNDISKeepaliveComplete: RNDISRequestCompletion, Equatable, Sendable {
     public static let cName = "rndis_keepalive_complete"
     public static let wireSize = 8
 
@@ -24,15 +24,5 @@ public struct RNDISKeepaliveComplete: WireCodable, Equatable, Sendable {
     public init(requestID: UInt32, status: RNDISStatus) {
         self.requestID = requestID
         self.status = status
-    }
-
-    public init(from r: inout WireReader) throws(WireError) {
-        requestID = try r.readUInt32()
-        status = RNDISStatus(rawValue: try r.readUInt32())
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(requestID)
-        w.writeUInt32(status.rawValue)
     }
 }

@@ -29,7 +29,7 @@ public struct RNDISSetRequest: WireDecodable, WireEncodable, Equatable, Sendable
 }
 
 /// `struct rndis_set_complete`
-public struct RNDISSetComplete: WireCodable, Equatable, Sendable {
+public struct RNDISSetComplete: RNDISRequestCompletion, Equatable, Sendable {
     public static let cName = "rndis_set_complete"
     public static let wireSize = 8
 
@@ -39,15 +39,5 @@ public struct RNDISSetComplete: WireCodable, Equatable, Sendable {
     public init(requestID: UInt32, status: RNDISStatus) {
         self.requestID = requestID
         self.status = status
-    }
-
-    public init(from r: inout WireReader) throws(WireError) {
-        requestID = try r.readUInt32()
-        status = RNDISStatus(rawValue: try r.readUInt32())
-    }
-
-    public func encode(into w: inout WireWriter) {
-        w.writeUInt32(requestID)
-        w.writeUInt32(status.rawValue)
     }
 }
