@@ -103,7 +103,7 @@ let package = Package(
         .target(name: "VMBusFUSE", dependencies: ["CFuse3", "VMBusStorVSC", "VMBusTransport"]),
         // libnbd from Debian (libnbd-dev), and the NBD disk backend on it: qemu-nbd, nbdkit and other servers.
         .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
-        .target(name: "VMBusNBD", dependencies: ["CNBD", "VMBusDiskBackend", "VMBusTransport"]),
+        .target(name: "VMBusNBD", dependencies: ["CNBD", "VMBusDiskBackend", "VMBusSync", "VMBusTransport"]),
         // The host's control socket: one request and one response per connection, text words (docs/CONTROL.md).
         .target(name: "VMBusControl", dependencies: ["VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
@@ -163,7 +163,7 @@ let package = Package(
             name: "VMBusStorageProtocolTests",
             dependencies: ["VMBusStorageProtocol", "VMBusProtocol", "VMBusWire", "VMBusLayoutTesting"]),
         .testTarget(name: "VMBusDiskBackendTests", dependencies: ["VMBusDiskBackend", "VMBusWire", "VMBusTestSupport"]),
-        .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend", "VMBusTestSupport"]),
+        .testTarget(name: "VMBusNBDTests", dependencies: ["VMBusNBD", "VMBusDiskBackend", "VMBusTestSupport", "VMBusTransport"]),
         .testTarget(name: "VMBusSCSITargetTests", dependencies: ["VMBusSCSITarget", "VMBusSCSI", "VMBusDiskBackend"]),
         .testTarget(
             name: "VMBusStorVSPTests",
