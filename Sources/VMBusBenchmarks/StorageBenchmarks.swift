@@ -241,8 +241,8 @@ enum ProcessEnv {
     static var sintSpin: UInt64 {
         getenv("VMBUS_BENCH_SINT_SPIN_NS").flatMap { UInt64(String(cString: $0)) } ?? ChannelWorker.spinNanoseconds
     }
-    /// `VMBUS_BENCH_NBD_CONNECTIONS`: connections of the NBD backend. Default 4 (the backend's default).
-    static var nbdConnections: Int { getenv("VMBUS_BENCH_NBD_CONNECTIONS").flatMap { Int(String(cString: $0)) } ?? 4 }
+    /// `VMBUS_BENCH_NBD_CONNECTIONS`: connections of the NBD backend. Default 2 (the backend's default).
+    static var nbdConnections: Int { getenv("VMBUS_BENCH_NBD_CONNECTIONS").flatMap { Int(String(cString: $0)) } ?? 2 }
     /// `VMBUS_BENCH_SUBCHANNELS`: sub-channels StorVSC asks for. Default 1.
     static var subchannels: Int { getenv("VMBUS_BENCH_SUBCHANNELS").flatMap { Int(String(cString: $0)) } ?? 1 }
 }

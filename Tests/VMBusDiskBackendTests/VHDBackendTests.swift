@@ -7,10 +7,10 @@ import VMBusDiskBackend
 let qemuImg: Bool = runTool(["qemu-img", "--version"]) == 0
 
 extension BlockBackend {
-    func write(_ bytes: [UInt8], at offset: UInt64) throws {
+    func write(_ bytes: [UInt8], at offset: UInt64, fua: Bool = false) throws {
         let s = try Segments([bytes.count])
         s.fill(bytes)
-        try write(at: offset, length: bytes.count, from: s.vector, fua: false)
+        try write(at: offset, length: bytes.count, from: s.vector, fua: fua)
     }
     func read(_ count: Int, at offset: UInt64) throws -> [UInt8] {
         let s = try Segments([count])

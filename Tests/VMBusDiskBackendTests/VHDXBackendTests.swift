@@ -118,27 +118,129 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         do {
             let d = try VHDXBackend(path: path)
             try d.write(pattern(4096, seed: 1), at: 0)
+            try d.flush()
             d.stopLogBefore = step
-            #expect(throws: BackendError.self) { try d.write(pattern(4096, seed: 2), at: 3 << 20) }
+            // The allocation waits in memory for the flush, which logs it.
+            try d.write(pattern(4096, seed: 2), at: 3 << 20)
+            #expect(try d.read(4096, at: 3 << 20) == pattern(4096, seed: 2))
+            #expect(throws: BackendError.self) { try d.flush() }
             // A crash: the file is left as it is, without the clean close.
             let copy = dir.file("crashed.vhdx")
             #expect(runTool(["cp", "--sparse=always", path, copy]) == 0)
         }
         let crashed = dir.file("crashed.vhdx")
-        // Once its entry is in the log (flushed or not: the copy holds it), the allocation is replayed; before,
-        // the log holds the previous allocation's entry, which replays to what the file already says.
+        // Once its entry is in the log (flushed or not: the copy holds it), the allocation is replayed with the
+        // previous one, whose apply was never flushed; before, the log holds the previous allocation's entry,
+        // which replays to what the file already says.
         let newVisible = step != .writeEntry
+        let entries = step == .writeEntry ? 1 : 2
         let ro = try VHDXBackend(path: crashed, readOnly: true, replayLog: false)
-        #expect(ro.pendingLogEntries == 1)
+        #expect(ro.pendingLogEntries == entries)
         #expect(throws: BackendError.self, "read-only with replay refuses a dirty log") {
             _ = try VHDXBackend(path: crashed, readOnly: true)
         }
         let d = try VHDXBackend(path: crashed)
-        #expect(d.replayedLogEntries == 1)
+        #expect(d.replayedLogEntries == entries)
         #expect(try d.read(4096, at: 0) == pattern(4096, seed: 1))
         let block3 = try d.read(4096, at: 3 << 20)
         #expect(byteDifference(block3, newVisible ? pattern(4096, seed: 2) : [UInt8](repeating: 0, count: 4096)) == "")
         #expect(d.presentBlocks == (newVisible ? 2 : 1))
+        if qemuImg { #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", crashed]) == 0) }
+    }
+
+    /// Without a parent, an allocation is logged by the next flush or FUA write: a crash before loses only the
+    /// block's writes the guest never saw durable, and the image stays consistent for us and for qemu.
+    @Test func anUnflushedAllocationIsGoneAfterACrashAndAFUAWriteIsNot() throws {
+        let dir = TempDir()
+        let path = dir.file("u.vhdx")
+        try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
+        do {
+            let d = try VHDXBackend(path: path)
+            try d.write(pattern(4096, seed: 1), at: 0)
+            try d.write(pattern(4096, seed: 2), at: 2 << 20, fua: true)
+            try d.write(pattern(4096, seed: 3), at: 5 << 20)
+            #expect(d.presentBlocks == 3)
+            #expect(runTool(["cp", "--sparse=always", path, dir.file("crashed.vhdx")]) == 0)
+        }
+        let d = try VHDXBackend(path: dir.file("crashed.vhdx"))
+        // The FUA write logged every allocation before it, as a flush does; the last one was not logged.
+        #expect(d.presentBlocks == 2)
+        #expect(byteDifference(try d.read(4096, at: 0), pattern(4096, seed: 1)) == "")
+        #expect(byteDifference(try d.read(4096, at: 2 << 20), pattern(4096, seed: 2)) == "")
+        #expect(byteDifference(try d.read(4096, at: 5 << 20), [UInt8](repeating: 0, count: 4096)) == "")
+        try d.closeCleanly()
+        if qemuImg { #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", dir.file("crashed.vhdx")]) == 0) }
+    }
+
+    /// A differencing disk logs each allocation at once (its sector bitmap goes in the same entry).
+    @Test(arguments: VHDXLog.Step.allCases)
+    func aDifferencingAllocationIsLoggedAtOnce(_ step: VHDXLog.Step) throws {
+        let dir = TempDir()
+        let base = dir.file("base.vhdx"), child = dir.file("child.vhdx")
+        try VHDXBackend.create(path: base, size: 8 << 20, blockSize: 1 << 20)
+        do { try VHDXBackend(path: base).write(pattern(8 << 20, seed: 9), at: 0) }
+        try VHDXBackend.create(path: child, size: 0, type: .differencing, blockSize: 1 << 20, parent: base)
+        do {
+            let d = try VHDXBackend(path: child)
+            d.stopLogBefore = step
+            #expect(throws: BackendError.self) { try d.write(pattern(4096, seed: 4), at: 3 << 20) }
+            #expect(runTool(["cp", "--sparse=always", child, dir.file("crashed.vhdx")]) == 0)
+        }
+        let d = try VHDXBackend(path: dir.file("crashed.vhdx"))
+        #expect(d.replayedLogEntries == (step == .writeEntry ? 0 : 1))
+        var expected = Array(pattern(8 << 20, seed: 9)[(3 << 20)..<((3 << 20) + 4096)])
+        if step != .writeEntry { expected = pattern(4096, seed: 4) }
+        #expect(byteDifference(try d.read(4096, at: 3 << 20), expected) == "")
+        #expect(byteDifference(try d.read(4096, at: (3 << 20) + 4096),
+                               Array(pattern(8 << 20, seed: 9)[((3 << 20) + 4096)..<((3 << 20) + 8192)])) == "",
+                "the rest of the block: the parent's")
+    }
+
+    /// An entry's apply is not flushed on its own: a crash may lose it from the page cache, and the next entry's
+    /// sequence must then bring it back. The two allocations are in different BAT sectors (512 MiB apart), so only
+    /// the tail reaching back to the first entry can restore the first.
+    @Test func aLostApplyIsReplayedByTheNextEntrysSequence() throws {
+        let dir = TempDir()
+        let path = dir.file("lost.vhdx")
+        try VHDXBackend.create(path: path, size: 1 << 30, blockSize: 1 << 20)
+        let far: UInt64 = 600 << 20
+        do {
+            let d = try VHDXBackend(path: path)
+            let original = open(path, O_RDONLY)
+            defer { close(original) }
+            let batBefore = try [UInt8].read(fd: original, at: d.batOffset, count: 4096, what: "test")
+            try d.write(pattern(4096, seed: 1), at: 0)
+            try d.flush()
+            d.stopLogBefore = .apply
+            try d.write(pattern(4096, seed: 2), at: far)
+            #expect(throws: BackendError.self) { try d.flush() }
+            #expect(runTool(["cp", "--sparse=always", path, dir.file("crashed.vhdx")]) == 0)
+            // The crash lost the first entry's apply: its BAT sector is back to what it was before.
+            let fd = open(dir.file("crashed.vhdx"), O_RDWR)
+            defer { close(fd) }
+            try batBefore.write(fd: fd, at: d.batOffset, what: "test")
+        }
+        let crashed = dir.file("crashed.vhdx")
+        if qemuImg {
+            // qemu replays the same two-entry sequence.
+            let q = dir.file("qemu.vhdx"), raw = dir.file("qemu.raw")
+            #expect(runTool(["cp", "--sparse=always", crashed, q]) == 0)
+            #expect(runTool(["qemu-img", "check", "-q", "-r", "all", "-f", "vhdx", q]) == 0)
+            #expect(runTool(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", q, raw]) == 0)
+            let fd = open(raw, O_RDONLY)
+            defer { close(fd) }
+            #expect(byteDifference(try [UInt8].read(fd: fd, at: 0, count: 4096, what: "test"), pattern(4096, seed: 1)) == "")
+            #expect(byteDifference(try [UInt8].read(fd: fd, at: far, count: 4096, what: "test"), pattern(4096, seed: 2)) == "")
+        }
+        let ro = try VHDXBackend(path: crashed, readOnly: true, replayLog: false)
+        #expect(ro.pendingLogEntries == 2)
+        #expect(ro.presentBlocks == 0, "neither BAT change is in place before the replay")
+        let d = try VHDXBackend(path: crashed)
+        #expect(d.replayedLogEntries == 2)
+        #expect(byteDifference(try d.read(4096, at: 0), pattern(4096, seed: 1)) == "")
+        #expect(byteDifference(try d.read(4096, at: far), pattern(4096, seed: 2)) == "")
+        #expect(d.presentBlocks == 2)
+        try d.closeCleanly()
         if qemuImg { #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", crashed]) == 0) }
     }
 
@@ -379,12 +481,14 @@ func scatterWrites(_ d: any BlockBackend, seedBase: UInt8 = 0) throws -> [UInt8]
         try VHDXBackend.create(path: path, size: 8 << 20, blockSize: 1 << 20)
         let d = try VHDXBackend(path: path)
         try d.write(pattern(4096, seed: 1), at: 3 << 20)
-        // Open and written: qemu refuses a read-only open of the live log.
+        try d.flush()
+        // Open, written and flushed: qemu refuses a read-only open of the live log.
         #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", path]) != 0)
         try d.closeCleanly()
         #expect(runTool(["qemu-img", "check", "-q", "-f", "vhdx", path]) == 0, "closed cleanly, still open")
         #expect(try VHDXBackend(path: path, readOnly: true, replayLog: false).pendingLogEntries == 0)
         try d.write(pattern(4096, seed: 2), at: 5 << 20)
+        try d.flush()
         #expect(try VHDXBackend(path: path, readOnly: true, replayLog: false).pendingLogEntries > 0, "written again: a new session")
         try d.closeCleanly()
         let r = try VHDXBackend(path: path, readOnly: true)

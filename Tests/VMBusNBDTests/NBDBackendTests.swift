@@ -4,6 +4,7 @@ import Testing
 import VMBusTestSupport
 import VMBusDiskBackend
 import VMBusNBD
+import VMBusTransport
 
 final class Buffers {
     let buffer: UnsafeMutableRawBufferPointer
@@ -63,6 +64,117 @@ struct NBDBackendTests {
         var ok = false
         for _ in 0..<8 where !ok { ok = (try? disk.read(at: 0, length: 4096, into: b.vector)) != nil }
         #expect(ok, "the disk reconnects when the server returns")
+    }
+
+    /// Runs `body(i)` on `count` threads at once (not a pool sized by the CPUs, so that every request is in
+    /// flight together) and waits for all of them.
+    func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let group = DispatchGroup()
+        for i in 0..<count {
+            group.enter()
+            Thread { body(i); group.leave() }.start()
+        }
+        group.wait()
+    }
+
+    /// Eight reads the server holds for 0.4 s each, on one connection: pipelined they take about 0.4 s, one at
+    /// a time 3.2 s.
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func requestsArePipelinedOnOneConnection() throws {
+        let socket = dir + "/p.sock"
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "--filter=delay", "memory", "64M", "rdelay=400ms"], socket: socket)
+        else { return }
+        defer { server.stop() }
+        let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)", connections: 1)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let failures = Condition(0)
+        onThreads(8) { t in
+            guard let b = try? Buffers([UInt8](repeating: 1, count: 4096)),
+                  (try? disk.read(at: UInt64(t) << 20, length: 4096, into: b.vector)) != nil, b.bytes == [UInt8](repeating: 0, count: 4096)
+            else { failures.update { $0 += 1 }; return }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        #expect(failures.withLock { $0 } == 0)
+        #expect(seconds < 2.0, "8 delayed reads took \(seconds) s: they were not in flight together")
+    }
+
+    /// The server dies with reads in flight: every one fails as a disconnect (none hangs), and the disk works
+    /// again once the server is back.
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func aDisconnectFailsEveryRequestInFlight() throws {
+        let socket = dir + "/d.sock"
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "--filter=delay", "memory", "64M", "rdelay=2"], socket: socket)
+        else { return }
+        var restarted: ToolServer?
+        defer { server.stop(); restarted?.stop() }
+        let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)", connections: 2)
+        let outcomes = Condition<[String]>([])
+        let killer = Thread { usleep(300_000); server.stop() }
+        killer.start()
+        onThreads(6) { t in
+            var outcome = "no buffer"
+            if let b = try? Buffers([UInt8](repeating: 0, count: 4096)) {
+                do throws(BackendError) {
+                    try disk.read(at: UInt64(t) << 12, length: 4096, into: b.vector)
+                    outcome = "completed"
+                } catch .disconnected {
+                    outcome = "disconnected"
+                } catch {
+                    outcome = "\(error)"
+                }
+            }
+            outcomes.update { $0.append(outcome) }
+        }
+        #expect(outcomes.withLock { $0 } == [String](repeating: "disconnected", count: 6))
+        unlink(socket)
+        restarted = ToolServer(["nbdkit", "-f", "-U", socket, "memory", "64M"], socket: socket)
+        let b = try Buffers([UInt8](repeating: 0, count: 4096))
+        var ok = false
+        for _ in 0..<8 where !ok { ok = (try? disk.read(at: 0, length: 4096, into: b.vector)) != nil }
+        #expect(ok, "the disk reconnects when the server returns")
+    }
+
+    /// A server without multi-conn consistency: a flush covers only its own connection's writes, so ours goes
+    /// to every connection (nbdkit's log filter shows which connection each request came on).
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func withoutMultiConnAFlushReachesEveryConnection() throws {
+        let socket = dir + "/m.sock", log = dir + "/m.log"
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "--filter=log", "--filter=multi-conn", "memory", "64M",
+                                       "multi-conn-mode=disable", "logfile=\(log)"], socket: socket) else { return }
+        defer { server.stop() }
+        let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)", connections: 3)
+        #expect(!disk.multiConn)
+        onThreads(6) { t in
+            guard let b = try? Buffers(pattern(65536, t)) else { return }
+            try? disk.write(at: UInt64(t) << 20, length: 65536, from: b.vector, fua: false)
+        }
+        try disk.flush()
+        let lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n") ?? []
+        func connections(_ request: String) -> Set<Substring> {
+            Set(lines.filter { $0.contains(" \(request) ") }.compactMap { l in
+                l.split(separator: " ").first { $0.hasPrefix("connection=") }
+            })
+        }
+        #expect(connections("Flush").count == 3, "flushes: \(lines.filter { $0.contains("Flush") })")
+    }
+
+    /// An error the server answers (not a disconnect) fails that request with its errno and keeps the
+    /// connection.
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func aServerErrorFailsOnlyThatRequest() throws {
+        let socket = dir + "/e.sock", trigger = dir + "/e.fail"
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "--filter=error", "memory", "64M",
+                                       "error-pread=ENOSPC", "error-pread-rate=100%", "error-pread-file=\(trigger)"], socket: socket)
+        else { return }
+        defer { server.stop() }
+        let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)", connections: 1)
+        let b = try Buffers([UInt8](repeating: 0, count: 4096))
+        try disk.read(at: 0, length: 4096, into: b.vector)
+        #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+        #expect {
+            try disk.read(at: 0, length: 4096, into: b.vector)
+        } throws: { e in
+            guard case .io(_, let errno) = e as? BackendError else { return false }
+            return errno == ENOSPC
+        }
+        unlink(trigger)
+        try disk.read(at: 0, length: 4096, into: b.vector)
     }
 
     @Test(.enabled(if: toolInstalled("qemu-nbd") && toolInstalled("qemu-img"))) func aQcow2ImageServedByQemuNbd() throws {

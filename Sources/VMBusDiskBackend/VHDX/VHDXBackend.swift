@@ -13,7 +13,11 @@ import VMBusWire
 /// Writes: the first one of a session rewrites both headers with new file, data and log GUIDs. A write into an
 /// allocated block goes straight to the file; into an unallocated one, the block is allocated at the end of the
 /// file under one lock (a differencing disk's block is first filled from its parent), the data written, and the
-/// BAT sector updated through the log (``VHDXLog``), so a crash at any point leaves a consistent image. Blocks
+/// BAT sector updated through the log (``VHDXLog``), so a crash at any point leaves a consistent image. Without a
+/// parent, the new BAT entries wait in memory for the guest's next flush or FUA write, which logs them all in one
+/// entry: a crash before it loses only the block's writes, which the guest never saw durable, and the file past
+/// the BAT's blocks is ignored. A differencing disk still logs each allocation at once, with its sector bitmap
+/// sectors in the same entry (gathering those for many blocks at a flush is not done yet). Blocks
 /// this writer allocates are always FULLY_PRESENT: a PARTIALLY_PRESENT block found in a foreign differencing
 /// disk is completed from the parent on its first write. UNMAP and write-zeroes turn whole blocks into
 /// PAYLOAD_BLOCK_ZERO and punch out their space; parts of blocks are zeroed in place.
@@ -35,7 +39,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
     public enum CreateType: String, Sendable, CaseIterable { case fixed, dynamic, differencing }
 
     private let fd: Int32
-    private let batOffset: UInt64
+    let batOffset: UInt64
     /// The BAT, and whether this session's first write has rewritten the headers (checked on every write, so
     /// it lives under this short lock, not the writer's, which allocation holds across flushes).
     private struct Table {
@@ -53,6 +57,8 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
         var log: VHDXLog?
         /// Where the next block is allocated: the end of the file, in whole MiB.
         var fileEnd: UInt64
+        /// BAT entries changed in memory but not yet logged (disks without a parent): the next flush logs them.
+        var unlogged: [Int] = []
     }
     private let writer: Lock<Writer>
     /// Tests stop a metadata update before this step, to leave the image a crash there would.
@@ -145,7 +151,8 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
     /// replay and qemu opens the image read-only. The next write begins a new session.
     public func closeCleanly() throws(BackendError) {
         try writer.withLock { (w: inout Writer) throws(BackendError) in
-            guard w.log != nil else { return }
+            guard let log = w.log else { return }
+            try logUnlogged(log, &w)
             try syncData(fd: fd)
             try Self.updateHeaders(fd: fd, &w.header, &w.slot) { $0.logGUID = .zero }
             w.log = nil
@@ -451,7 +458,7 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
             }
             try writeFile(e.fileOffset + inBlock, at, n, buffers)
         }
-        if fua { try syncData(fd: fd) }
+        if fua { try flush() }
     }
 
     private func writeFile(_ fileOffset: UInt64, _ at: Int, _ n: Int, _ buffers: IOVector) throws(BackendError) {
@@ -533,7 +540,12 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
             if let (inBlock, at, n, buffers) = piece { try writeFile(start + inBlock, at, n, buffers) }
             var sectors: [(UInt64, [UInt8])] = []
             if let bitmap { sectors = try bitmapSectors(block: block, at: bitmap.offset, fresh: bitmap.fresh) }
-            try logBAT(log, changes, extra: sectors, fileEnd: end)
+            if metadata.hasParent {
+                try logBAT(log, changes, extra: sectors, fileEnd: end)
+            } else {
+                bat.withLock { t in for (i, e) in changes { t.entries[i] = e.raw } }
+                w.unlogged.append(contentsOf: changes.map(\.0))
+            }
             w.fileEnd = end
             if old.state == VHDXBATEntry.PAYLOAD_BLOCK_PARTIALLY_PRESENT {
                 // The sectors that were here moved with the block; the old space is no longer used.
@@ -583,9 +595,35 @@ public final class VHDXBackend: BlockBackend, @unchecked Sendable {
         bat.withLock { t in for (i, e) in changes { t.entries[i] = e.raw } }
     }
 
+    /// Logs the allocations made since the last flush (the log entry's flush makes their data durable too), or
+    /// flushes the file when there are none.
     public func flush() throws(BackendError) {
         guard !info.isReadOnly else { return }
-        try syncData(fd: fd)
+        let logged = try writer.withLock { (w: inout Writer) throws(BackendError) -> Bool in
+            guard let log = w.log, !w.unlogged.isEmpty else { return false }
+            try logUnlogged(log, &w)
+            return true
+        }
+        if !logged { try syncData(fd: fd) }
+    }
+
+    /// Logs the BAT entries of ``Writer/unlogged`` as they stand in memory now (a later trim may have changed
+    /// one), in entries of at most ``VHDXLog/maximumSectorsPerEntry`` BAT sectors.
+    private func logUnlogged(_ log: VHDXLog, _ w: inout Writer) throws(BackendError) {
+        let perSector = VHDXLogEntry.sectorSize / 8
+        var bySector: [Int: [Int]] = [:]
+        for i in w.unlogged { bySector[i / perSector, default: []].append(i) }
+        let sectors = bySector.keys.sorted()
+        var next = 0
+        while next < sectors.count {
+            let group = sectors[next..<min(next + VHDXLog.maximumSectorsPerEntry, sectors.count)]
+            let changes = bat.withLock { t in
+                group.flatMap { bySector[$0] ?? [] }.map { ($0, VHDXBATEntry(raw: t.entries[$0])) }
+            }
+            try logBAT(log, changes, fileEnd: w.fileEnd)
+            next += group.count
+        }
+        w.unlogged.removeAll(keepingCapacity: true)
     }
 
     public func unmap(at offset: UInt64, length: UInt64) throws(BackendError) {

@@ -3,11 +3,13 @@ import VMBusWire
 
 /// The log of an open VHDX: replays what a crash left in it, and carries every metadata update we make.
 ///
-/// Each update is one entry that is its own sequence (its tail is itself): the entry is written and flushed,
-/// then applied in place and flushed, before the next one starts. A crash before the entry is whole leaves the
-/// previous state (the torn entry fails its checksum); a crash after it replays the entry on the next open.
-/// Entries are written sector by sector around the circular log; one is at most 33 sectors (132 KiB), under half
-/// of the smallest log (1 MiB), so the previous entry is never overwritten by the next one.
+/// Each update is one entry, written and flushed, then applied in place without a flush of its own: the next
+/// entry's flush makes that apply durable too, so each entry's tail reaches back to the previous one, whose
+/// apply may still be only in the page cache, and a replay redoes both. A crash before an entry is whole leaves
+/// the previous sequence (the torn entry fails its checksum); a crash after it replays the entry and the one
+/// before. A clean close flushes before it clears the log GUID. Entries are written sector by sector around the
+/// circular log; one is at most 33 sectors (132 KiB), so three fit in the smallest log (1 MiB) and the two entries
+/// of a sequence are never overwritten by the entry being written.
 final class VHDXLog {
     let fd: Int32
     let offset: UInt64
@@ -15,6 +17,8 @@ final class VHDXLog {
     let guid: GUID
     private var sequence: UInt64
     private var head = 0
+    /// Where the last entry starts while its apply is not known to be durable: the next entry's tail.
+    private var unflushedEntry: Int?
 
     init(fd: Int32, offset: UInt64, length: Int, guid: GUID, firstSequence: UInt64 = 1) {
         self.fd = fd
@@ -85,7 +89,7 @@ final class VHDXLog {
     static let maximumSectorsPerEntry = 32
 
     /// A step of ``commit`` that tests may stop before, to leave an image as a crash there would.
-    enum Step: Int, CaseIterable, Sendable { case writeEntry, flushEntry, apply, flushApplied }
+    enum Step: Int, CaseIterable, Sendable { case writeEntry, flushEntry, apply }
 
     /// Logs and applies `sectors` (4 KiB file sectors, offsets 4 KiB-aligned). `stopBefore` ends the commit early
     /// with `.io`, as a crash would (tests only).
@@ -93,7 +97,7 @@ final class VHDXLog {
                 stopBefore: Step? = nil) throws(BackendError) {
         // One entry, so that the sectors change together: two BAT sectors and up to 16 of a sector bitmap.
         guard sectors.count <= Self.maximumSectorsPerEntry else { throw .invalidConfiguration("a VHDX log entry of \(sectors.count) sectors") }
-        let entry = VHDXLogEntry(sequenceNumber: sequence, tail: UInt32(head), logGUID: guid,
+        let entry = VHDXLogEntry(sequenceNumber: sequence, tail: UInt32(unflushedEntry ?? head), logGUID: guid,
                                  flushedFileOffset: flushedFileOffset, lastFileOffset: lastFileOffset,
                                  descriptors: sectors.map { .data(fileOffset: $0.0, sector: $0.1) })
         let bytes = entry.encoded
@@ -108,11 +112,11 @@ final class VHDXLog {
         }
         try stop(.flushEntry)
         try syncData(fd: fd)
+        // The previous entry's apply was written before this flush, so it is durable now; this one's is not.
+        unflushedEntry = head
         head = (head + bytes.count) % length
         sequence += 1
         try stop(.apply)
         for (o, sector) in sectors { try sector.write(fd: fd, at: o, what: "VHDX metadata") }
-        try stop(.flushApplied)
-        try syncData(fd: fd)
     }
 }
