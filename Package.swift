@@ -102,6 +102,18 @@ let package = Package(
                            "VMBusGuest", "VMBusSCSI",
                            .product(name: "Atomics", package: "swift-atomics"),
                            .product(name: "Logging", package: "swift-log")]),
+        // NetVSP, the host's network VSP: NVSP negotiation, the receive and send buffers, the RNDIS device,
+        // checksum offload, and the backend protocol TAP and the switch plug into (plus an in-memory backend).
+        .target(
+            name: "VMBusNetVSP",
+            dependencies: ["VMBusNetProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                           "VMBusHost", "VMBusSync", .product(name: "Atomics", package: "swift-atomics")]),
+        // NetVSC, the guest's network client: init in Linux's order, buffers, RNDIS, send and receive, counters.
+        .target(
+            name: "VMBusNetVSC",
+            dependencies: ["VMBusNetProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
+                           "VMBusGuest", "VMBusSync", .product(name: "Atomics", package: "swift-atomics"),
+                           .product(name: "Logging", package: "swift-log")]),
         // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
@@ -186,6 +198,11 @@ let package = Package(
             dependencies: ["VMBusStorVSC", "VMBusStorVSP", "VMBusStorageProtocol", "VMBusSCSI", "VMBusSCSITarget",
                            "VMBusDiskBackend", "VMBusHost", "VMBusGuest", "VMBusMemory", "VMBusProtocol", "VMBusRing",
                            "VMBusTransport", "VMBusTestSupport", "VMBusWire"]),
+        // NetVSC against NetVSP through the real rings, and each against a raw hostile peer.
+        .testTarget(
+            name: "VMBusNetDevicesTests",
+            dependencies: ["VMBusNetVSP", "VMBusNetVSC", "VMBusNetProtocol", "VMBusHost", "VMBusGuest", "VMBusMemory",
+                           "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusTestSupport", "VMBusWire", "VMBusSync"]),
         .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),

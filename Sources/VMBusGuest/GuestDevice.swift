@@ -65,4 +65,18 @@ public final class GuestDevice: @unchecked Sendable {
         state.update { $0.channels[o.childRelID] = channel }
         return channel
     }
+
+    /// Creates a GPADL over `pages` on the primary channel (netvsc's receive and send buffers) and waits for
+    /// GPADL_CREATED.
+    public func createGPADL(pages: [UInt64]) throws(GuestError) -> UInt32 {
+        guard let bus else { throw .notConnected }
+        return try bus.createGPADL(relID: relID, pages: pages)
+    }
+
+    /// Tears down a GPADL of the primary channel and waits for GPADL_TORNDOWN; only then may its pages be
+    /// reused.
+    public func teardownGPADL(_ handle: UInt32) throws(GuestError) {
+        guard let bus else { throw .notConnected }
+        try bus.teardownGPADL(relID: relID, handle: handle)
+    }
 }

@@ -1,3 +1,4 @@
+import VMBusProtocol
 import VMBusRing
 
 /// A VSP: the host side of one synthetic device. It declares its offer and serves the channels the guest
@@ -36,5 +37,14 @@ public struct HostDeviceHandle: Sendable {
     /// Removes the device: every channel of it is rescinded.
     public func rescind() {
         host?.rescindDevice(deviceIndex: deviceIndex)
+    }
+}
+
+extension HostDeviceHandle {
+    /// The ranges of GPADL `handle`, if the guest created it on channel `relID` and it is complete and not
+    /// being torn down. Devices that take buffers by GPADL handle (netvsc's receive and send buffers) look
+    /// them up here.
+    public func gpadlRanges(_ handle: UInt32, relID: UInt32) -> [GPARange]? {
+        host?.gpadlRanges(handle, relID: relID)
     }
 }

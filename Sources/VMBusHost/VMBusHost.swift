@@ -142,6 +142,15 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
     /// A snapshot of the server state (tests, `vmbus list`).
     public var server: Server { state.withLock { $0.server } }
 
+    /// A complete GPADL of channel `relID` that no teardown was asked for (see ``HostDeviceHandle/gpadlRanges``).
+    func gpadlRanges(_ handle: UInt32, relID: UInt32) -> [GPARange]? {
+        state.withLock { s -> [GPARange]? in
+            guard let g = s.server.gpadls[handle], g.relID == relID, !g.teardownPending,
+                  case .ready(let ranges) = g.state else { return nil }
+            return ranges
+        }
+    }
+
     /// Open channels, for status lines.
     public var openChannels: [HostChannel] { state.withLock { s in s.open.keys.sorted().compactMap { s.open[$0]?.channel } } }
 

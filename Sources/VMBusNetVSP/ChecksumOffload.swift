@@ -1,0 +1,89 @@
+import VMBusNetProtocol
+
+/// The checksums a guest leaves to the host (`TCPIP_CHKSUM_PKTINFO` on transmit), filled in before a frame
+/// leaves for the backend, which may be a wire that checks them.
+///
+/// The L4 checksum is computed from scratch (pseudo-header, then the segment with its checksum field taken as
+/// zero), so whatever the guest left in the field (Linux leaves the pseudo-header sum of CHECKSUM_PARTIAL)
+/// does not matter. A frame whose headers do not add up is passed on unchanged and counted by the caller.
+enum ChecksumOffload {
+    /// Applies `info` to the frame at `frame[start ..< start + length]`; false if the headers were unusable.
+    static func apply(_ info: NDISTCPIPChecksumInfo, to frame: inout [UInt8], start: Int, length: Int) -> Bool {
+        guard info.isIPv4 || info.isIPv6 else { return true }
+        guard length >= 14 else { return false }
+        var l3 = start + 14
+        // One 802.1Q tag may sit in the frame (Linux normally puts it in a PPI instead).
+        if u16(frame, start + 12) == 0x8100 { l3 += 4 }
+        let end = start + length
+        if info.isIPv4 {
+            guard l3 + 20 <= end, frame[l3] >> 4 == 4 else { return false }
+            let ihl = Int(frame[l3] & 0xF) * 4
+            guard ihl >= 20, l3 + ihl <= end else { return false }
+            if info.ipHeaderChecksum {
+                frame[l3 + 10] = 0
+                frame[l3 + 11] = 0
+                let sum = fold(add(frame, l3, ihl, 0))
+                put16(&frame, l3 + 10, ~sum)
+            }
+            guard info.tcpChecksum || info.udpChecksum else { return true }
+            let total = Int(u16(frame, l3 + 2))
+            guard total >= ihl, l3 + total <= end else { return false }
+            let l4 = info.tcpHeaderOffset != 0 ? start + Int(info.tcpHeaderOffset) : l3 + ihl
+            guard l4 >= l3 + ihl, l4 <= l3 + total else { return false }
+            let l4Length = l3 + total - l4
+            var pseudo = add(frame, l3 + 12, 8, 0)
+            pseudo += UInt32(info.tcpChecksum ? 6 : 17) + UInt32(l4Length)
+            return finishL4(info, &frame, l4, l4Length, pseudo)
+        }
+        guard l3 + 40 <= end, frame[l3] >> 4 == 6 else { return false }
+        guard info.tcpChecksum || info.udpChecksum else { return true }
+        let payload = Int(u16(frame, l3 + 4))
+        guard l3 + 40 + payload <= end else { return false }
+        let l4 = info.tcpHeaderOffset != 0 ? start + Int(info.tcpHeaderOffset) : l3 + 40
+        guard l4 >= l3 + 40, l4 <= l3 + 40 + payload else { return false }
+        let l4Length = l3 + 40 + payload - l4
+        var pseudo = add(frame, l3 + 8, 32, 0)
+        pseudo += UInt32(info.tcpChecksum ? 6 : 17) + UInt32(l4Length & 0xFFFF) + UInt32(l4Length >> 16)
+        return finishL4(info, &frame, l4, l4Length, pseudo)
+    }
+
+    private static func finishL4(_ info: NDISTCPIPChecksumInfo, _ frame: inout [UInt8], _ l4: Int, _ length: Int,
+                                 _ pseudo: UInt32) -> Bool {
+        let field = info.tcpChecksum ? l4 + 16 : l4 + 6
+        guard field + 2 <= l4 + length else { return false }
+        frame[field] = 0
+        frame[field + 1] = 0
+        var sum = ~fold(add(frame, l4, length, pseudo))
+        // UDP sends "no checksum" as 0, so a computed 0 goes out as its other form (RFC 768).
+        if !info.tcpChecksum && sum == 0 { sum = 0xFFFF }
+        put16(&frame, field, sum)
+        return true
+    }
+
+    /// One's-complement sum of `count` bytes at `at` (big-endian words, an odd last byte padded), added to
+    /// `initial`, not folded. Frames are below 64 KiB, so a u32 cannot overflow.
+    static func add(_ b: [UInt8], _ at: Int, _ count: Int, _ initial: UInt32) -> UInt32 {
+        var sum = initial
+        var i = at
+        let end = at + count
+        while i + 1 < end {
+            sum += UInt32(b[i]) << 8 | UInt32(b[i + 1])
+            i += 2
+        }
+        if i < end { sum += UInt32(b[i]) << 8 }
+        return sum
+    }
+
+    static func fold(_ s: UInt32) -> UInt16 {
+        var sum = s
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        return UInt16(sum)
+    }
+
+    @inline(__always) static func u16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) << 8 | UInt16(b[at + 1]) }
+
+    @inline(__always) static func put16(_ b: inout [UInt8], _ at: Int, _ v: UInt16) {
+        b[at] = UInt8(v >> 8)
+        b[at + 1] = UInt8(truncatingIfNeeded: v)
+    }
+}

@@ -1,0 +1,148 @@
+import VMBusHost
+import VMBusMemory
+import VMBusNetProtocol
+import VMBusProtocol
+import VMBusRing
+import VMBusWire
+
+extension NetVSP {
+    /// The most RNDIS messages one request may carry (Linux batches up to `max_pkt_per_msg`, which we set
+    /// to 8); more is a guest that makes us loop.
+    static let maxMessagesPerRequest = 64
+
+    /// SEND_RNDIS_PKT: gathers the request's bytes (section first, then GPA ranges: Linux's partial copy
+    /// puts earlier packets in the section and the last frame in the ranges), walks the RNDIS messages,
+    /// hands PACKET frames to the backend and control messages to the RNDIS device, then completes.
+    func transmit(_ m: NVSPSendRNDISPacket, gather: GPADirectPacketView?, packet: ReceivedPacket, _ state: PrimaryState) {
+        guard let length = gatherRequest(m, gather, state) else { return completeWithFailure(packet, state) }
+        guard parseMessages(length: length, state) else { return completeWithFailure(packet, state) }
+        for frame in state.frames { forward(frame, state) }
+        state.frames.removeAll(keepingCapacity: true)
+        if packet.descriptor.completionRequested {
+            reply(.sendRNDISPacketComplete(NVSPSendRNDISPacketComplete(status: .success)),
+                  packet.descriptor.transactionID, state)
+        }
+    }
+
+    /// Copies the request's bytes into the worker's scratch; returns how many, or nil (counted) if the
+    /// section or a range is not the guest's to name.
+    private func gatherRequest(_ m: NVSPSendRNDISPacket, _ gather: GPADirectPacketView?, _ state: PrimaryState) -> Int? {
+        var length = 0
+        if m.usesSendBuffer {
+            guard let send = state.send else { fault("SEND_RNDIS_PKT names a section without a send buffer"); return nil }
+            let sectionSize = configuration.sendSectionSize
+            let sections = send.size / sectionSize
+            let size = Int(m.sendBufferSectionSize)
+            guard Int(m.sendBufferSectionIndex) < sections, size <= sectionSize else {
+                fault("section \(m.sendBufferSectionIndex) of \(sections), \(size) bytes")
+                return nil
+            }
+            do { try send.read(at: Int(m.sendBufferSectionIndex) * sectionSize, count: size, into: &state.scratch) } catch {
+                fault("send section: \(error)")
+                return nil
+            }
+            length = size
+        }
+        guard let gather else {
+            if !m.usesSendBuffer { fault("in-band SEND_RNDIS_PKT without a section") }
+            return m.usesSendBuffer ? length : nil
+        }
+        let memory = state.channel.memory
+        var failure: String?
+        let capacity = state.scratch.count
+        state.scratch.withUnsafeMutableBytes { scratch in
+            gather.forEachRange { range in
+                guard failure == nil else { return }
+                var left = Int(range.byteCount)
+                guard left <= capacity - length else {
+                    failure = "GPA ranges of more than \(capacity) bytes"
+                    return
+                }
+                var offset = Int(range.byteOffset)
+                var i = 0
+                while left > 0 {
+                    let n = min(GuestMemory.pageSize - offset, left)
+                    do {
+                        let pfn = try range.pfn(i)
+                        guard memory.contains(pfn: pfn) else { failure = "PFN \(pfn) outside guest memory"; return }
+                        try memory.read(gpa: pfn << GuestMemory.pageShift + UInt64(offset),
+                                        into: scratch.baseAddress! + length, count: n)
+                    } catch {
+                        failure = "GPA range: \(error)"
+                        return
+                    }
+                    length += n
+                    left -= n
+                    offset = 0
+                    i += 1
+                }
+            }
+        }
+        if let failure { fault(failure); return nil }
+        return length
+    }
+
+    /// Walks the RNDIS messages in `scratch[0 ..< length]`: PACKETs are noted in `state.frames` (forwarded
+    /// after the walk, when no reader shares the scratch any more), control messages are answered now. Any
+    /// malformed message drops the whole request.
+    private func parseMessages(length: Int, _ state: PrimaryState) -> Bool {
+        state.frames.removeAll(keepingCapacity: true)
+        var r = WireReader(state.scratch, start: 0, end: length)
+        var count = 0
+        do {
+            while r.remaining >= RNDISMessage.headerSize {
+                let type = try r.peekUInt32()
+                // Zero padding after the last message (no RNDIS type is 0).
+                if type == 0 { break }
+                count += 1
+                guard count <= Self.maxMessagesPerRequest else {
+                    fault("more than \(Self.maxMessagesPerRequest) RNDIS messages in one request")
+                    return false
+                }
+                if type == RNDISMessageType.packet.rawValue {
+                    let view = try RNDISPacketView(from: &r)
+                    state.frames.append(TransmitFrame(index: view.dataIndex, length: view.dataLength,
+                                                      checksum: view.info.checksum))
+                } else {
+                    let message = try RNDISMessage(from: &r)
+                    rndisControl(message)
+                }
+            }
+        } catch {
+            fault("RNDIS message: \(error)")
+            state.frames.removeAll(keepingCapacity: true)
+            return false
+        }
+        return true
+    }
+
+    private func forward(_ frame: TransmitFrame, _ state: PrimaryState) {
+        guard frame.length >= 14, frame.length <= maxFrameSize else {
+            return fault("a transmitted frame of \(frame.length) bytes")
+        }
+        if let checksum = frame.checksum,
+           !ChecksumOffload.apply(checksum, to: &state.scratch, start: frame.index, length: frame.length) {
+            counters.checksumErrors.bump()
+        }
+        counters.txPackets.bump()
+        counters.txBytes.bump(frame.length)
+        state.scratch.withUnsafeBytes { raw in
+            backend.transmit(UnsafeRawBufferPointer(rebasing: raw[frame.index..<(frame.index + frame.length)]), from: self)
+        }
+    }
+
+    /// One RNDIS control message: the device answers, the answer goes back through the receive buffer.
+    func rndisControl(_ message: RNDISMessage) {
+        counters.controlMessages.bump()
+        let version = negotiation.withLock { $0.version } ?? .v1
+        let (response, effect) = rndis.withLock { $0.handle(message, nvspVersion: version) }
+        // The receive gate changes before the answer is queued: after SET filter 0 completes no frame follows.
+        refreshReceiveGate()
+        if let response { sendControl(response) }
+        switch effect {
+        case .initialized: backend.attached(self)
+        case .halted: backend.detached(self)
+        default: break
+        }
+    }
+}

@@ -1,0 +1,316 @@
+import Atomics
+import VMBusHost
+import VMBusMemory
+import VMBusNetProtocol
+import VMBusProtocol
+import VMBusRing
+import VMBusSync
+import VMBusTransport
+import VMBusWire
+
+/// The host's network VSP: one synthetic NIC (Linux's peer is `hv_netvsc`) whose frames go to a
+/// ``NetBackend``.
+///
+/// Control: NVSP on the primary channel through ``NetVSPNegotiation`` (INIT with fallback, NDIS config and
+/// version), the receive and send buffers (GPADLs), and RNDIS control messages through ``RNDISDevice``.
+///
+/// Transmit (guest → host, the channel's worker thread): SEND_RNDIS_PKT from a send-buffer section, from GPA
+/// ranges, or both (a section followed by the ranges); each PACKET's frame gets the checksums the guest left
+/// to offload and goes to the backend; the request is completed.
+///
+/// Receive (host → guest, the backend's thread through ``deliver(_:)``): the frame is written into a free
+/// receive slot and named by a transfer-page packet; the guest's completion gives the slot back. A frame is
+/// accepted only once its slot is written; the packet then waits for ring space (`pending_send_sz`) rather than
+/// being dropped.
+public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var macAddress: [UInt8]
+        public var mtu: Int = 1500
+        public var acceptedVersions: Set<NVSPProtocolVersion> = Set(NVSPProtocolVersion.all)
+        /// `NETVSC_SEND_SECTION_SIZE`, what Hyper-V and OpenVMM answer.
+        public var sendSectionSize: Int = 6144
+        /// Largest buffers a guest may hand over (Linux: 31 MiB receive, 15 MiB send at most).
+        public var maxReceiveBufferBytes: Int = 32 << 20
+        public var maxSendBufferBytes: Int = 16 << 20
+        /// In 100 bit/s units.
+        public var linkSpeed: UInt32 = 100_000_000
+        public var offersChecksumOffload = true
+        public init(macAddress: [UInt8]) { self.macAddress = macAddress }
+    }
+
+    public let offer: HostDeviceOffer
+    public let configuration: Configuration
+    public let backend: any NetBackend
+    /// One receive slot: the RNDIS PACKET header, two PPIs and the largest frame, 64-byte aligned.
+    public let receiveSlotSize: Int
+    /// The largest GPA-direct payload gathered for one request (a 64 KiB LSO packet and its headers).
+    static let maxGatherBytes = 72 * 1024
+
+    let counters = NetVSPCounterSet()
+    let lastError = Lock<String?>(nil)
+    let negotiation: Lock<NetVSPNegotiation>
+    let rndis: Lock<RNDISDevice>
+    private let device = Lock<HostDeviceHandle?>(nil)
+    /// The primary channel while open, with its buffers.
+    let primary = Lock<PrimaryState?>(nil)
+    /// Serialises writers of receive slots and transfer-page packets, and holds what they reuse; see
+    /// ``NetVSP+Receive``.
+    let delivery: Lock<DeliveryState>
+    /// A backend was told busy: tell it when a slot comes back.
+    let backendWaiting = ManagedAtomic<Bool>(false)
+
+    /// What the primary channel has: its buffers and the worker's reused scratch.
+    final class PrimaryState: @unchecked Sendable {
+        let channel: HostChannel
+        var receive: HostReceiveBuffer?
+        var send: GuestPageBuffer?
+        var sendGPADL: UInt32 = 0
+        var sendID: UInt16 = 0
+        /// Worker-only: bytes of the current request (section and/or GPA ranges), and the frames found in it.
+        var scratch: [UInt8]
+        var frames: [TransmitFrame] = []
+        var writer = WireWriter(capacity: NVSPMessage.wireSize)
+        init(channel: HostChannel) {
+            self.channel = channel
+            scratch = [UInt8](repeating: 0, count: NetVSP.maxGatherBytes)
+            frames.reserveCapacity(64)
+        }
+    }
+
+    struct TransmitFrame {
+        var index: Int
+        var length: Int
+        var checksum: NDISTCPIPChecksumInfo?
+    }
+
+    public init(instanceID: GUID, configuration: Configuration, backend: any NetBackend) {
+        self.configuration = configuration
+        self.backend = backend
+        // RNDIS header (8) + PACKET (36) + two PPIs (32) + the frame (MTU + 14, and room for one 802.1Q tag).
+        receiveSlotSize = (8 + 36 + 32 + configuration.mtu + 18 + 63) & ~63
+        // Linux raises its own max_pkt_size for netvsc; GPA-direct sends name up to 32 page ranges.
+        offer = HostDeviceOffer(classID: DeviceClass.nic.classID, instanceID: instanceID, maxSubchannels: 0,
+                                maxPacketSize: 16 * 1024)
+        negotiation = Lock(NetVSPNegotiation(configuration: .init(acceptedVersions: configuration.acceptedVersions)))
+        rndis = Lock(RNDISDevice(configuration: .init(macAddress: configuration.macAddress, mtu: configuration.mtu,
+                                                      linkSpeed: configuration.linkSpeed,
+                                                      offersChecksumOffload: configuration.offersChecksumOffload)))
+        delivery = Lock(DeliveryState())
+    }
+
+    public var counterSnapshot: NetVSPCounters { counters.snapshot(lastError: lastError.withLock { $0 }) }
+    public var negotiatedVersion: NVSPProtocolVersion? { negotiation.withLock { $0.version } }
+    public var rndisStage: RNDISDevice.Stage { rndis.withLock { $0.stage } }
+    public var packetFilter: NDISPacketFilter { rndis.withLock { $0.packetFilter } }
+    public var macAddress: [UInt8] { rndis.withLock { $0.currentMACAddress } }
+    public var maxFrameSize: Int { configuration.mtu + 18 }
+    /// Receive slots the guest has not returned.
+    public var outstandingReceiveSlots: Int {
+        primary.withLock { p in p?.receive.map { $0.slotCount - $0.freeSlots } ?? 0 }
+    }
+
+    func fault(_ why: String) {
+        counters.protocolErrors.bump()
+        lastError.withLock { $0 = why }
+    }
+
+    // MARK: Channel life
+
+    public func attached(_ device: HostDeviceHandle) { self.device.withLock { $0 = device } }
+
+    public func channelOpened(_ channel: HostChannel) throws {
+        guard channel.subchannelIndex == 0 else { return }
+        primary.withLock { $0 = PrimaryState(channel: channel) }
+    }
+
+    public func channelClosed(_ channel: HostChannel) {
+        guard channel.subchannelIndex == 0 else { return }
+        // Under the delivery lock: a delivery that is writing a slot finishes first, and none starts after,
+        // so no guest memory is touched once this returns.
+        delivery.withLock { d in
+            d.open = false
+            d.receive = nil
+            d.channel = nil
+        }
+        let was = primary.withLock { p -> Bool in
+            defer { p = nil }
+            return p?.channel === channel
+        }
+        negotiation.withLock { n in n = NetVSPNegotiation(configuration: n.configuration) }
+        rndis.withLock { r in
+            let up = r.linkUp
+            r = RNDISDevice(configuration: r.configuration)
+            r.linkUp = up
+        }
+        if was { backend.detached(self) }
+    }
+
+    // MARK: Packets
+
+    public func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
+        guard channel.subchannelIndex == 0, let state = primary.withLock({ $0 }), state.channel === channel else {
+            return fault("packet on a channel that is not the open primary")
+        }
+        switch packet.descriptor.type {
+        case .completion:
+            receiveCompleted(transactionID: packet.descriptor.transactionID, state)
+        case .dataInband:
+            var r = buffer.wireReader(for: packet)
+            let version = negotiation.withLock { $0.version }
+            let message: NVSPMessage
+            do { message = try NVSPMessage(from: &r, direction: .guestToHost, version: version) } catch {
+                fault("NVSP message: \(error)")
+                return completeWithFailure(packet, state)
+            }
+            if case .sendRNDISPacket(let m) = message {
+                transmit(m, gather: nil, packet: packet, state)
+            } else {
+                control(message, packet: packet, state)
+            }
+        case .dataUsingGPADirect:
+            var r = buffer.wireReader(wholePacket: packet)
+            do {
+                let view = try GPADirectPacketView(from: &r)
+                let message = try NVSPMessage(from: &r, direction: .guestToHost, version: negotiation.withLock { $0.version })
+                guard case .sendRNDISPacket(let m) = message else {
+                    fault("GPA-direct packet carrying \(message.type)")
+                    return completeWithFailure(packet, state)
+                }
+                transmit(m, gather: view, packet: packet, state)
+            } catch {
+                fault("GPA-direct packet: \(error)")
+                completeWithFailure(packet, state)
+            }
+        default:
+            fault("unexpected packet type \(packet.descriptor.type)")
+        }
+    }
+
+    /// The guest is done with the slot of a transfer-page packet.
+    private func receiveCompleted(transactionID: UInt64, _ state: PrimaryState) {
+        guard let receive = state.receive, receive.release(transactionID: transactionID) else {
+            counters.unknownCompletions.bump()
+            return
+        }
+        if backendWaiting.exchange(false, ordering: .acquiringAndReleasing) { backend.receiveSpaceAvailable(self) }
+    }
+
+    // MARK: NVSP control
+
+    private func control(_ message: NVSPMessage, packet: ReceivedPacket, _ state: PrimaryState) {
+        let wants = packet.descriptor.completionRequested
+        let id = packet.descriptor.transactionID
+        switch message {
+        case .sendReceiveBuffer(let m):
+            let status = attachReceiveBuffer(m, state)
+            let sections: [NVSPReceiveBufferSection]
+            if status == .success, let rb = state.receive {
+                sections = [NVSPReceiveBufferSection(offset: 0, subAllocationSize: UInt32(rb.slotSize),
+                                                     subAllocationCount: UInt32(rb.slotCount),
+                                                     endOffset: UInt32(rb.slotCount * rb.slotSize))]
+            } else {
+                sections = []
+            }
+            if wants {
+                reply(.sendReceiveBufferComplete(NVSPSendReceiveBufferComplete(status: status, sections: sections)),
+                      id, state)
+            }
+        case .sendSendBuffer(let m):
+            let status = attachSendBuffer(m, state)
+            if wants {
+                reply(.sendSendBufferComplete(NVSPSendSendBufferComplete(
+                    status: status, sectionSize: status == .success ? UInt32(configuration.sendSectionSize) : 0)), id, state)
+            }
+        case .revokeReceiveBuffer(let m):
+            guard let rb = state.receive, rb.id == m.id else { return fault("REVOKE_RECV_BUF of unknown id \(m.id)") }
+            delivery.withLock { d in d.receive = nil }
+            state.receive = nil
+            if wants { reply(nil, id, state) }
+        case .revokeSendBuffer(let m):
+            guard state.send != nil, state.sendID == m.id else { return fault("REVOKE_SEND_BUF of unknown id \(m.id)") }
+            state.send = nil
+            if wants { reply(nil, id, state) }
+        case .subchannelRequest:
+            // No RSS is offered, so Linux never asks; a guest that does gets none.
+            if wants {
+                reply(.subchannelComplete(NVSPSubchannelComplete(status: .fail, subchannelCount: 0)), id, state)
+            }
+        case .switchDataPath:
+            // No VF: the synthetic path stays; the completion is empty (PROTOCOL.md §8.3).
+            if wants { reply(nil, id, state) }
+        default:
+            let outcome = negotiation.withLock { $0.handle(message) }
+            switch outcome {
+            case .complete(let m): if wants { reply(m, id, state) }
+            case .none: if wants { reply(nil, id, state) }
+            case .refuse(let why):
+                fault(why)
+                completeWithFailure(packet, state)
+            }
+        }
+    }
+
+    /// Maps the receive buffer the guest lent: a known GPADL of whole pages within our cap. Once only.
+    private func attachReceiveBuffer(_ m: NVSPSendReceiveBuffer, _ state: PrimaryState) -> NVSPStatus {
+        guard negotiation.withLock({ $0.bufferAllowed }) else { fault("SEND_RECV_BUF before INIT"); return .fail }
+        guard state.receive == nil else { fault("a second SEND_RECV_BUF"); return .fail }
+        guard let pages = bufferPages(m.gpadlHandle, state, limit: configuration.maxReceiveBufferBytes) else {
+            return .fail
+        }
+        guard pages.size / receiveSlotSize >= 1 else { fault("receive buffer smaller than a slot"); return .fail }
+        let rb = HostReceiveBuffer(id: m.id, gpadl: m.gpadlHandle, pages: pages, slotSize: receiveSlotSize)
+        state.receive = rb
+        delivery.withLock { d in
+            d.receive = rb
+            d.channel = state.channel
+            d.open = true
+            d.messageSize = negotiation.withLock { $0.messageSize }
+        }
+        return .success
+    }
+
+    private func attachSendBuffer(_ m: NVSPSendSendBuffer, _ state: PrimaryState) -> NVSPStatus {
+        guard negotiation.withLock({ $0.bufferAllowed }) else { fault("SEND_SEND_BUF before INIT"); return .fail }
+        guard state.send == nil else { fault("a second SEND_SEND_BUF"); return .fail }
+        guard let pages = bufferPages(m.gpadlHandle, state, limit: configuration.maxSendBufferBytes) else { return .fail }
+        guard pages.size >= configuration.sendSectionSize else { fault("send buffer smaller than a section"); return .fail }
+        state.send = pages
+        state.sendGPADL = m.gpadlHandle
+        state.sendID = m.id
+        return .success
+    }
+
+    /// The GPADL's pages if it is one range of whole pages, at most `limit` bytes, inside guest memory.
+    private func bufferPages(_ handle: UInt32, _ state: PrimaryState, limit: Int) -> GuestPageBuffer? {
+        guard let ranges = device.withLock({ $0 })?.gpadlRanges(handle, relID: state.channel.relID) else {
+            fault("buffer GPADL 0x\(String(handle, radix: 16)) is not a ready GPADL of this channel")
+            return nil
+        }
+        guard ranges.count == 1, let r = ranges.first, r.byteOffset == 0,
+              Int(r.byteCount) == r.pfns.count * GuestMemory.pageSize, Int(r.byteCount) <= limit else {
+            fault("buffer GPADL 0x\(String(handle, radix: 16)) is not one range of whole pages within \(limit) bytes")
+            return nil
+        }
+        do { return try GuestPageBuffer(memory: state.channel.memory, pages: r.pfns) } catch {
+            fault("buffer GPADL pages: \(error)")
+            return nil
+        }
+    }
+
+    /// Sends `message` (or an empty payload) as the completion of `id`, sized for the negotiated version.
+    func reply(_ message: NVSPMessage?, _ id: UInt64, _ state: PrimaryState) {
+        state.writer.reset()
+        message?.encode(into: &state.writer, minimumSize: negotiation.withLock { $0.messageSize })
+        let sent: Bool = state.writer.bytes.withUnsafeBytes { p in
+            (try? state.channel.sendCompletion(transactionID: id, p)) != nil
+        }
+        if !sent { lastError.withLock { $0 = "completion \(id) could not be sent" } }
+    }
+
+    /// Fails a request the guest wants completed: SEND_RNDIS_PKT_COMPLETE with FAIL (what Linux's completion
+    /// handler reads for every kind of request it waits on).
+    func completeWithFailure(_ packet: ReceivedPacket, _ state: PrimaryState) {
+        guard packet.descriptor.completionRequested else { return }
+        reply(.sendRNDISPacketComplete(NVSPSendRNDISPacketComplete(status: .fail)), packet.descriptor.transactionID, state)
+    }
+}
