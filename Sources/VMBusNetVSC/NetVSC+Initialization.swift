@@ -1,0 +1,372 @@
+import VMBusGuest
+import VMBusMemory
+import VMBusNetProtocol
+import VMBusProtocol
+import VMBusTransport
+import VMBusWire
+
+/// Waiting for RNDIS answers: one control request at a time, matched by `req_id`.
+struct ControlState {
+    var nextRequestID: UInt32 = 1
+    var busy = false
+    var awaiting: UInt32?
+    var response: RNDISMessage?
+    var currentMAC: [UInt8]?
+}
+
+extension NetVSC {
+    /// The completion context of RNDIS control requests (sections use their index, large buffers 1 << 32 | i).
+    static let controlContext: UInt64 = 2 << 32
+    static let largeContextBase: UInt64 = 1 << 32
+    /// Largest packet the host may send us, descriptor included: transfer-page packets with many ranges.
+    static let maxIncomingPacket = 8192
+    /// `max_xfer_size` Linux puts in RNDIS INITIALIZE.
+    static let rndisMaxTransferSize: UInt32 = 0x4000
+
+    // MARK: Start and stop
+
+    /// Opens the primary channel and runs Linux's sequence: NVSP INIT (newest version first), NDIS config
+    /// and version, receive and send buffers, RNDIS INITIALIZE and the queries and sets of
+    /// `rndis_filter_device_add`, then the packet filter.
+    public func start() throws(NetVSCError) {
+        guard let allocator = device.pageAllocator else { throw .channel(.notConnected) }
+        let sendSlots = configuration.sendBufferBytes / 512 + configuration.largeSendBuffers + 16
+        // The buffers exist before the channel does: the interrupt thread reads them without a lock.
+        try reserveMemory(allocator)
+        let opened: GuestChannel
+        do {
+            opened = try device.open(nil, outgoingRingSize: configuration.ringSize, incomingRingSize: configuration.ringSize,
+                                     maxPacketSize: Self.maxIncomingPacket, requestSlots: sendSlots, handler: self)
+        } catch {
+            allocator.release(allPages)
+            allPages = []
+            throw .channel(error)
+        }
+        channel = opened
+        do {
+            try negotiateVersion(opened)
+            try announceNDIS(opened)
+            try handOverReceiveBuffer(opened)
+            try handOverSendBuffer(opened)
+            try initializeRNDIS()
+        } catch {
+            stop()
+            throw error
+        }
+        // From here on no send waits for ring space: a full ring is the caller's to retry (Linux stops the
+        // queue), so neither the interrupt thread nor a sender ever blocks on the host.
+        opened.endpoint.sendTimeoutNanoseconds = 0
+        running.store(true, ordering: .releasing)
+        retryThreadStarted = startThread(name: "netvsc-comp") { [self] in completionRetryLoop() }
+        do { try setPacketFilter(configuration.packetFilter) } catch {
+            stop()
+            throw error
+        }
+    }
+
+    /// Linux's teardown: packet filter 0, HALT, revoke both buffers, tear down their GPADLs, close the
+    /// channel. Pages go back to the allocator only if their GPADLs were torn down (else they leak).
+    public func stop() {
+        let wasRunning = running.exchange(false, ordering: .acquiringAndReleasing)
+        guard let channel else { return }
+        if wasRunning {
+            _ = try? setPacketFilter([])
+            _ = try? sendRNDIS(.halt(RNDISHaltRequest(requestID: nextRequestID())))
+        }
+        pendingCompletions.update { $0.stopped = true }
+        if retryThreadStarted { _ = retryThreadDone.wait(timeoutNanoseconds: 10_000_000_000) }
+        if receiveGPADL != nil {
+            sendInbandIgnoringFull(channel, .revokeReceiveBuffer(NVSPRevokeReceiveBuffer(id: NVSPSendReceiveBuffer.linuxBufferID)))
+        }
+        if sendGPADL != nil {
+            sendInbandIgnoringFull(channel, .revokeSendBuffer(NVSPRevokeSendBuffer(id: NVSPSendSendBuffer.linuxBufferID)))
+        }
+        var torndown = true
+        for handle in [receiveGPADL, sendGPADL].compactMap({ $0 }) {
+            do { try device.teardownGPADL(handle) } catch { torndown = false }
+        }
+        channel.close()
+        self.channel = nil
+        receiveGPADL = nil
+        sendGPADL = nil
+        if !allPages.isEmpty, let allocator = device.pageAllocator {
+            if torndown { allocator.release(allPages) }
+            else { logger.warning("netvsc \(device.instanceID): leaking buffer pages whose GPADL teardown failed") }
+        }
+        allPages = []
+        receiveBuffer = nil
+        sendBuffer = nil
+        controlPage = nil
+    }
+
+    private func sendInbandIgnoringFull(_ channel: GuestChannel, _ m: NVSPMessage) {
+        let bytes = m.wireBytes
+        bytes.withUnsafeBytes { p in _ = try? channel.sendInband(p) }
+    }
+
+    /// The receive and send buffers, the GPA-direct buffers and the control page, from guest memory.
+    private func reserveMemory(_ allocator: PageAllocator) throws(NetVSCError) {
+        let receivePages = max(1, configuration.receiveBufferBytes / GuestMemory.pageSize)
+        let sendPages = max(2, configuration.sendBufferBytes / GuestMemory.pageSize)
+        let largePages = Self.pagesPerLargeBuffer(mtu: configuration.mtu) * max(0, configuration.largeSendBuffers)
+        let pages: [UInt64]
+        do { pages = try allocator.allocate(pages: receivePages + sendPages + largePages + 1) } catch {
+            throw .invalidArgument("guest memory for the NIC's buffers: \(error)")
+        }
+        allPages = pages
+        do {
+            receiveBuffer = try GuestPageBuffer(memory: allocator.memory, pages: Array(pages[0..<receivePages]))
+            sendBuffer = try GuestPageBuffer(memory: allocator.memory,
+                                             pages: Array(pages[receivePages..<(receivePages + sendPages)]))
+            var at = receivePages + sendPages
+            var large: [GuestPageBuffer] = []
+            let per = Self.pagesPerLargeBuffer(mtu: configuration.mtu)
+            for _ in 0..<max(0, configuration.largeSendBuffers) {
+                large.append(try GuestPageBuffer(memory: allocator.memory, pages: Array(pages[at..<(at + per)])))
+                at += per
+            }
+            controlPage = try GuestPageBuffer(memory: allocator.memory, pages: [pages[at]])
+            transmit.withLock { t in
+                t.large = large
+                t.freeLarge = Array((0..<large.count).reversed())
+            }
+        } catch {
+            throw .invalidArgument("buffer pages: \(error)")
+        }
+    }
+
+    static func pagesPerLargeBuffer(mtu: Int) -> Int {
+        (RNDISPacket.messageHeaderSize + RNDISPacket.wireSize + 2 * RNDISPacketInfo.entrySize + mtu + 18
+            + GuestMemory.pageSize - 1) / GuestMemory.pageSize
+    }
+
+    // MARK: NVSP
+
+    private func nvspRequest(_ channel: GuestChannel, _ m: NVSPMessage, _ what: String) throws(NetVSCError) -> NVSPMessage {
+        let reply: [UInt8]
+        do { reply = try channel.request(m.wireBytes, timeoutNanoseconds: configuration.controlTimeoutNanoseconds) } catch {
+            if case .timedOut = error { throw .timedOut("\(what): no answer from the host") }
+            throw .channel(error)
+        }
+        do { return try NVSPMessage(wireBytes: reply, direction: .hostToGuest) } catch {
+            throw .malformedResponse("\(what): \(error)")
+        }
+    }
+
+    private func negotiateVersion(_ channel: GuestChannel) throws(NetVSCError) {
+        for v in configuration.versions {
+            let reply = try nvspRequest(channel, .`init`(NVSPInit(version: v)), "INIT \(v)")
+            guard case .initComplete(let c) = reply else { throw .malformedResponse("INIT \(v) answered with \(reply.type)") }
+            if c.status == .success {
+                version = v
+                return
+            }
+        }
+        throw .negotiation("the host accepted none of the NVSP versions \(configuration.versions.map(\.description))")
+    }
+
+    /// SEND_NDIS_CONFIG (NVSP ≥ 2) and SEND_NDIS_VER, neither completed (Linux asks for no completion).
+    private func announceNDIS(_ channel: GuestChannel) throws(NetVSCError) {
+        guard let version else { return }
+        if version >= .v2 {
+            var capability: NVSPVSCCapability = .ieee8021q
+            if version >= .v5 { capability.insert(.teaming) }
+            try sendInband(channel, .sendNDISConfig(NVSPSendNDISConfig(mtu: UInt32(configuration.mtu + 14),
+                                                                       capability: capability)))
+        }
+        try sendInband(channel, .sendNDISVersion(.linuxChoice(for: version)))
+    }
+
+    private func sendInband(_ channel: GuestChannel, _ m: NVSPMessage) throws(NetVSCError) {
+        let bytes = m.wireBytes
+        let r: Result<Void, GuestError> = bytes.withUnsafeBytes { p in
+            do throws(GuestError) { try channel.sendInband(p); return .success(()) } catch { return .failure(error) }
+        }
+        do { try r.get() } catch { throw .channel(error) }
+    }
+
+    private func handOverReceiveBuffer(_ channel: GuestChannel) throws(NetVSCError) {
+        guard let rb = receiveBuffer else { throw .stopped }
+        do { receiveGPADL = try device.createGPADL(pages: rb.pages) } catch { throw .channel(error) }
+        let reply = try nvspRequest(channel, .sendReceiveBuffer(NVSPSendReceiveBuffer(gpadlHandle: receiveGPADL ?? 0)),
+                                    "SEND_RECV_BUF")
+        guard case .sendReceiveBufferComplete(let c) = reply else {
+            throw .malformedResponse("SEND_RECV_BUF answered with \(reply.type)")
+        }
+        guard c.status == .success else { throw .negotiation("SEND_RECV_BUF refused: \(c.status)") }
+        // Linux's checks: one section at offset 0, slots of at least 68 bytes that fit the buffer.
+        guard c.sections.count == 1, let s = c.sections.first, s.offset == 0, s.subAllocationSize >= 68,
+              s.subAllocationCount >= 1,
+              UInt64(s.subAllocationSize) * UInt64(s.subAllocationCount) <= UInt64(rb.size) else {
+            throw .malformedResponse("receive sections \(c.sections)")
+        }
+        receiveSlotSize = Int(s.subAllocationSize)
+        receive.withLock { r in
+            r.scratch = [UInt8](repeating: 0, count: receiveSlotSize)
+            r.slotSize = receiveSlotSize
+        }
+    }
+
+    private func handOverSendBuffer(_ channel: GuestChannel) throws(NetVSCError) {
+        guard let sb = sendBuffer else { throw .stopped }
+        do { sendGPADL = try device.createGPADL(pages: sb.pages) } catch { throw .channel(error) }
+        let reply = try nvspRequest(channel, .sendSendBuffer(NVSPSendSendBuffer(gpadlHandle: sendGPADL ?? 0)),
+                                    "SEND_SEND_BUF")
+        guard case .sendSendBufferComplete(let c) = reply else {
+            throw .malformedResponse("SEND_SEND_BUF answered with \(reply.type)")
+        }
+        guard c.status == .success else { throw .negotiation("SEND_SEND_BUF refused: \(c.status)") }
+        // Linux refuses sections below its minimum MTU; sections must also fit the buffer at least once.
+        guard c.sectionSize >= 68, Int(c.sectionSize) <= sb.size else {
+            throw .malformedResponse("send section size \(c.sectionSize)")
+        }
+        sendSectionSize = Int(c.sectionSize)
+        let count = sb.size / sendSectionSize
+        transmit.withLock { t in
+            t.freeSections = Array((0..<count).reversed())
+            t.sectionCount = count
+        }
+    }
+
+    // MARK: RNDIS
+
+    func nextRequestID() -> UInt32 {
+        control.withLock { c in
+            defer { c.nextRequestID = c.nextRequestID == .max ? 1 : c.nextRequestID + 1 }
+            return c.nextRequestID
+        }
+    }
+
+    /// Writes `message` to the control page and sends it GPA-direct as Linux does (SEND_RNDIS_PKT, control
+    /// channel type, no section). Retries a full ring until the control timeout.
+    func sendRNDIS(_ message: RNDISMessage) throws(NetVSCError) {
+        guard let channel, let page = controlPage else { throw .stopped }
+        var w = WireWriter(capacity: 256)
+        message.encode(into: &w)
+        guard w.count <= GuestMemory.pageSize else { throw .invalidArgument("an RNDIS request of \(w.count) bytes") }
+        do { try w.bytes.withUnsafeBytes { try page.write(at: 0, from: $0) } } catch { throw .invalidArgument("control page: \(error)") }
+        let range = GPARange(byteCount: UInt32(w.count), byteOffset: 0, pfns: page.pages)
+        let payload = NVSPMessage.sendRNDISPacket(NVSPSendRNDISPacket(channelType: .control)).wireBytes
+        let deadline = monotonicNanoseconds() &+ configuration.controlTimeoutNanoseconds
+        while true {
+            do {
+                try channel.sendGPADirectRequest(ranges: [range], payload: payload, context: Self.controlContext)
+                return
+            } catch {
+                let full = error == .channel(.sendTimedOut) || error == .channel(.tooManyOutstandingRequests)
+                guard full, monotonicNanoseconds() < deadline else { throw .channel(error) }
+                sleepNanoseconds(100_000)
+            }
+        }
+    }
+
+    /// Sends a request built around a fresh `req_id` and waits for the completion carrying it.
+    func rndisRequest(_ what: String, _ make: (UInt32) -> RNDISMessage) throws(NetVSCError) -> RNDISMessage {
+        let timeout = configuration.controlTimeoutNanoseconds
+        guard control.wait(timeoutNanoseconds: timeout, until: { c -> Bool? in
+            guard !c.busy else { return nil }
+            c.busy = true
+            return true
+        }) != nil else { throw .timedOut("\(what): another control request did not finish") }
+        defer { control.update { c in c.busy = false; c.awaiting = nil; c.response = nil } }
+        let id = nextRequestID()
+        control.withLock { c in c.awaiting = id; c.response = nil }
+        try sendRNDIS(make(id))
+        guard let response = control.wait(timeoutNanoseconds: timeout, until: { c -> RNDISMessage? in c.response }) else {
+            throw .timedOut("\(what): no RNDIS answer")
+        }
+        return response
+    }
+
+    func query(_ oid: RNDISOID, info: [UInt8] = []) throws(NetVSCError) -> RNDISQueryComplete {
+        let r = try rndisRequest("QUERY \(oid)") { .queryRequest(RNDISQueryRequest(requestID: $0, oid: oid, infoBuffer: info)) }
+        guard case .queryComplete(let c) = r else { throw .malformedResponse("QUERY \(oid) answered with \(r.type)") }
+        return c
+    }
+
+    func set(_ oid: RNDISOID, _ info: [UInt8]) throws(NetVSCError) -> RNDISStatus {
+        let r = try rndisRequest("SET \(oid)") { .setRequest(RNDISSetRequest(requestID: $0, oid: oid, infoBuffer: info)) }
+        guard case .setComplete(let c) = r else { throw .malformedResponse("SET \(oid) answered with \(r.type)") }
+        return c.status
+    }
+
+    static func u32(_ b: [UInt8]) -> UInt32? {
+        guard b.count >= 4 else { return nil }
+        var r = WireReader(b)
+        return try? r.readUInt32()
+    }
+
+    static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+
+    /// `rndis_filter_device_add`'s order: INITIALIZE, MAXIMUM_FRAME_SIZE, PERMANENT_ADDRESS, offload
+    /// capabilities and parameters, MEDIA_CONNECT_STATUS, and LINK_SPEED from NVSP 5.
+    private func initializeRNDIS() throws(NetVSCError) {
+        let r = try rndisRequest("INITIALIZE") {
+            .initializeRequest(RNDISInitializeRequest(requestID: $0, maxTransferSize: Self.rndisMaxTransferSize))
+        }
+        guard case .initializeComplete(let c) = r, c.status == .success else {
+            throw .negotiation("RNDIS INITIALIZE answered with \(r)")
+        }
+        mtu = configuration.mtu
+        let frame = try query(.genMaximumFrameSize)
+        if frame.status == .success, let v = Self.u32(frame.infoBuffer), v >= 68, Int(v) < mtu { mtu = Int(v) }
+        let mac = try query(.ieee802_3PermanentAddress)
+        guard mac.status == .success, mac.infoBuffer.count == 6 else {
+            throw .negotiation("PERMANENT_ADDRESS: \(mac.status), \(mac.infoBuffer.count) bytes")
+        }
+        permanentMACAddress = mac.infoBuffer
+        try negotiateOffloads()
+        let media = try query(.genMediaConnectStatus)
+        let up = media.status == .success && Self.u32(media.infoBuffer) == RNDISMediaState.connected.rawValue
+        link.store(up, ordering: .releasing)
+        if let version, version >= .v5 {
+            let speed = try query(.genLinkSpeed)
+            if speed.status == .success, let v = Self.u32(speed.infoBuffer) { linkSpeed = v }
+        }
+    }
+
+    /// Asks for the offload capabilities at the revision Linux uses for this NVSP version and turns on
+    /// transmit checksums (IPv4 header, TCP and UDP) when offered; no LSO, no receive offloads.
+    private func negotiateOffloads() throws(NetVSCError) {
+        guard let version else { return }
+        let (revision, size): (UInt8, Int) = version >= .v5 ? (NDISOffload.revision3, NDISOffload.wireSize)
+            : version >= .v4 ? (NDISOffload.revision2, NDISOffload.size6_1) : (NDISOffload.revision1, NDISOffload.size6_0)
+        var w = WireWriter(capacity: NDISObjectHeader.wireSize)
+        NDISObjectHeader(type: NDISObjectHeader.typeOffload, revision: revision, size: UInt16(size)).encode(into: &w)
+        let caps = try query(.tcpOffloadHardwareCapabilities, info: w.bytes)
+        guard caps.status == .success else { return }
+        var r = WireReader(caps.infoBuffer)
+        guard let offload = try? NDISOffload(from: &r) else {
+            counters.malformed.bump()
+            return
+        }
+        let tx4 = offload.checksum.ip4TXChecksum
+        let wanted = NDISChecksumOffload.capIP4 | NDISChecksumOffload.allTCP4 | NDISChecksumOffload.capUDP4
+        guard tx4 & wanted == wanted else { return }
+        var params = NDISOffloadParams(header: NDISOffloadParams.header(legacy: version <= .v4))
+        params.ipV4Checksum = NDISOffloadParams.txEnabledRXDisabled
+        params.tcpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
+        params.udpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
+        params.lsoV2IPv4 = NDISOffloadParams.lsoV2Disabled
+        params.lsoV2IPv6 = NDISOffloadParams.lsoV2Disabled
+        var pw = WireWriter(capacity: NDISOffloadParams.wireSize)
+        params.encode(into: &pw)
+        checksumOffload = try set(.tcpOffloadParameters, pw.bytes) == .success
+    }
+
+    /// SET GEN_CURRENT_PACKET_FILTER; 0 stops reception (what Linux sends when the interface goes down).
+    public func setPacketFilter(_ filter: NDISPacketFilter) throws(NetVSCError) {
+        let status = try set(.genCurrentPacketFilter, Self.le32(filter.rawValue))
+        guard status == .success else { throw .negotiation("packet filter refused: \(status)") }
+    }
+
+    /// Changes the MAC address as Linux does: GEN_RNDIS_CONFIG_PARAMETER "NetworkAddress" = 12 hex digits.
+    public func setMACAddress(_ mac: [UInt8]) throws(NetVSCError) {
+        guard mac.count == 6 else { throw .invalidArgument("a MAC address of \(mac.count) bytes") }
+        var w = WireWriter(capacity: 128)
+        RNDISConfigParameterInfo.networkAddress(mac).encode(into: &w)
+        let status = try set(.genRNDISConfigParameter, w.bytes)
+        guard status == .success else { throw .negotiation("NetworkAddress refused: \(status)") }
+        control.withLock { $0.currentMAC = mac }
+    }
+}

@@ -1,0 +1,201 @@
+import VMBusGuest
+import VMBusMemory
+import VMBusNetProtocol
+import VMBusProtocol
+import VMBusRing
+import VMBusTransport
+import VMBusWire
+
+/// The interrupt thread's reused buffer: one receive slot's bytes, copied out of the receive buffer before
+/// they are parsed (the host can change the shared bytes at any time).
+struct ReceiveState {
+    var scratch: [UInt8] = []
+    var slotSize = 0
+}
+
+/// Receive completions that found the ring full, oldest first, for the retry thread.
+struct PendingCompletions {
+    var ids: [UInt64] = []
+    var head = 0
+    var stopped = false
+    var count: Int { ids.count - head }
+}
+
+extension NetVSC {
+    /// Transfer-page packets name at most this many ranges (Linux: 562 with RSC).
+    static let maxRanges = 562
+    /// The shortened SEND_RNDIS_PKT_COMPLETE {108, SUCCESS} a guest returns for transfer pages.
+    static let receiveCompletion: [UInt8] = {
+        var w = WireWriter(capacity: 8)
+        NVSPMessage.sendRNDISPacketComplete(NVSPSendRNDISPacketComplete(status: .success)).encode(into: &w, minimumSize: 0)
+        return w.bytes
+    }()
+
+    public func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
+        switch packet.descriptor.type {
+        case .dataUsingXferPages:
+            receiveTransferPages(packet, buffer)
+            complete(packet.descriptor.transactionID, on: channel)
+        case .dataInband:
+            // SEND_INDIRECTION_TABLE and VF_ASSOCIATION: decoded, nothing to do with one queue and no VF.
+            var r = buffer.wireReader(for: packet)
+            if (try? NVSPMessage(from: &r, direction: .hostToGuest, version: version)) == nil { counters.malformed.bump() }
+            if packet.descriptor.completionRequested { complete(packet.descriptor.transactionID, on: channel) }
+        default:
+            counters.malformed.bump()
+        }
+    }
+
+    public func completionReceived(context: UInt64, packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
+        var r = buffer.wireReader(for: packet)
+        let ok: Bool
+        if let m = try? NVSPMessage(from: &r, direction: .hostToGuest), case .sendRNDISPacketComplete(let c) = m {
+            ok = c.status == .success
+        } else {
+            counters.malformed.bump()
+            ok = false
+        }
+        if context == Self.controlContext { return }
+        if !ok { counters.txErrors.bump() }
+        releaseSendResource(context)
+    }
+
+    public func requestsFailed(contexts: [UInt64], error: GuestError, on channel: GuestChannel) {
+        for c in contexts where c != Self.controlContext { releaseSendResource(c) }
+    }
+
+    /// Checks the transfer-page header in place (no arrays), then copies each range out of the receive
+    /// buffer and hands on what it holds. A bad header drops the whole packet; a bad range drops that range.
+    private func receiveTransferPages(_ packet: ReceivedPacket, _ buffer: PacketBuffer) {
+        guard let rb = receiveBuffer else { return counters.malformed.bump() }
+        var r = buffer.wireReader(wholePacket: packet)
+        let header = TransferPagePacketHeader.wireSize
+        let payloadOffset = packet.payloadOffset
+        guard payloadOffset >= header, (try? r.skip(PacketDescriptor.wireSize)) != nil,
+              let setID = try? r.readUInt16(), (try? r.skip(2)) != nil, let count = try? r.readUInt32() else {
+            return counters.malformed.bump()
+        }
+        let room = (payloadOffset - header) / TransferPageRange.wireSize
+        guard setID == NVSPSendReceiveBuffer.linuxBufferID, count >= 1, Int(count) <= room, Int(count) <= Self.maxRanges else {
+            return counters.malformed.bump()
+        }
+        var p = buffer.wireReader(for: packet)
+        guard let m = try? NVSPMessage(from: &p, direction: .hostToGuest, version: version),
+              case .sendRNDISPacket = m else {
+            return counters.malformed.bump()
+        }
+        let ranges = r
+        receive.withLock { state in
+            var walk = ranges
+            for _ in 0..<Int(count) {
+                guard let length = try? walk.readUInt32(), let offset = try? walk.readUInt32() else {
+                    counters.malformed.bump()
+                    return
+                }
+                receiveRange(offset: Int(offset), length: Int(length), rb, &state)
+            }
+        }
+    }
+
+    /// One range: inside the buffer, no longer than a slot, copied out, then parsed.
+    private func receiveRange(offset: Int, length: Int, _ rb: GuestPageBuffer, _ state: inout ReceiveState) {
+        guard length >= RNDISMessage.headerSize, length <= state.slotSize, rb.contains(offset: offset, count: length),
+              (try? rb.read(at: offset, count: length, into: &state.scratch)) != nil else {
+            return counters.malformed.bump()
+        }
+        var r = WireReader(state.scratch, start: 0, end: length)
+        guard let type = try? r.peekUInt32() else { return counters.malformed.bump() }
+        if type == RNDISMessageType.packet.rawValue {
+            guard let view = try? RNDISPacketView(from: &r) else { return counters.malformed.bump() }
+            guard view.dataLength >= 14, view.dataLength <= maxFrameSize, let handler = receiveHandler else {
+                return counters.rxDropped.bump()
+            }
+            counters.rxPackets.bump()
+            counters.rxBytes.bump(view.dataLength)
+            state.scratch.withUnsafeBytes { raw in
+                handler(UnsafeRawBufferPointer(rebasing: raw[view.dataIndex..<(view.dataIndex + view.dataLength)]))
+            }
+            return
+        }
+        guard let message = try? RNDISMessage(from: &r) else { return counters.malformed.bump() }
+        controlReceived(message)
+    }
+
+    /// An RNDIS completion for the waiting request, or a status indication.
+    private func controlReceived(_ message: RNDISMessage) {
+        if case .indicateStatus(let s) = message {
+            counters.statusIndications.bump()
+            switch s.status {
+            case .mediaConnect: setLink(true)
+            case .mediaDisconnect: setLink(false)
+            default: break
+            }
+            return
+        }
+        let matched = control.update { c -> Bool in
+            guard let id = message.requestID, let awaiting = c.awaiting, id == awaiting, c.response == nil else { return false }
+            c.response = message
+            return true
+        }
+        if !matched { counters.unexpectedControl.bump() }
+    }
+
+    private func setLink(_ up: Bool) {
+        let was = link.exchange(up, ordering: .acquiringAndReleasing)
+        if was != up { linkHandler?(up) }
+    }
+
+    // MARK: Receive completions
+
+    /// Completes a transfer-page packet without waiting; a full ring queues it for the retry thread. Older
+    /// queued completions go first.
+    private func complete(_ id: UInt64, on channel: GuestChannel) {
+        pendingCompletions.withLock { p in
+            if p.count == 0, sendCompletion(id, on: channel) { return }
+            guard p.count < configuration.maxPendingCompletions else {
+                counters.rxCompDropped.bump()
+                return
+            }
+            counters.rxCompBusy.bump()
+            p.ids.append(id)
+            flush(&p, on: channel)
+        }
+        pendingCompletions.update { _ in }  // wake the retry thread
+    }
+
+    private func sendCompletion(_ id: UInt64, on channel: GuestChannel) -> Bool {
+        Self.receiveCompletion.withUnsafeBytes { p in (try? channel.sendCompletion(transactionID: id, p)) != nil }
+    }
+
+    /// Sends queued completions in order until one does not fit.
+    private func flush(_ p: inout PendingCompletions, on channel: GuestChannel) {
+        while p.head < p.ids.count {
+            guard sendCompletion(p.ids[p.head], on: channel) else { break }
+            p.head += 1
+        }
+        if p.head == p.ids.count {
+            p.ids.removeAll(keepingCapacity: true)
+            p.head = 0
+        } else if p.head > 1024 {
+            p.ids.removeFirst(p.head)
+            p.head = 0
+        }
+    }
+
+    /// The retry thread: while completions wait, tries again every 20 µs (the ring frees as the host reads).
+    func completionRetryLoop() {
+        defer { retryThreadDone.open() }
+        while true {
+            let stop = pendingCompletions.wait(timeoutNanoseconds: 100_000_000) { p -> Bool? in
+                p.stopped ? true : (p.count > 0 ? false : nil)
+            }
+            if stop == true { return }
+            guard stop == false, let channel else { continue }
+            let left = pendingCompletions.withLock { p -> Int in
+                flush(&p, on: channel)
+                return p.count
+            }
+            if left > 0 { sleepNanoseconds(20_000) }
+        }
+    }
+}

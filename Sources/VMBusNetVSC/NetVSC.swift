@@ -1,0 +1,117 @@
+import Atomics
+import Logging
+import VMBusGuest
+import VMBusMemory
+import VMBusNetProtocol
+import VMBusProtocol
+import VMBusRing
+import VMBusSync
+import VMBusTransport
+import VMBusWire
+
+/// The guest's synthetic NIC for one netvsc device (Linux's `netvsc.c` and `rndis_filter.c` for one
+/// `hv_device`, without the net_device): NVSP and RNDIS initialization in Linux's order, the receive and send
+/// buffers, and the data path.
+///
+/// Threads: ``send(_:offload:)`` runs on the caller's thread (serialised by one lock, no allocation, no
+/// waiting: a full ring or no free section answers ``NetVSCSendResult/busy``). Received frames reach the
+/// handler on the bus's interrupt thread. Receive completions are sent from there without waiting; the ones
+/// that find the ring full queue up (`rx_comp_busy`) for the NIC's own retry thread, so the interrupt thread
+/// never blocks on the host.
+public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// NVSP versions in the order tried (Linux: 6.1, 6, 5, 4, 2, 1).
+        public var versions: [NVSPProtocolVersion] = NVSPProtocolVersion.linuxTryOrder
+        public var mtu = 1500
+        /// Linux: 16 MiB receive, 1 MiB send.
+        public var receiveBufferBytes = 2 << 20
+        public var sendBufferBytes = 1 << 20
+        /// Each ring, control page included.
+        public var ringSize = 256 * 1024
+        /// Buffers in guest memory for frames too large for a send section (sent GPA-direct).
+        public var largeSendBuffers = 16
+        public var packetFilter: NDISPacketFilter = .linuxDefault
+        /// Per initialization step.
+        public var controlTimeoutNanoseconds: UInt64 = 10_000_000_000
+        /// Receive completions kept for retry at most (more means the host sends faster than it reads).
+        public var maxPendingCompletions = 8192
+        public init() {}
+    }
+
+    /// Checksums to leave to the host, for one frame (the `TCPIP_CHKSUM_PKTINFO` transmit bits).
+    public struct TransmitOffload: Sendable, Equatable {
+        public var checksum: NDISTCPIPChecksumInfo
+        public init(checksum: NDISTCPIPChecksumInfo) { self.checksum = checksum }
+        /// TCP (or UDP) over IPv4 with the IP header checksum too; `l4Offset` is where the L4 header starts.
+        public static func ipv4(tcp: Bool, l4Offset: Int) -> Self {
+            var c = NDISTCPIPChecksumInfo()
+            c.isIPv4 = true
+            c.ipHeaderChecksum = true
+            if tcp { c.tcpChecksum = true } else { c.udpChecksum = true }
+            c.tcpHeaderOffset = UInt32(l4Offset)
+            return Self(checksum: c)
+        }
+    }
+
+    public let device: GuestDevice
+    public let configuration: Configuration
+    let logger: Logger
+    let counters = NetVSCCounterSet()
+    let receiveHandler: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+    let linkHandler: (@Sendable (Bool) -> Void)?
+
+    /// Set by ``start()`` before traffic; read-only after.
+    public internal(set) var version: NVSPProtocolVersion?
+    public internal(set) var permanentMACAddress: [UInt8] = []
+    public internal(set) var mtu = 0
+    public internal(set) var linkSpeed: UInt32 = 0
+    /// Whether the host offered TX checksum offload for TCP/UDP over IPv4 (and enabled it).
+    public internal(set) var checksumOffload = false
+    public internal(set) var sendSectionSize = 0
+    public internal(set) var receiveSlotSize = 0
+    let link = ManagedAtomic<Bool>(false)
+    let running = ManagedAtomic<Bool>(false)
+
+    var channel: GuestChannel?
+    var receiveBuffer: GuestPageBuffer?
+    var receiveGPADL: UInt32?
+    var sendBuffer: GuestPageBuffer?
+    var sendGPADL: UInt32?
+    var controlPage: GuestPageBuffer?
+    var allPages: [UInt64] = []
+
+    let transmit = Lock(TransmitState())
+    let control = Condition(ControlState())
+    let receive = Lock(ReceiveState())
+    let pendingCompletions = Condition(PendingCompletions())
+    let retryThreadDone = Latch()
+    var retryThreadStarted = false
+
+    public init(device: GuestDevice, configuration: Configuration = Configuration(), logger: Logger? = nil,
+                onReceive: (@Sendable (UnsafeRawBufferPointer) -> Void)? = nil,
+                onLinkChange: (@Sendable (Bool) -> Void)? = nil) throws(NetVSCError) {
+        guard device.classID == DeviceClass.nic.classID else {
+            throw .invalidArgument("device \(device.instanceID) is not a synthetic NIC")
+        }
+        guard configuration.mtu >= 68, configuration.mtu <= 65_000 else {
+            throw .invalidArgument("MTU \(configuration.mtu)")
+        }
+        self.device = device
+        self.configuration = configuration
+        self.logger = logger ?? Logger(label: "vmbus.netvsc")
+        receiveHandler = onReceive
+        linkHandler = onLinkChange
+    }
+
+    public var counterSnapshot: NetVSCCounters {
+        var c = counters.snapshot
+        c.malformed += Int(channel?.rejectedCompletions ?? 0)
+        return c
+    }
+    public var linkUp: Bool { link.load(ordering: .acquiring) }
+    public var isRunning: Bool { running.load(ordering: .acquiring) }
+    /// The largest frame ``send(_:offload:)`` takes and the host delivers: MTU + 14, and one 802.1Q tag.
+    public var maxFrameSize: Int { mtu + 18 }
+    /// The MAC address in use (the permanent one unless changed).
+    public var macAddress: [UInt8] { control.withLock { $0.currentMAC ?? permanentMACAddress } }
+}
