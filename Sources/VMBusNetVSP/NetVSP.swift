@@ -222,12 +222,18 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
                     status: status, sectionSize: status == .success ? UInt32(configuration.sendSectionSize) : 0)), id, state)
             }
         case .revokeReceiveBuffer(let m):
-            guard let rb = state.receive, rb.id == m.id else { return fault("REVOKE_RECV_BUF of unknown id \(m.id)") }
+            guard let rb = state.receive, rb.id == m.id else {
+                fault("REVOKE_RECV_BUF of unknown id \(m.id)")
+                return completeWithFailure(packet, state)
+            }
             delivery.withLock { d in d.receive = nil }
             state.receive = nil
             if wants { reply(nil, id, state) }
         case .revokeSendBuffer(let m):
-            guard state.send != nil, state.sendID == m.id else { return fault("REVOKE_SEND_BUF of unknown id \(m.id)") }
+            guard state.send != nil, state.sendID == m.id else {
+                fault("REVOKE_SEND_BUF of unknown id \(m.id)")
+                return completeWithFailure(packet, state)
+            }
             state.send = nil
             if wants { reply(nil, id, state) }
         case .subchannelRequest:
