@@ -108,7 +108,8 @@ extension NetVSC {
     private func reserveMemory(_ allocator: PageAllocator) throws(NetVSCError) {
         let receivePages = max(1, configuration.receiveBufferBytes / GuestMemory.pageSize)
         let sendPages = max(2, configuration.sendBufferBytes / GuestMemory.pageSize)
-        let largePages = Self.pagesPerLargeBuffer(mtu: configuration.mtu) * max(0, configuration.largeSendBuffers)
+        let per = pagesPerLargeBuffer
+        let largePages = per * max(0, configuration.largeSendBuffers)
         let pages: [UInt64]
         do { pages = try allocator.allocate(pages: receivePages + sendPages + largePages + 1) } catch {
             throw .invalidArgument("guest memory for the NIC's buffers: \(error)")
@@ -120,7 +121,6 @@ extension NetVSC {
                                              pages: Array(pages[receivePages..<(receivePages + sendPages)]))
             var at = receivePages + sendPages
             var large: [GuestPageBuffer] = []
-            let per = Self.pagesPerLargeBuffer(mtu: configuration.mtu)
             for _ in 0..<max(0, configuration.largeSendBuffers) {
                 large.append(try GuestPageBuffer(memory: allocator.memory, pages: Array(pages[at..<(at + per)])))
                 at += per
@@ -135,10 +135,16 @@ extension NetVSC {
         }
     }
 
-    static func pagesPerLargeBuffer(mtu: Int) -> Int {
-        (RNDISPacket.messageHeaderSize + RNDISPacket.wireSize + 2 * RNDISPacketInfo.entrySize + mtu + 18
+    /// A GPA-direct buffer holds the RNDIS header, three PPIs and the largest frame (a 64 KiB LSO send
+    /// when LSO is configured).
+    var pagesPerLargeBuffer: Int {
+        let frame = configuration.largeSendOffload ? Self.largeSendLimit : configuration.mtu + 18
+        return (RNDISPacket.messageHeaderSize + RNDISPacket.wireSize + 3 * RNDISPacketInfo.entrySize + frame
             + GuestMemory.pageSize - 1) / GuestMemory.pageSize
     }
+
+    /// An IPv4 datagram's limit plus the Ethernet header and one tag.
+    static let largeSendLimit = 65_535 + 18
 
     // MARK: NVSP
 
@@ -342,16 +348,24 @@ extension NetVSC {
         }
         let tx4 = offload.checksum.ip4TXChecksum
         let wanted = NDISChecksumOffload.capIP4 | NDISChecksumOffload.allTCP4 | NDISChecksumOffload.capUDP4
-        guard tx4 & wanted == wanted else { return }
+        let checksums = tx4 & wanted == wanted
+        // Linux: TSO for IPv4 when `ip4_encap` names 802.3, its limit `ip4_maxsz`.
+        let lso = configuration.largeSendOffload && offload.lsoV2.ip4Encapsulation & NDISOffload.encapsulation8023 != 0
+            && offload.lsoV2.ip4MaxSize > 0
+        guard checksums || lso else { return }
         var params = NDISOffloadParams(header: NDISOffloadParams.header(legacy: version <= .v4))
-        params.ipV4Checksum = NDISOffloadParams.txEnabledRXDisabled
-        params.tcpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
-        params.udpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
-        params.lsoV2IPv4 = NDISOffloadParams.lsoV2Disabled
+        if checksums {
+            params.ipV4Checksum = NDISOffloadParams.txEnabledRXDisabled
+            params.tcpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
+            params.udpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
+        }
+        params.lsoV2IPv4 = lso ? NDISOffloadParams.lsoV2Enabled : NDISOffloadParams.lsoV2Disabled
         params.lsoV2IPv6 = NDISOffloadParams.lsoV2Disabled
         var pw = WireWriter(capacity: NDISOffloadParams.wireSize)
         params.encode(into: &pw)
-        checksumOffload = try set(.tcpOffloadParameters, pw.bytes) == .success
+        guard try set(.tcpOffloadParameters, pw.bytes) == .success else { return }
+        checksumOffload = checksums
+        if lso { largeSendMaxSize = min(Int(offload.lsoV2.ip4MaxSize), Self.largeSendLimit) }
     }
 
     /// SET GEN_CURRENT_PACKET_FILTER; 0 stops reception (what Linux sends when the interface goes down).

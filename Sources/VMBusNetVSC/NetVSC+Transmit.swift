@@ -23,11 +23,13 @@ extension NetVSC {
     /// full. `offload` asks the host to fill in checksums (honoured only if ``checksumOffload``).
     public func send(_ frame: UnsafeRawBufferPointer, offload: TransmitOffload? = nil) -> NetVSCSendResult {
         guard running.load(ordering: .relaxed), let channel else { return .dropped }
-        guard frame.count >= 14, frame.count <= maxFrameSize else {
-            counters.rxDropped.bump()
+        let segmenting = offload?.largeSend != nil && largeSendMaxSize > 0
+        guard frame.count >= 14, frame.count <= (segmenting ? largeSendMaxSize : maxFrameSize) else {
+            counters.txDropped.bump()
             return .dropped
         }
-        let info = RNDISPacketInfo(checksum: checksumOffload ? offload?.checksum : nil)
+        let info = RNDISPacketInfo(checksum: checksumOffload ? offload?.checksum : nil,
+                                   largeSend: segmenting ? offload?.largeSend : nil, vlan: offload?.vlan)
         let length = RNDISPacket.messageLength(info: info, frameLength: frame.count)
         return transmit.withLock { t -> NetVSCSendResult in
             t.header.reset()

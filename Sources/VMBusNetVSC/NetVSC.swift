@@ -35,13 +35,27 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
         public var controlTimeoutNanoseconds: UInt64 = 10_000_000_000
         /// Receive completions kept for retry at most (more means the host sends faster than it reads).
         public var maxPendingCompletions = 8192
+        /// Ask for LSOv2 if the host offers it; the GPA-direct buffers then hold 64 KiB sends.
+        public var largeSendOffload = false
         public init() {}
     }
 
-    /// Checksums to leave to the host, for one frame (the `TCPIP_CHKSUM_PKTINFO` transmit bits).
+    /// What to leave to the host for one frame: checksums (`TCPIP_CHKSUM_PKTINFO` transmit bits),
+    /// segmentation (`TCP_LARGESEND_PKTINFO`, LSOv2) and the 802.1Q tag (`IEEE_8021Q_INFO`).
     public struct TransmitOffload: Sendable, Equatable {
-        public var checksum: NDISTCPIPChecksumInfo
-        public init(checksum: NDISTCPIPChecksumInfo) { self.checksum = checksum }
+        public var checksum: NDISTCPIPChecksumInfo?
+        public var largeSend: NDISTCPLSOInfo?
+        public var vlan: NDISPacket8021QInfo?
+        public init(checksum: NDISTCPIPChecksumInfo? = nil, largeSend: NDISTCPLSOInfo? = nil,
+                    vlan: NDISPacket8021QInfo? = nil) {
+            self.checksum = checksum
+            self.largeSend = largeSend
+            self.vlan = vlan
+        }
+        /// A TCP segment of up to ``NetVSC/largeSendMaxSize`` bytes for the host to cut at `mss`.
+        public static func tcpSegmentation(mss: Int, l4Offset: Int, ipv6: Bool) -> Self {
+            Self(largeSend: .v2Transmit(mss: UInt32(mss), tcpHeaderOffset: UInt32(l4Offset), ipv6: ipv6))
+        }
         /// TCP (or UDP) over IPv4 with the IP header checksum too; `l4Offset` is where the L4 header starts.
         public static func ipv4(tcp: Bool, l4Offset: Int) -> Self {
             var c = NDISTCPIPChecksumInfo()
@@ -67,6 +81,8 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     public internal(set) var linkSpeed: UInt32 = 0
     /// Whether the host offered TX checksum offload for TCP/UDP over IPv4 (and enabled it).
     public internal(set) var checksumOffload = false
+    /// The largest TCP segment (headers included) the host segments, 0 without LSO.
+    public internal(set) var largeSendMaxSize = 0
     public internal(set) var sendSectionSize = 0
     public internal(set) var receiveSlotSize = 0
     let link = ManagedAtomic<Bool>(false)

@@ -15,6 +15,8 @@ public struct NetVSCCounters: Sendable, Equatable {
     public var txGPADirect = 0
     /// Sends the host completed with a failure.
     public var txErrors = 0
+    /// Frames refused by ``NetVSC/send(_:offload:)``: too short or too long.
+    public var txDropped = 0
     /// `rx_comp_busy`: a receive completion waited because the ring was full.
     public var rxCompBusy = 0
     /// Receive completions given up on (the pending queue was full: a host flooding us).
@@ -38,6 +40,7 @@ final class NetVSCCounterSet: Sendable {
     let txCopied = ManagedAtomic<Int>(0)
     let txGPADirect = ManagedAtomic<Int>(0)
     let txErrors = ManagedAtomic<Int>(0)
+    let txDropped = ManagedAtomic<Int>(0)
     let rxCompBusy = ManagedAtomic<Int>(0)
     let rxCompDropped = ManagedAtomic<Int>(0)
     let rxDropped = ManagedAtomic<Int>(0)
@@ -56,6 +59,7 @@ final class NetVSCCounterSet: Sendable {
         c.txCopied = txCopied.load(ordering: .relaxed)
         c.txGPADirect = txGPADirect.load(ordering: .relaxed)
         c.txErrors = txErrors.load(ordering: .relaxed)
+        c.txDropped = txDropped.load(ordering: .relaxed)
         c.rxCompBusy = rxCompBusy.load(ordering: .relaxed)
         c.rxCompDropped = rxCompDropped.load(ordering: .relaxed)
         c.rxDropped = rxDropped.load(ordering: .relaxed)

@@ -102,7 +102,8 @@ extension NetVSP {
                 if type == RNDISMessageType.packet.rawValue {
                     let view = try RNDISPacketView(from: &r)
                     state.frames.append(TransmitFrame(index: view.dataIndex, length: view.dataLength,
-                                                      checksum: view.info.checksum))
+                                                      checksum: view.info.checksum, largeSend: view.info.largeSend,
+                                                      vlan: view.info.vlan))
                 } else {
                     let message = try RNDISMessage(from: &r)
                     rndisControl(message)
@@ -117,6 +118,14 @@ extension NetVSP {
     }
 
     private func forward(_ frame: TransmitFrame, _ state: PrimaryState) {
+        if let lso = frame.largeSend, configuration.offersLargeSendOffload {
+            let ok = LargeSendOffload.segment(lso, source: state.scratch, start: frame.index, length: frame.length,
+                                              maxFrame: maxFrameSize, into: &state.segment) { segment in
+                emit(segment, vlan: frame.vlan, state)
+            }
+            if !ok { fault("an LSO send whose headers do not add up (\(frame.length) bytes)") }
+            return
+        }
         guard frame.length >= 14, frame.length <= maxFrameSize else {
             return fault("a transmitted frame of \(frame.length) bytes")
         }
@@ -124,11 +133,31 @@ extension NetVSP {
            !ChecksumOffload.apply(checksum, to: &state.scratch, start: frame.index, length: frame.length) {
             counters.checksumErrors.bump()
         }
-        counters.txPackets.bump()
-        counters.txBytes.bump(frame.length)
         state.scratch.withUnsafeBytes { raw in
-            backend.transmit(UnsafeRawBufferPointer(rebasing: raw[frame.index..<(frame.index + frame.length)]), from: self)
+            emit(UnsafeRawBufferPointer(rebasing: raw[frame.index..<(frame.index + frame.length)]), vlan: frame.vlan, state)
         }
+    }
+
+    /// Hands one frame to the backend, with the 802.1Q tag the guest put in a PPI inserted after the MAC
+    /// addresses (the backend sees the frame as it would be on a wire).
+    private func emit(_ frame: UnsafeRawBufferPointer, vlan: NDISPacket8021QInfo?, _ state: PrimaryState) {
+        counters.txPackets.bump()
+        guard let vlan, vlan.value & 0xFFFF != 0, frame.count >= 14 else {
+            counters.txBytes.bump(frame.count)
+            return backend.transmit(frame, from: self)
+        }
+        let tagged = frame.count + 4
+        counters.txBytes.bump(tagged)
+        let tci = UInt16(truncatingIfNeeded: vlan.priority << 13 | (vlan.cfi ? 1 << 12 : 0) | vlan.vlanID)
+        state.tagged.withUnsafeMutableBytes { out in
+            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<12]))
+            out[12] = 0x81
+            out[13] = 0x00
+            out[14] = UInt8(tci >> 8)
+            out[15] = UInt8(truncatingIfNeeded: tci)
+            UnsafeMutableRawBufferPointer(rebasing: out[16..<tagged]).copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[12...]))
+        }
+        state.tagged.withUnsafeBytes { backend.transmit(UnsafeRawBufferPointer(rebasing: $0[0..<tagged]), from: self) }
     }
 
     /// One RNDIS control message: the device answers, the answer goes back through the receive buffer.

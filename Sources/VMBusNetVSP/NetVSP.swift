@@ -35,6 +35,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         /// In 100 bit/s units.
         public var linkSpeed: UInt32 = 100_000_000
         public var offersChecksumOffload = true
+        /// Whether LSOv2 (TCP over IPv4 and IPv6) is offered; the host segments such sends itself.
+        public var offersLargeSendOffload = true
         public init(macAddress: [UInt8]) { self.macAddress = macAddress }
     }
 
@@ -69,10 +71,15 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         /// Worker-only: bytes of the current request (section and/or GPA ranges), and the frames found in it.
         var scratch: [UInt8]
         var frames: [TransmitFrame] = []
+        /// Worker-only: one LSO segment, and a frame with its 802.1Q tag inserted.
+        var segment: [UInt8]
+        var tagged: [UInt8]
         var writer = WireWriter(capacity: NVSPMessage.wireSize)
-        init(channel: HostChannel) {
+        init(channel: HostChannel, maxFrameSize: Int) {
             self.channel = channel
             scratch = [UInt8](repeating: 0, count: NetVSP.maxGatherBytes)
+            segment = [UInt8](repeating: 0, count: maxFrameSize)
+            tagged = [UInt8](repeating: 0, count: NetVSP.maxGatherBytes + 4)
             frames.reserveCapacity(64)
         }
     }
@@ -81,6 +88,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         var index: Int
         var length: Int
         var checksum: NDISTCPIPChecksumInfo?
+        var largeSend: NDISTCPLSOInfo?
+        var vlan: NDISPacket8021QInfo?
     }
 
     public init(instanceID: GUID, configuration: Configuration, backend: any NetBackend) {
@@ -94,7 +103,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         negotiation = Lock(NetVSPNegotiation(configuration: .init(acceptedVersions: configuration.acceptedVersions)))
         rndis = Lock(RNDISDevice(configuration: .init(macAddress: configuration.macAddress, mtu: configuration.mtu,
                                                       linkSpeed: configuration.linkSpeed,
-                                                      offersChecksumOffload: configuration.offersChecksumOffload)))
+                                                      offersChecksumOffload: configuration.offersChecksumOffload,
+                                                      offersLargeSendOffload: configuration.offersLargeSendOffload)))
         delivery = Lock(DeliveryState())
     }
 
@@ -120,7 +130,7 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
 
     public func channelOpened(_ channel: HostChannel) throws {
         guard channel.subchannelIndex == 0 else { return }
-        primary.withLock { $0 = PrimaryState(channel: channel) }
+        primary.withLock { $0 = PrimaryState(channel: channel, maxFrameSize: maxFrameSize) }
     }
 
     public func channelClosed(_ channel: HostChannel) {

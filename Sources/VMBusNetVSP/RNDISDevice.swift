@@ -17,17 +17,21 @@ public struct RNDISDevice: Sendable {
         public var friendlyName: String
         /// Whether TX checksum offload (IPv4 header, TCP, UDP over IPv4 and IPv6) is offered.
         public var offersChecksumOffload: Bool
+        /// Whether LSOv2 for TCP over IPv4 and IPv6 is offered (``NetVSP`` segments).
+        public var offersLargeSendOffload: Bool
         /// RNDIS INIT_C figures (OpenVMM: 8 packets per message, 8-byte alignment).
         public var maxPacketsPerMessage: UInt32 = 8
         public var packetAlignmentFactor: UInt32 = 3
 
         public init(macAddress: [UInt8], mtu: Int = 1500, linkSpeed: UInt32 = 100_000_000,
-                    friendlyName: String = "Network Adapter", offersChecksumOffload: Bool = true) {
+                    friendlyName: String = "Network Adapter", offersChecksumOffload: Bool = true,
+                    offersLargeSendOffload: Bool = true) {
             self.macAddress = Array((macAddress + [UInt8](repeating: 0, count: 6)).prefix(6))
             self.mtu = mtu
             self.linkSpeed = linkSpeed
             self.friendlyName = friendlyName
             self.offersChecksumOffload = offersChecksumOffload
+            self.offersLargeSendOffload = offersLargeSendOffload
         }
     }
 
@@ -151,6 +155,15 @@ public struct RNDISDevice: Sendable {
                 | NDISChecksumOffload.capUDP4 | NDISChecksumOffload.capIP4Options
             caps.checksum.ip6TXEncapsulation = NDISOffload.encapsulation8023
             caps.checksum.ip6TXChecksum = NDISChecksumOffload.allTCP6 | NDISChecksumOffload.capUDP6
+        }
+        if configuration.offersLargeSendOffload {
+            caps.lsoV2.ip4Encapsulation = NDISOffload.encapsulation8023
+            caps.lsoV2.ip4MaxSize = LargeSendOffload.maxOffloadSize
+            caps.lsoV2.ip4MinSegments = 2
+            caps.lsoV2.ip6Encapsulation = NDISOffload.encapsulation8023
+            caps.lsoV2.ip6MaxSize = LargeSendOffload.maxOffloadSize
+            caps.lsoV2.ip6MinSegments = 2
+            caps.lsoV2.ip6Options = NDISLSOv2Offload.capIP6
         }
         var w = WireWriter(capacity: NDISOffload.wireSize)
         caps.encode(into: &w)
