@@ -191,11 +191,20 @@ extension NetVSC {
         do { try r.get() } catch { throw .channel(error) }
     }
 
+    /// Creates the GPADL over `buffer`, records its handle at `handle` at once (so ``stop()`` tears it down
+    /// whatever happens next), and sends the request naming it; returns the answer.
+    private func handOver(_ buffer: GuestPageBuffer, _ channel: GuestChannel, _ what: String,
+                          _ handle: ReferenceWritableKeyPath<NetVSC, UInt32?>,
+                          _ request: (UInt32) -> NVSPMessage) throws(NetVSCError) -> NVSPMessage {
+        let created: UInt32
+        do { created = try device.createGPADL(pages: buffer.pages) } catch { throw .channel(error) }
+        self[keyPath: handle] = created
+        return try nvspRequest(channel, request(created), what)
+    }
+
     private func handOverReceiveBuffer(_ channel: GuestChannel) throws(NetVSCError) {
         guard let rb = receiveBuffer else { throw .stopped }
-        do { receiveGPADL = try device.createGPADL(pages: rb.pages) } catch { throw .channel(error) }
-        let reply = try nvspRequest(channel, .sendReceiveBuffer(NVSPSendReceiveBuffer(gpadlHandle: receiveGPADL ?? 0)),
-                                    "SEND_RECV_BUF")
+        let reply = try handOver(rb, channel, "SEND_RECV_BUF", \.receiveGPADL) { .sendReceiveBuffer(NVSPSendReceiveBuffer(gpadlHandle: $0)) }
         guard case .sendReceiveBufferComplete(let c) = reply else {
             throw .malformedResponse("SEND_RECV_BUF answered with \(reply.type)")
         }
@@ -215,9 +224,7 @@ extension NetVSC {
 
     private func handOverSendBuffer(_ channel: GuestChannel) throws(NetVSCError) {
         guard let sb = sendBuffer else { throw .stopped }
-        do { sendGPADL = try device.createGPADL(pages: sb.pages) } catch { throw .channel(error) }
-        let reply = try nvspRequest(channel, .sendSendBuffer(NVSPSendSendBuffer(gpadlHandle: sendGPADL ?? 0)),
-                                    "SEND_SEND_BUF")
+        let reply = try handOver(sb, channel, "SEND_SEND_BUF", \.sendGPADL) { .sendSendBuffer(NVSPSendSendBuffer(gpadlHandle: $0)) }
         guard case .sendSendBufferComplete(let c) = reply else {
             throw .malformedResponse("SEND_SEND_BUF answered with \(reply.type)")
         }

@@ -1,3 +1,4 @@
+import Atomics
 import VMBusGuest
 import VMBusMemory
 import VMBusNetProtocol
@@ -66,14 +67,7 @@ extension NetVSC {
             do throws(GuestError) { return .success(try channel.sendRequest(p, context: UInt64(section))) }
             catch { return .failure(error) }
         }
-        switch result {
-        case .success:
-            counters.txCopied.bump()
-            return sent(frame.count)
-        case .failure(let e):
-            t.freeSections.append(section)
-            return failed(e)
-        }
+        return outcome(result, bytes: frame.count, counter: counters.txCopied) { t.freeSections.append(section) }
     }
 
     private func sendGPADirect(_ frame: UnsafeRawBufferPointer, length: Int, _ channel: GuestChannel,
@@ -111,23 +105,19 @@ extension NetVSC {
                 catch { return .failure(error) }
             }
         }
-        switch result {
-        case .success:
-            counters.txGPADirect.bump()
-            return sent(frame.count)
-        case .failure(let e):
-            t.freeLarge.append(index)
-            return failed(e)
+        return outcome(result, bytes: frame.count, counter: counters.txGPADirect) { t.freeLarge.append(index) }
+    }
+
+    /// Counts a send, or gives its section or buffer back (`giveBack`) and says whether to retry.
+    private func outcome(_ result: Result<UInt64, GuestError>, bytes: Int, counter: ManagedAtomic<Int>,
+                         giveBack: () -> Void) -> NetVSCSendResult {
+        guard case .failure(let e) = result else {
+            counter.bump()
+            counters.txPackets.bump()
+            counters.txBytes.bump(bytes)
+            return .sent
         }
-    }
-
-    private func sent(_ bytes: Int) -> NetVSCSendResult {
-        counters.txPackets.bump()
-        counters.txBytes.bump(bytes)
-        return .sent
-    }
-
-    private func failed(_ e: GuestError) -> NetVSCSendResult {
+        giveBack()
         switch e {
         case .channel(.sendTimedOut), .channel(.tooManyOutstandingRequests):
             counters.txSendFull.bump()
