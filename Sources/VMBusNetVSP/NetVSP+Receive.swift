@@ -10,11 +10,28 @@ struct DeliveryState {
     /// RNDIS initialized, packet filter not 0, link up.
     var receiving = false
     var receive: HostReceiveBuffer?
-    var channel: HostChannel?
+    /// Open channels by sub-channel index (0 = primary).
+    var channels: [HostChannel?]
+    var receiveScaling: ReceiveScaling?
+    var deliveredPerChannel: [Int]
     var messageSize = NVSPMessage.wireSize
     var message = WireWriter(capacity: 128)
     var header = WireWriter(capacity: 16)
     var payload = WireWriter(capacity: NVSPMessage.wireSize)
+
+    init(queues: Int) {
+        channels = [HostChannel?](repeating: nil, count: queues)
+        deliveredPerChannel = [Int](repeating: 0, count: queues)
+    }
+
+    /// The channel RSS picks for `frame` (the primary when RSS is off or the chosen sub-channel is not open).
+    func channel(for frame: UnsafeRawBufferPointer) -> (Int, HostChannel)? {
+        if let scaling = receiveScaling {
+            let i = scaling.channel(for: frame)
+            if i < channels.count, let c = channels[i] { return (i, c) }
+        }
+        return channels.first.flatMap { $0 }.map { (0, $0) }
+    }
 }
 
 extension NetVSP {
@@ -25,7 +42,7 @@ extension NetVSP {
             return .dropped
         }
         return delivery.withLock { d -> NetDelivery in
-            guard d.open, d.receiving, let rb = d.receive, let channel = d.channel else {
+            guard d.open, d.receiving, let rb = d.receive, let (queue, channel) = d.channel(for: frame) else {
                 counters.rxDropped.bump()
                 return .dropped
             }
@@ -51,6 +68,7 @@ extension NetVSP {
             }
             counters.rxPackets.bump()
             counters.rxBytes.bump(frame.count)
+            d.deliveredPerChannel[queue] += 1
             return .accepted
         }
     }
@@ -91,7 +109,7 @@ extension NetVSP {
     /// Sends an RNDIS control message (a completion or an indication) through the receive buffer.
     func sendControl(_ message: RNDISMessage) {
         delivery.withLock { d in
-            guard d.open, let rb = d.receive, let channel = d.channel else {
+            guard d.open, let rb = d.receive, let channel = d.channels.first ?? nil else {
                 counters.controlResponsesDropped.bump()
                 return
             }

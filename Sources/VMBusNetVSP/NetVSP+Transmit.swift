@@ -13,7 +13,7 @@ extension NetVSP {
     /// SEND_RNDIS_PKT: gathers the request's bytes (section first, then GPA ranges: Linux's partial copy
     /// puts earlier packets in the section and the last frame in the ranges), walks the RNDIS messages,
     /// hands PACKET frames to the backend and control messages to the RNDIS device, then completes.
-    func transmit(_ m: NVSPSendRNDISPacket, gather: GPADirectPacketView?, packet: ReceivedPacket, _ state: PrimaryState) {
+    func transmit(_ m: NVSPSendRNDISPacket, gather: GPADirectPacketView?, packet: ReceivedPacket, _ state: ChannelContext) {
         guard let length = gatherRequest(m, gather, state) else { return completeWithFailure(packet, state) }
         guard parseMessages(length: length, state) else { return completeWithFailure(packet, state) }
         for frame in state.frames { forward(frame, state) }
@@ -26,10 +26,13 @@ extension NetVSP {
 
     /// Copies the request's bytes into the worker's scratch; returns how many, or nil (counted) if the
     /// section or a range is not the guest's to name.
-    private func gatherRequest(_ m: NVSPSendRNDISPacket, _ gather: GPADirectPacketView?, _ state: PrimaryState) -> Int? {
+    private func gatherRequest(_ m: NVSPSendRNDISPacket, _ gather: GPADirectPacketView?, _ state: ChannelContext) -> Int? {
         var length = 0
         if m.usesSendBuffer {
-            guard let send = state.send else { fault("SEND_RNDIS_PKT names a section without a send buffer"); return nil }
+            guard let send = buffers.withLock({ $0.send }) else {
+                fault("SEND_RNDIS_PKT names a section without a send buffer")
+                return nil
+            }
             let sectionSize = configuration.sendSectionSize
             let sections = send.size / sectionSize
             let size = Int(m.sendBufferSectionSize)
@@ -85,7 +88,7 @@ extension NetVSP {
     /// Walks the RNDIS messages in `scratch[0 ..< length]`: PACKETs are noted in `state.frames` (forwarded
     /// after the walk, when no reader shares the scratch any more), control messages are answered now. Any
     /// malformed message drops the whole request.
-    private func parseMessages(length: Int, _ state: PrimaryState) -> Bool {
+    private func parseMessages(length: Int, _ state: ChannelContext) -> Bool {
         state.frames.removeAll(keepingCapacity: true)
         var r = WireReader(state.scratch, start: 0, end: length)
         var count = 0
@@ -117,7 +120,7 @@ extension NetVSP {
         return true
     }
 
-    private func forward(_ frame: TransmitFrame, _ state: PrimaryState) {
+    private func forward(_ frame: TransmitFrame, _ state: ChannelContext) {
         if let lso = frame.largeSend, configuration.offersLargeSendOffload {
             let ok = LargeSendOffload.segment(lso, source: state.scratch, start: frame.index, length: frame.length,
                                               maxFrame: maxFrameSize, into: &state.segment) { segment in
@@ -140,7 +143,7 @@ extension NetVSP {
 
     /// Hands one frame to the backend, with the 802.1Q tag the guest put in a PPI inserted after the MAC
     /// addresses (the backend sees the frame as it would be on a wire).
-    private func emit(_ frame: UnsafeRawBufferPointer, vlan: NDISPacket8021QInfo?, _ state: PrimaryState) {
+    private func emit(_ frame: UnsafeRawBufferPointer, vlan: NDISPacket8021QInfo?, _ state: ChannelContext) {
         counters.txPackets.bump()
         guard let vlan, vlan.value & 0xFFFF != 0, frame.count >= 14 else {
             counters.txBytes.bump(frame.count)
@@ -171,6 +174,8 @@ extension NetVSP {
         switch effect {
         case .initialized: backend.attached(self)
         case .halted: backend.detached(self)
+        case .receiveScalingChanged(let scaling): delivery.withLock { $0.receiveScaling = scaling }
+        case .receiveScalingRejected(let why): fault(why)
         default: break
         }
     }

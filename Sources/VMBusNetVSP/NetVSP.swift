@@ -37,6 +37,9 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         public var offersChecksumOffload = true
         /// Whether LSOv2 (TCP over IPv4 and IPv6) is offered; the host segments such sends itself.
         public var offersLargeSendOffload = true
+        /// Receive queues (the primary channel plus sub-channels the guest asks for, NVSP 5 and later), frames
+        /// spread over them by the guest's RSS settings. 1: no RSS, one channel.
+        public var receiveQueues = 1
         public init(macAddress: [UInt8]) { self.macAddress = macAddress }
     }
 
@@ -53,25 +56,28 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     let negotiation: Lock<NetVSPNegotiation>
     let rndis: Lock<RNDISDevice>
     private let device = Lock<HostDeviceHandle?>(nil)
-    /// The primary channel while open, with its buffers.
-    let primary = Lock<PrimaryState?>(nil)
     /// Serialises writers of receive slots and transfer-page packets, and holds what they reuse; see
     /// ``NetVSP+Receive``.
     let delivery: Lock<DeliveryState>
     /// A backend was told busy: tell it when a slot comes back.
     let backendWaiting = ManagedAtomic<Bool>(false)
+    /// Every open channel's worker state, by sub-channel index (0 = primary).
+    let contexts = Lock<[UInt16: ChannelContext]>([:])
+    /// The buffers the guest lent, shared by every channel (sub-channels receive into the same buffer).
+    let buffers = Lock(Buffers())
 
-    /// What the primary channel has: its buffers and the worker's reused scratch.
-    final class PrimaryState: @unchecked Sendable {
-        let channel: HostChannel
+    struct Buffers {
         var receive: HostReceiveBuffer?
         var send: GuestPageBuffer?
-        var sendGPADL: UInt32 = 0
         var sendID: UInt16 = 0
-        /// Worker-only: bytes of the current request (section and/or GPA ranges), and the frames found in it.
+    }
+
+    /// One channel's worker-only state: the bytes of the current request (section and/or GPA ranges), the
+    /// frames found in it, an LSO segment, a frame with its 802.1Q tag inserted, and the completion writer.
+    final class ChannelContext: @unchecked Sendable {
+        let channel: HostChannel
         var scratch: [UInt8]
         var frames: [TransmitFrame] = []
-        /// Worker-only: one LSO segment, and a frame with its 802.1Q tag inserted.
         var segment: [UInt8]
         var tagged: [UInt8]
         var writer = WireWriter(capacity: NVSPMessage.wireSize)
@@ -98,14 +104,17 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         // RNDIS header (8) + PACKET (36) + two PPIs (32) + the frame (MTU + 14, and room for one 802.1Q tag).
         receiveSlotSize = (8 + 36 + 32 + configuration.mtu + 18 + 63) & ~63
         // Linux raises its own max_pkt_size for netvsc; GPA-direct sends name up to 32 page ranges.
-        offer = HostDeviceOffer(classID: DeviceClass.nic.classID, instanceID: instanceID, maxSubchannels: 0,
+        let queues = min(64, max(1, configuration.receiveQueues))
+        offer = HostDeviceOffer(classID: DeviceClass.nic.classID, instanceID: instanceID, maxSubchannels: queues - 1,
                                 maxPacketSize: 16 * 1024)
         negotiation = Lock(NetVSPNegotiation(configuration: .init(acceptedVersions: configuration.acceptedVersions)))
-        rndis = Lock(RNDISDevice(configuration: .init(macAddress: configuration.macAddress, mtu: configuration.mtu,
-                                                      linkSpeed: configuration.linkSpeed,
-                                                      offersChecksumOffload: configuration.offersChecksumOffload,
-                                                      offersLargeSendOffload: configuration.offersLargeSendOffload)))
-        delivery = Lock(DeliveryState())
+        var device = RNDISDevice.Configuration(macAddress: configuration.macAddress, mtu: configuration.mtu,
+                                               linkSpeed: configuration.linkSpeed,
+                                               offersChecksumOffload: configuration.offersChecksumOffload,
+                                               offersLargeSendOffload: configuration.offersLargeSendOffload)
+        device.receiveQueues = queues
+        rndis = Lock(RNDISDevice(configuration: device))
+        delivery = Lock(DeliveryState(queues: queues))
     }
 
     public var counterSnapshot: NetVSPCounters { counters.snapshot(lastError: lastError.withLock { $0 }) }
@@ -116,8 +125,10 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     public var maxFrameSize: Int { configuration.mtu + 18 }
     /// Receive slots the guest has not returned.
     public var outstandingReceiveSlots: Int {
-        primary.withLock { p in p?.receive.map { $0.slotCount - $0.freeSlots } ?? 0 }
+        buffers.withLock { b in b.receive.map { $0.slotCount - $0.freeSlots } ?? 0 }
     }
+    /// Frames delivered on each channel (0 = primary), for seeing RSS at work.
+    public var receivePacketsPerChannel: [Int] { delivery.withLock { $0.deliveredPerChannel } }
 
     func fault(_ why: String) {
         counters.protocolErrors.bump()
@@ -129,23 +140,30 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     public func attached(_ device: HostDeviceHandle) { self.device.withLock { $0 = device } }
 
     public func channelOpened(_ channel: HostChannel) throws {
-        guard channel.subchannelIndex == 0 else { return }
-        primary.withLock { $0 = PrimaryState(channel: channel, maxFrameSize: maxFrameSize) }
+        let index = channel.subchannelIndex
+        contexts.withLock { $0[index] = ChannelContext(channel: channel, maxFrameSize: maxFrameSize) }
+        delivery.withLock { d in if Int(index) < d.channels.count { d.channels[Int(index)] = channel } }
     }
 
     public func channelClosed(_ channel: HostChannel) {
-        guard channel.subchannelIndex == 0 else { return }
+        let index = channel.subchannelIndex
+        let was = contexts.withLock { c -> Bool in
+            guard c[index]?.channel === channel else { return false }
+            c[index] = nil
+            return true
+        }
         // Under the delivery lock: a delivery that is writing a slot finishes first, and none starts after,
-        // so no guest memory is touched once this returns.
+        // so no guest memory is touched through this channel once this returns.
         delivery.withLock { d in
-            d.open = false
-            d.receive = nil
-            d.channel = nil
+            if Int(index) < d.channels.count, d.channels[Int(index)] === channel { d.channels[Int(index)] = nil }
+            if index == 0 {
+                d.open = false
+                d.receive = nil
+                d.receiveScaling = nil
+            }
         }
-        let was = primary.withLock { p -> Bool in
-            defer { p = nil }
-            return p?.channel === channel
-        }
+        guard index == 0 else { return }
+        buffers.withLock { $0 = Buffers() }
         negotiation.withLock { n in n = NetVSPNegotiation(configuration: n.configuration) }
         rndis.withLock { r in
             let up = r.linkUp
@@ -158,8 +176,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     // MARK: Packets
 
     public func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
-        guard channel.subchannelIndex == 0, let state = primary.withLock({ $0 }), state.channel === channel else {
-            return fault("packet on a channel that is not the open primary")
+        guard let state = contexts.withLock({ $0[channel.subchannelIndex] }), state.channel === channel else {
+            return fault("packet on a channel that is not open")
         }
         switch packet.descriptor.type {
         case .completion:
@@ -174,8 +192,11 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
             }
             if case .sendRNDISPacket(let m) = message {
                 transmit(m, gather: nil, packet: packet, state)
-            } else {
+            } else if channel.subchannelIndex == 0 {
                 control(message, packet: packet, state)
+            } else {
+                fault("\(message.type) on sub-channel \(channel.subchannelIndex)")
+                completeWithFailure(packet, state)
             }
         case .dataUsingGPADirect:
             var r = buffer.wireReader(wholePacket: packet)
@@ -197,8 +218,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     }
 
     /// The guest is done with the slot of a transfer-page packet.
-    private func receiveCompleted(transactionID: UInt64, _ state: PrimaryState) {
-        guard let receive = state.receive, receive.release(transactionID: transactionID) else {
+    private func receiveCompleted(transactionID: UInt64, _ state: ChannelContext) {
+        guard let receive = buffers.withLock({ $0.receive }), receive.release(transactionID: transactionID) else {
             counters.unknownCompletions.bump()
             return
         }
@@ -207,14 +228,14 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
 
     // MARK: NVSP control
 
-    private func control(_ message: NVSPMessage, packet: ReceivedPacket, _ state: PrimaryState) {
+    private func control(_ message: NVSPMessage, packet: ReceivedPacket, _ state: ChannelContext) {
         let wants = packet.descriptor.completionRequested
         let id = packet.descriptor.transactionID
         switch message {
         case .sendReceiveBuffer(let m):
             let status = attachReceiveBuffer(m, state)
             let sections: [NVSPReceiveBufferSection]
-            if status == .success, let rb = state.receive {
+            if status == .success, let rb = buffers.withLock({ $0.receive }) {
                 sections = [NVSPReceiveBufferSection(offset: 0, subAllocationSize: UInt32(rb.slotSize),
                                                      subAllocationCount: UInt32(rb.slotCount),
                                                      endOffset: UInt32(rb.slotCount * rb.slotSize))]
@@ -232,25 +253,31 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
                     status: status, sectionSize: status == .success ? UInt32(configuration.sendSectionSize) : 0)), id, state)
             }
         case .revokeReceiveBuffer(let m):
-            guard let rb = state.receive, rb.id == m.id else {
+            guard let rb = buffers.withLock({ $0.receive }), rb.id == m.id else {
                 fault("REVOKE_RECV_BUF of unknown id \(m.id)")
                 return completeWithFailure(packet, state)
             }
             delivery.withLock { d in d.receive = nil }
-            state.receive = nil
+            buffers.withLock { $0.receive = nil }
             if wants { reply(nil, id, state) }
         case .revokeSendBuffer(let m):
-            guard state.send != nil, state.sendID == m.id else {
+            guard buffers.withLock({ $0.send != nil && $0.sendID == m.id }) else {
                 fault("REVOKE_SEND_BUF of unknown id \(m.id)")
                 return completeWithFailure(packet, state)
             }
-            state.send = nil
+            buffers.withLock { $0.send = nil }
             if wants { reply(nil, id, state) }
-        case .subchannelRequest:
-            // No RSS is offered, so Linux never asks; a guest that does gets none.
+        case .subchannelRequest(let m):
+            // Granted up to the queues offered (Linux refuses more than it asked for); the offers follow the
+            // completion, and the guest opens each before it sets RSS.
+            let allowed = negotiation.withLock { ($0.version ?? .v1) >= .v5 } && m.operation == .allocate
+            let granted = allowed ? min(Int(m.subchannelCount), offer.maxSubchannels) : 0
             if wants {
-                reply(.subchannelComplete(NVSPSubchannelComplete(status: .fail, subchannelCount: 0)), id, state)
+                reply(.subchannelComplete(NVSPSubchannelComplete(status: allowed ? .success : .fail,
+                                                                 subchannelCount: UInt32(granted))), id, state)
             }
+            if !allowed { fault("SUBCHANNEL request before NVSP 5 or not ALLOCATE") }
+            if granted > 0 { _ = device.withLock({ $0 })?.offerSubchannels(granted) }
         case .switchDataPath:
             // No VF: the synthetic path stays; the completion is empty (PROTOCOL.md §8.3).
             if wants { reply(nil, id, state) }
@@ -267,37 +294,37 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     }
 
     /// Maps the receive buffer the guest lent: a known GPADL of whole pages within our cap. Once only.
-    private func attachReceiveBuffer(_ m: NVSPSendReceiveBuffer, _ state: PrimaryState) -> NVSPStatus {
+    private func attachReceiveBuffer(_ m: NVSPSendReceiveBuffer, _ state: ChannelContext) -> NVSPStatus {
         guard negotiation.withLock({ $0.bufferAllowed }) else { fault("SEND_RECV_BUF before INIT"); return .fail }
-        guard state.receive == nil else { fault("a second SEND_RECV_BUF"); return .fail }
+        guard buffers.withLock({ $0.receive == nil }) else { fault("a second SEND_RECV_BUF"); return .fail }
         guard let pages = bufferPages(m.gpadlHandle, state, limit: configuration.maxReceiveBufferBytes) else {
             return .fail
         }
         guard pages.size / receiveSlotSize >= 1 else { fault("receive buffer smaller than a slot"); return .fail }
         let rb = HostReceiveBuffer(id: m.id, gpadl: m.gpadlHandle, pages: pages, slotSize: receiveSlotSize)
-        state.receive = rb
+        buffers.withLock { $0.receive = rb }
         delivery.withLock { d in
             d.receive = rb
-            d.channel = state.channel
             d.open = true
             d.messageSize = negotiation.withLock { $0.messageSize }
         }
         return .success
     }
 
-    private func attachSendBuffer(_ m: NVSPSendSendBuffer, _ state: PrimaryState) -> NVSPStatus {
+    private func attachSendBuffer(_ m: NVSPSendSendBuffer, _ state: ChannelContext) -> NVSPStatus {
         guard negotiation.withLock({ $0.bufferAllowed }) else { fault("SEND_SEND_BUF before INIT"); return .fail }
-        guard state.send == nil else { fault("a second SEND_SEND_BUF"); return .fail }
+        guard buffers.withLock({ $0.send == nil }) else { fault("a second SEND_SEND_BUF"); return .fail }
         guard let pages = bufferPages(m.gpadlHandle, state, limit: configuration.maxSendBufferBytes) else { return .fail }
         guard pages.size >= configuration.sendSectionSize else { fault("send buffer smaller than a section"); return .fail }
-        state.send = pages
-        state.sendGPADL = m.gpadlHandle
-        state.sendID = m.id
+        buffers.withLock { b in
+            b.send = pages
+            b.sendID = m.id
+        }
         return .success
     }
 
     /// The GPADL's pages if it is one range of whole pages, at most `limit` bytes, inside guest memory.
-    private func bufferPages(_ handle: UInt32, _ state: PrimaryState, limit: Int) -> GuestPageBuffer? {
+    private func bufferPages(_ handle: UInt32, _ state: ChannelContext, limit: Int) -> GuestPageBuffer? {
         guard let ranges = device.withLock({ $0 })?.gpadlRanges(handle, relID: state.channel.relID) else {
             fault("buffer GPADL 0x\(String(handle, radix: 16)) is not a ready GPADL of this channel")
             return nil
@@ -314,7 +341,7 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     }
 
     /// Sends `message` (or an empty payload) as the completion of `id`, sized for the negotiated version.
-    func reply(_ message: NVSPMessage?, _ id: UInt64, _ state: PrimaryState) {
+    func reply(_ message: NVSPMessage?, _ id: UInt64, _ state: ChannelContext) {
         state.writer.reset()
         message?.encode(into: &state.writer, minimumSize: negotiation.withLock { $0.messageSize })
         let sent: Bool = state.writer.bytes.withUnsafeBytes { p in
@@ -325,7 +352,7 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
 
     /// Fails a request the guest wants completed: SEND_RNDIS_PKT_COMPLETE with FAIL (what Linux's completion
     /// handler reads for every kind of request it waits on).
-    func completeWithFailure(_ packet: ReceivedPacket, _ state: PrimaryState) {
+    func completeWithFailure(_ packet: ReceivedPacket, _ state: ChannelContext) {
         guard packet.descriptor.completionRequested else { return }
         reply(.sendRNDISPacketComplete(NVSPSendRNDISPacketComplete(status: .fail)), packet.descriptor.transactionID, state)
     }

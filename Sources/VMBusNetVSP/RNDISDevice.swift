@@ -19,6 +19,8 @@ public struct RNDISDevice: Sendable {
         public var offersChecksumOffload: Bool
         /// Whether LSOv2 for TCP over IPv4 and IPv6 is offered (``NetVSP`` segments).
         public var offersLargeSendOffload: Bool
+        /// Receive queues offered through RSS (the primary channel and up to 63 sub-channels); 1: no RSS.
+        public var receiveQueues = 1
         /// RNDIS INIT_C figures (OpenVMM: 8 packets per message, 8-byte alignment).
         public var maxPacketsPerMessage: UInt32 = 8
         public var packetAlignmentFactor: UInt32 = 3
@@ -44,6 +46,10 @@ public struct RNDISDevice: Sendable {
         case halted
         case packetFilterChanged(NDISPacketFilter)
         case macAddressChanged([UInt8])
+        /// RSS parameters were set (nil: RSS disabled).
+        case receiveScalingChanged(ReceiveScaling?)
+        /// RSS parameters that cannot work (empty table, entries past the queues, no key): refused.
+        case receiveScalingRejected(String)
     }
 
     public let configuration: Configuration
@@ -132,8 +138,16 @@ public struct RNDISDevice: Sendable {
             return (.success, u32(0))
         case .tcpOffloadHardwareCapabilities:
             return (.success, offloadCapabilities(request: m.infoBuffer, nvspVersion: nvspVersion))
+        case .genReceiveScaleCapabilities where configuration.receiveQueues > 1 && nvspVersion >= .v5:
+            let caps = NDISReceiveScaleCapabilities(
+                capabilityFlags: NDISReceiveScaleCapabilities.capsHashTypeTCPIPv4 | NDISReceiveScaleCapabilities.capsHashTypeTCPIPv6,
+                interruptMessageCount: 1, receiveQueueCount: UInt32(configuration.receiveQueues),
+                indirectionTableEntryCount: UInt16(NDISReceiveScaleParameters.linuxIndirectionTableEntries))
+            var w = WireWriter(capacity: NDISReceiveScaleCapabilities.wireSize)
+            caps.encode(into: &w)
+            return (.success, w.bytes)
         default:
-            // RSS capabilities included: without them Linux runs one queue.
+            // RSS capabilities when there is one queue: without them Linux runs one queue.
             unsupportedRequests += 1
             return (.notSupported, [])
         }
@@ -195,6 +209,19 @@ public struct RNDISDevice: Sendable {
             }
             currentMACAddress = mac
             return (.success, .macAddressChanged(mac))
+        case .genReceiveScaleParameters where configuration.receiveQueues > 1:
+            var r = WireReader(m.infoBuffer)
+            guard let p = try? NDISReceiveScaleParameters(from: &r) else {
+                return (.invalidData, .receiveScalingRejected("RSS parameters that do not decode"))
+            }
+            if p.flags & NDISReceiveScaleParameters.flagDisableRSS != 0 { return (.success, .receiveScalingChanged(nil)) }
+            guard !p.indirectionTable.isEmpty, p.hashKey.count >= 4 else {
+                return (.invalidData, .receiveScalingRejected("RSS with \(p.indirectionTable.count) table entries, a \(p.hashKey.count)-byte key"))
+            }
+            guard let bad = p.indirectionTable.first(where: { $0 >= UInt32(configuration.receiveQueues) }) else {
+                return (.success, .receiveScalingChanged(ReceiveScaling(indirectionTable: p.indirectionTable, hashKey: p.hashKey)))
+            }
+            return (.invalidData, .receiveScalingRejected("RSS table entry \(bad) past \(configuration.receiveQueues) queues"))
         case .ieee802_3MulticastList, .genVLANID, .genCurrentLookahead:
             // Accepted and ignored: the NIC passes every multicast frame the filter lets through.
             return (.success, .none)
