@@ -43,12 +43,15 @@ extension NetVSC {
             throw .channel(error)
         }
         channel = opened
+        // Under the completion queue's lock: its flush reads the table on the interrupt thread.
+        pendingCompletions.withLock { _ in channelsByIndex[0] = opened }
         do {
             try negotiateVersion(opened)
             try announceNDIS(opened)
             try handOverReceiveBuffer(opened)
             try handOverSendBuffer(opened)
             try initializeRNDIS()
+            try setUpReceiveScaling(opened)
         } catch {
             stop()
             throw error
@@ -56,6 +59,7 @@ extension NetVSC {
         // From here on no send waits for ring space: a full ring is the caller's to retry (Linux stops the
         // queue), so neither the interrupt thread nor a sender ever blocks on the host.
         opened.endpoint.sendTimeoutNanoseconds = 0
+        for c in subchannels { c.endpoint.sendTimeoutNanoseconds = 0 }
         running.store(true, ordering: .releasing)
         retryThreadStarted = startThread(name: "netvsc-comp") { [self] in completionRetryLoop() }
         do { try setPacketFilter(configuration.packetFilter) } catch {
@@ -85,8 +89,11 @@ extension NetVSC {
         for handle in [receiveGPADL, sendGPADL].compactMap({ $0 }) {
             do { try device.teardownGPADL(handle) } catch { torndown = false }
         }
+        for c in subchannels.reversed() { c.close() }
         channel.close()
         self.channel = nil
+        subchannels = []
+        pendingCompletions.withLock { _ in channelsByIndex = [GuestChannel?](repeating: nil, count: channelsByIndex.count) }
         receiveGPADL = nil
         sendGPADL = nil
         if !allPages.isEmpty, let allocator = device.pageAllocator {
@@ -373,6 +380,52 @@ extension NetVSC {
         guard try set(.tcpOffloadParameters, pw.bytes) == .success else { return }
         checksumOffload = checksums
         if lso { largeSendMaxSize = min(Int(offload.lsoV2.ip4MaxSize), Self.largeSendLimit) }
+    }
+
+    /// Linux's RSS set-up (`rndis_filter_device_add`, NVSP 5+): RSS capabilities, SUBCHANNEL for the queues
+    /// beyond the primary, the sub-channels opened as they are offered, then RECEIVE_SCALE_PARAMETERS twice
+    /// (disabled, then a 128-entry table spreading the buckets over the channels and Linux's key).
+    private func setUpReceiveScaling(_ primary: GuestChannel) throws(NetVSCError) {
+        guard configuration.queues > 1, let version, version >= .v5 else { return }
+        let capsReply = try query(.genReceiveScaleCapabilities)
+        guard capsReply.status == .success else { return }
+        var r = WireReader(capsReply.infoBuffer)
+        guard let caps = try? NDISReceiveScaleCapabilities(from: &r) else { return counters.malformed.bump() }
+        let wanted = min(configuration.queues, Int(caps.receiveQueueCount), channelsByIndex.count)
+        guard wanted >= 2 else { return }
+        let reply = try nvspRequest(primary, .subchannelRequest(NVSPSubchannelRequest(subchannelCount: UInt32(wanted - 1))),
+                                    "SUBCHANNEL")
+        guard case .subchannelComplete(let c) = reply, c.status == .success else { return }
+        // Linux refuses more sub-channels than it asked for.
+        guard Int(c.subchannelCount) <= wanted - 1 else {
+            throw .malformedResponse("SUBCHANNEL granted \(c.subchannelCount) of \(wanted - 1)")
+        }
+        guard c.subchannelCount > 0 else { return }
+        let offers: [OfferChannel]
+        do { offers = try device.waitForSubchannels(Int(c.subchannelCount), timeoutNanoseconds: configuration.controlTimeoutNanoseconds) }
+        catch { throw .channel(error) }
+        for offer in offers {
+            guard Int(offer.subchannelIndex) < channelsByIndex.count, channelsByIndex[Int(offer.subchannelIndex)] == nil else {
+                throw .malformedResponse("sub-channel index \(offer.subchannelIndex)")
+            }
+            let sub: GuestChannel
+            do {
+                sub = try device.open(offer, outgoingRingSize: configuration.ringSize, incomingRingSize: configuration.ringSize,
+                                      maxPacketSize: Self.maxIncomingPacket, requestSlots: 16, handler: self)
+            } catch { throw .channel(error) }
+            pendingCompletions.withLock { _ in channelsByIndex[Int(offer.subchannelIndex)] = sub }
+            subchannels.append(sub)
+        }
+        let channels = UInt32(1 + subchannels.count)
+        let table = (0..<UInt32(NDISReceiveScaleParameters.linuxIndirectionTableEntries)).map { $0 % channels }
+        for disabled in [true, false] {
+            let p = NDISReceiveScaleParameters(flags: disabled ? NDISReceiveScaleParameters.flagDisableRSS : 0,
+                                               indirectionTable: table)
+            var w = WireWriter(capacity: p.encodedLength)
+            p.encode(into: &w)
+            let status = try set(.genReceiveScaleParameters, w.bytes)
+            guard status == .success else { throw .negotiation("RECEIVE_SCALE_PARAMETERS refused: \(status)") }
+        }
     }
 
     /// SET GEN_CURRENT_PACKET_FILTER; 0 stops reception (what Linux sends when the interface goes down).

@@ -11,11 +11,18 @@ import VMBusWire
 struct ReceiveState {
     var scratch: [UInt8] = []
     var slotSize = 0
+    var perQueue = [Int](repeating: 0, count: 64)
+}
+
+/// A receive completion still to send: the transaction id and the channel (sub-channel index) it is for.
+struct PendingCompletion {
+    var queue: UInt16
+    var id: UInt64
 }
 
 /// Receive completions that found the ring full, oldest first, for the retry thread.
 struct PendingCompletions {
-    var ids: [UInt64] = []
+    var ids: [PendingCompletion] = []
     var head = 0
     var stopped = false
     var count: Int { ids.count - head }
@@ -34,7 +41,7 @@ extension NetVSC {
     public func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
         switch packet.descriptor.type {
         case .dataUsingXferPages:
-            receiveTransferPages(packet, buffer)
+            receiveTransferPages(packet, buffer, queue: Int(channel.subchannelIndex))
             complete(packet.descriptor.transactionID, on: channel)
         case .dataInband:
             // SEND_INDIRECTION_TABLE and VF_ASSOCIATION: decoded, nothing to do with one queue and no VF.
@@ -66,7 +73,7 @@ extension NetVSC {
 
     /// Checks the transfer-page header in place (no arrays), then copies each range out of the receive
     /// buffer and hands on what it holds. A bad header drops the whole packet; a bad range drops that range.
-    private func receiveTransferPages(_ packet: ReceivedPacket, _ buffer: PacketBuffer) {
+    private func receiveTransferPages(_ packet: ReceivedPacket, _ buffer: PacketBuffer, queue: Int) {
         guard let rb = receiveBuffer else { return counters.malformed.bump() }
         var r = buffer.wireReader(wholePacket: packet)
         let header = TransferPagePacketHeader.wireSize
@@ -92,33 +99,48 @@ extension NetVSC {
                     counters.malformed.bump()
                     return
                 }
-                receiveRange(offset: Int(offset), length: Int(length), rb, &state)
+                if receiveRange(offset: Int(offset), length: Int(length), rb, &state), queue < state.perQueue.count {
+                    state.perQueue[queue] += 1
+                }
             }
         }
     }
 
-    /// One range: inside the buffer, no longer than a slot, copied out, then parsed.
-    private func receiveRange(offset: Int, length: Int, _ rb: GuestPageBuffer, _ state: inout ReceiveState) {
+    /// One range: inside the buffer, no longer than a slot, copied out, then parsed. True if it was a frame
+    /// handed to the handler.
+    private func receiveRange(offset: Int, length: Int, _ rb: GuestPageBuffer, _ state: inout ReceiveState) -> Bool {
         guard length >= RNDISMessage.headerSize, length <= state.slotSize, rb.contains(offset: offset, count: length),
               (try? rb.read(at: offset, count: length, into: &state.scratch)) != nil else {
-            return counters.malformed.bump()
+            counters.malformed.bump()
+            return false
         }
         var r = WireReader(state.scratch, start: 0, end: length)
-        guard let type = try? r.peekUInt32() else { return counters.malformed.bump() }
+        guard let type = try? r.peekUInt32() else {
+            counters.malformed.bump()
+            return false
+        }
         if type == RNDISMessageType.packet.rawValue {
-            guard let view = try? RNDISPacketView(from: &r) else { return counters.malformed.bump() }
+            guard let view = try? RNDISPacketView(from: &r) else {
+                counters.malformed.bump()
+                return false
+            }
             guard view.dataLength >= 14, view.dataLength <= maxFrameSize, let handler = receiveHandler else {
-                return counters.rxDropped.bump()
+                counters.rxDropped.bump()
+                return false
             }
             counters.rxPackets.bump()
             counters.rxBytes.bump(view.dataLength)
             state.scratch.withUnsafeBytes { raw in
                 handler(UnsafeRawBufferPointer(rebasing: raw[view.dataIndex..<(view.dataIndex + view.dataLength)]))
             }
-            return
+            return true
         }
-        guard let message = try? RNDISMessage(from: &r) else { return counters.malformed.bump() }
+        guard let message = try? RNDISMessage(from: &r) else {
+            counters.malformed.bump()
+            return false
+        }
         controlReceived(message)
+        return false
     }
 
     /// An RNDIS completion for the waiting request, or a status indication.
@@ -150,27 +172,31 @@ extension NetVSC {
     /// Completes a transfer-page packet without waiting; a full ring queues it for the retry thread. Older
     /// queued completions go first.
     private func complete(_ id: UInt64, on channel: GuestChannel) {
-        pendingCompletions.withLock { p in
-            if p.count == 0, sendCompletion(id, on: channel) { return }
+        let queued = pendingCompletions.withLock { p -> Bool in
+            if p.count == 0, sendCompletion(id, on: channel) { return false }
             guard p.count < configuration.maxPendingCompletions else {
                 counters.rxCompDropped.bump()
-                return
+                return false
             }
             counters.rxCompBusy.bump()
-            p.ids.append(id)
-            flush(&p, on: channel)
+            p.ids.append(PendingCompletion(queue: channel.subchannelIndex, id: id))
+            flush(&p)
+            return true
         }
-        pendingCompletions.update { _ in }  // wake the retry thread
+        if queued { pendingCompletions.update { _ in } }  // wake the retry thread
     }
 
     private func sendCompletion(_ id: UInt64, on channel: GuestChannel) -> Bool {
         Self.receiveCompletion.withUnsafeBytes { p in (try? channel.sendCompletion(transactionID: id, p)) != nil }
     }
 
-    /// Sends queued completions in order until one does not fit.
-    private func flush(_ p: inout PendingCompletions, on channel: GuestChannel) {
+    /// Sends queued completions in order until one does not fit (one whose channel is gone is dropped).
+    private func flush(_ p: inout PendingCompletions) {
         while p.head < p.ids.count {
-            guard sendCompletion(p.ids[p.head], on: channel) else { break }
+            let entry = p.ids[p.head]
+            if Int(entry.queue) < channelsByIndex.count, let channel = channelsByIndex[Int(entry.queue)] {
+                guard sendCompletion(entry.id, on: channel) else { break }
+            }
             p.head += 1
         }
         if p.head == p.ids.count {
@@ -190,9 +216,9 @@ extension NetVSC {
                 p.stopped ? true : (p.count > 0 ? false : nil)
             }
             if stop == true { return }
-            guard stop == false, let channel else { continue }
+            guard stop == false else { continue }
             let left = pendingCompletions.withLock { p -> Int in
-                flush(&p, on: channel)
+                flush(&p)
                 return p.count
             }
             if left > 0 { sleepNanoseconds(20_000) }

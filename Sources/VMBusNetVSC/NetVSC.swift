@@ -37,6 +37,10 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
         public var maxPendingCompletions = 8192
         /// Ask for LSOv2 if the host offers it; the GPA-direct buffers then hold 64 KiB sends.
         public var largeSendOffload = false
+        /// Receive queues to ask for (NVSP 5+, RSS): sub-channels beyond the primary, capped by the host's
+        /// RSS capabilities and 64. With more than one, call ``start()`` off the bus's work thread: the
+        /// sub-channel offers arrive there.
+        public var queues = 1
         public init() {}
     }
 
@@ -89,6 +93,10 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     let running = ManagedAtomic<Bool>(false)
 
     var channel: GuestChannel?
+    /// Open channels by sub-channel index (0 = primary), for completing on the channel a packet came on.
+    var channelsByIndex = [GuestChannel?](repeating: nil, count: 64)
+    /// The sub-channels in index order.
+    var subchannels: [GuestChannel] = []
     var receiveBuffer: GuestPageBuffer?
     var receiveGPADL: UInt32?
     var sendBuffer: GuestPageBuffer?
@@ -125,6 +133,10 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
         return c
     }
     public var linkUp: Bool { link.load(ordering: .acquiring) }
+    /// Channels carrying receive traffic: the primary and the sub-channels opened for RSS.
+    public var queueCount: Int { 1 + subchannels.count }
+    /// Frames received per channel (0 = primary).
+    public var receivePacketsPerQueue: [Int] { receive.withLock { Array($0.perQueue.prefix(queueCount)) } }
     public var isRunning: Bool { running.load(ordering: .acquiring) }
     /// The largest frame ``send(_:offload:)`` takes and the host delivers: MTU + 14, and one 802.1Q tag.
     public var maxFrameSize: Int { mtu + 18 }
