@@ -143,7 +143,8 @@ let package = Package(
             dependencies: [
                 "CMallocCounter", "CVMBusShims", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
                 "VMBusHost", "VMBusGuest", "VMBusTestSupport", "VMBusDiskBackend", "VMBusSCSITarget", "VMBusStorVSP",
-                "VMBusStorVSC", "VMBusSCSI", "VMBusStorageProtocol", "VMBusWire", "VMBusNBD", .product(name: "Logging", package: "swift-log"),
+                "VMBusStorVSC", "VMBusSCSI", "VMBusStorageProtocol", "VMBusWire", "VMBusNBD", "VMBusNetProtocol", "VMBusNetVSP",
+                "VMBusNetVSC", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ]),
 

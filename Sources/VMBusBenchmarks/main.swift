@@ -16,7 +16,7 @@ import Glibc
 if CommandLine.arguments.contains("--peer") { CrossProcessBenchmarks.peerMain(CommandLine.arguments) }
 
 let allSections: [BenchmarkSection] = RingBenchmarks.sections + CrossProcessBenchmarks.sections + ChannelBenchmarks.sections
-    + StorageBenchmarks.sections + [StorageAllocationProbe.section] + ImageBenchmarks.sections
+    + StorageBenchmarks.sections + [StorageAllocationProbe.section] + ImageBenchmarks.sections + NetBenchmarks.sections
 
 func usage() -> Never {
     print("""

@@ -20,6 +20,9 @@ extension NetVSC {
     static let largeContextBase: UInt64 = 1 << 32
     /// Largest packet the host may send us, descriptor included: transfer-page packets with many ranges.
     static let maxIncomingPacket = 8192
+    /// The largest receive slot taken: a 64 KiB frame and its RNDIS headers (RSC, which could need more, is
+    /// not asked for).
+    static let maxReceiveSlot: UInt32 = 66 * 1024
     /// `max_xfer_size` Linux puts in RNDIS INITIALIZE.
     static let rndisMaxTransferSize: UInt32 = 0x4000
 
@@ -216,8 +219,11 @@ extension NetVSC {
             throw .malformedResponse("SEND_RECV_BUF answered with \(reply.type)")
         }
         guard c.status == .success else { throw .negotiation("SEND_RECV_BUF refused: \(c.status)") }
-        // Linux's checks: one section at offset 0, slots of at least 68 bytes that fit the buffer.
+        // Linux's checks: one section at offset 0, slots of at least 68 bytes that fit the buffer. Ours too:
+        // slots of at most `maxReceiveSlot` (each range is copied out whole, so the slot size bounds what one
+        // range can make us copy).
         guard c.sections.count == 1, let s = c.sections.first, s.offset == 0, s.subAllocationSize >= 68,
+              s.subAllocationSize <= Self.maxReceiveSlot,
               s.subAllocationCount >= 1,
               UInt64(s.subAllocationSize) * UInt64(s.subAllocationCount) <= UInt64(rb.size) else {
             throw .malformedResponse("receive sections \(c.sections)")

@@ -111,6 +111,10 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     let retryThreadDone = Latch()
     var retryThreadStarted = false
 
+    /// - Parameters:
+    ///   - onReceive: called with each received frame (valid only during the call) on the bus's interrupt
+    ///     thread; it must not block.
+    ///   - onLinkChange: called on the interrupt thread when the host indicates MEDIA_CONNECT/DISCONNECT.
     public init(device: GuestDevice, configuration: Configuration = Configuration(), logger: Logger? = nil,
                 onReceive: (@Sendable (UnsafeRawBufferPointer) -> Void)? = nil,
                 onLinkChange: (@Sendable (Bool) -> Void)? = nil) throws(NetVSCError) {
