@@ -117,7 +117,10 @@ let package = Package(
         // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
-        .target(name: "VMBusFUSE", dependencies: ["CFuse3", "VMBusStorVSC", "VMBusTransport"]),
+        // The character devices of Linux's util drivers (hvutil_transport) and the kernel side of hv_kvp, hv_vss
+        // and hv_fcopy towards Debian's hyperv-daemons. No FUSE here: VMBusFUSE serves these devices as files.
+        .target(name: "VMBusUtilTransport", dependencies: ["VMBusICProtocol", "VMBusTransport", "VMBusWire"]),
+        .target(name: "VMBusFUSE", dependencies: ["CFuse3", "VMBusStorVSC", "VMBusTransport", "VMBusUtilTransport"]),
         // libnbd from Debian (libnbd-dev), and the NBD disk backend on it: qemu-nbd, nbdkit and other servers.
         .systemLibrary(name: "CNBD", pkgConfig: "libnbd", providers: [.apt(["libnbd-dev"])]),
         .target(name: "VMBusNBD", dependencies: ["CNBD", "VMBusDiskBackend", "VMBusSync", "VMBusTransport"]),
@@ -218,6 +221,9 @@ let package = Package(
                            "VMBusTestSupport", "VMBusSync", "CVMBusShims",
                            .product(name: "Logging", package: "swift-log")]),
         // The `vmbus` executable as real processes (host, guests, list, up).
+        .testTarget(
+            name: "VMBusUtilTransportTests",
+            dependencies: ["VMBusUtilTransport", "VMBusFUSE", "VMBusICProtocol", "VMBusTestSupport", "VMBusTransport", "VMBusWire"]),
         .testTarget(
             name: "VMBusCLITests",
             dependencies: ["vmbus", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTestSupport",

@@ -24,3 +24,14 @@ static inline void *vmbus_fuse_private_data(void) {
     struct fuse_context *c = fuse_get_context();
     return c ? c->private_data : 0;
 }
+
+// Poll handles belong to the low-level API; the high-level poll callback hands them to us to notify later.
+#include <fuse_lowlevel.h>
+
+static inline void vmbus_fuse_notify_poll(void *ph) {
+    fuse_notify_poll((struct fuse_pollhandle *)ph);
+}
+
+static inline void vmbus_fuse_pollhandle_destroy(void *ph) {
+    fuse_pollhandle_destroy((struct fuse_pollhandle *)ph);
+}

@@ -14,13 +14,12 @@ public enum FUSEMountError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 }
 
-/// A libfuse 3 mount of a ``FUSEDiskDirectory`` at a directory: the Linux kernel's way onto our disks (a file
-/// per disk that `losetup` turns into a block device). libfuse's multithreaded loop serves the kernel's
-/// requests, so parallel reads and writes reach StorVSC in parallel; each runs the blocking disk core on its
-/// libfuse thread.
+/// A libfuse 3 mount: a file system of ours served to the Linux kernel at a directory. libfuse's multithreaded
+/// loop serves the kernel's requests, so parallel requests reach us in parallel; each runs on its libfuse thread.
+/// What is mounted: the guest's disks (``FUSEDiskDirectory``, files that `losetup` turns into block devices) or
+/// the util devices for Linux's daemons (``DevVMBusDirectory``).
 public final class FUSEMount: @unchecked Sendable {
     public let mountpoint: String
-    public let directory: FUSEDiskDirectory
     private let fuse: OpaquePointer
     private let loopDone = Latch()
     private let stopped = Condition(false)
@@ -30,13 +29,20 @@ public final class FUSEMount: @unchecked Sendable {
     public static let maxWorkers = 64
 
     /// Mounts `directory` at `mountpoint` (an existing, empty directory) and starts serving.
-    public init(directory: FUSEDiskDirectory, at mountpoint: String) throws(FUSEMountError) {
-        self.directory = directory
+    public convenience init(directory: FUSEDiskDirectory, at mountpoint: String) throws(FUSEMountError) {
+        try self.init(serving: directory, operations: FUSEDiskOperations.table, fsname: "vmbus", at: mountpoint)
+    }
+
+    /// Mounts a file system whose callbacks (`operations`) find `object` as libfuse's private data.
+    /// `extraOptions` are more `-o` options (e.g. "intr", so that a blocked read learns of a signal).
+    init(serving object: AnyObject & Sendable, operations: fuse_operations, fsname: String, extraOptions: String? = nil,
+         at mountpoint: String) throws(FUSEMountError) {
         self.mountpoint = mountpoint
-        let words: [String] = ["vmbus", "-o", "fsname=vmbus,subtype=vmbus,default_permissions"]
+        let options = "fsname=\(fsname),subtype=\(fsname),default_permissions" + (extraOptions.map { "," + $0 } ?? "")
+        let words: [String] = ["vmbus", "-o", options]
         argv = words.map { w in w.withCString { strdup($0) } }
-        var ops = FUSEOperations.table
-        let opaque = Unmanaged.passUnretained(directory).toOpaque()
+        var ops = operations
+        let opaque = Unmanaged.passUnretained(object).toOpaque()
         let created: OpaquePointer? = argv.withUnsafeMutableBufferPointer { v in
             var args = fuse_args(argc: Int32(v.count), argv: v.baseAddress, allocated: 0)
             return vmbus_fuse_new(&args, &ops, opaque)
@@ -53,8 +59,8 @@ public final class FUSEMount: @unchecked Sendable {
         }
         let f = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(fuse)))
         let done = loopDone
-        // Keep the directory alive while libfuse holds its pointer.
-        let retained = Unmanaged.passRetained(directory)
+        // Keep the object alive while libfuse holds its pointer.
+        let retained = Unmanaged.passRetained(object)
         guard startThread(name: "fuse-loop", {
             _ = vmbus_fuse_loop_mt(OpaquePointer(bitPattern: f), UInt32(FUSEMount.maxWorkers))
             retained.release()
@@ -79,123 +85,5 @@ public final class FUSEMount: @unchecked Sendable {
             for a in argv { free(a) }
         }
         // Else the loop thread still holds `fuse`: leak it rather than free what a thread uses.
-    }
-}
-
-/// The `fuse_operations` callbacks: C function pointers that find the directory through
-/// `fuse_get_context()->private_data`.
-enum FUSEOperations {
-    static var table: fuse_operations {
-        var ops = fuse_operations()
-        ops.getattr = { path, st, _ in
-            guard let path, let st else { return -EINVAL }
-            return FUSEOperations.getattr(String(cString: path), st)
-        }
-        ops.readdir = { path, buffer, filler, _, _, _ in
-            guard let path, let filler, String(cString: path) == "/", let dir = FUSEOperations.directory else { return -ENOENT }
-            _ = filler(buffer, ".", nil, 0, FUSE_FILL_DIR_PLUS)
-            _ = filler(buffer, "..", nil, 0, FUSE_FILL_DIR_PLUS)
-            for name in dir.names { _ = filler(buffer, name, nil, 0, fuse_fill_dir_flags(0)) }
-            return 0
-        }
-        ops.open = { path, fi in
-            guard let path, let disk = FUSEOperations.disk(path) else { return -ENOENT }
-            if let fi, disk.isReadOnly, fi.pointee.flags & O_ACCMODE != O_RDONLY { return -EROFS }
-            return 0
-        }
-        ops.read = { path, buffer, size, offset, _ in
-            guard let path, let buffer, let disk = FUSEOperations.disk(path) else { return -ENOENT }
-            guard offset >= 0 else { return -EINVAL }
-            let start = UInt64(offset)
-            guard start < disk.capacityBytes else { return 0 }
-            let n = Int(min(UInt64(size), disk.capacityBytes - start))
-            do throws(StorVSCError) {
-                try disk.read(at: start, into: UnsafeMutableRawBufferPointer(start: buffer, count: n))
-            } catch { return -FUSEOperations.errno(error) }
-            return Int32(n)
-        }
-        ops.write = { path, buffer, size, offset, _ in
-            guard let path, let buffer, let disk = FUSEOperations.disk(path) else { return -ENOENT }
-            guard offset >= 0 else { return -EINVAL }
-            let start = UInt64(offset)
-            guard start < disk.capacityBytes || size == 0 else { return -ENOSPC }
-            let n = Int(min(UInt64(size), disk.capacityBytes - min(start, disk.capacityBytes)))
-            do throws(StorVSCError) {
-                try disk.write(at: start, from: UnsafeRawBufferPointer(start: buffer, count: n))
-            } catch { return -FUSEOperations.errno(error) }
-            return Int32(n)
-        }
-        ops.truncate = { path, size, _ in
-            guard let path, let disk = FUSEOperations.disk(path) else { return -ENOENT }
-            // A disk's size is the LUN's: only a truncate to that size (what tools do to be sure) succeeds.
-            return size == off_t(disk.capacityBytes) ? 0 : -EINVAL
-        }
-        ops.fsync = { path, _, _ in
-            guard let path, let disk = FUSEOperations.disk(path) else { return -ENOENT }
-            do throws(StorVSCError) { try disk.flush() } catch { return -FUSEOperations.errno(error) }
-            return 0
-        }
-        ops.fallocate = { path, mode, offset, length, _ in
-            guard let path, let disk = FUSEOperations.disk(path) else { return -ENOENT }
-            let punch = Int32(0x02)  // FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE, as the loop driver sends it)
-            guard mode & punch != 0, offset >= 0, length > 0 else { return mode == 0 ? 0 : -EOPNOTSUPP }
-            guard disk.supportsUnmap else { return -EOPNOTSUPP }
-            let start = UInt64(offset)
-            guard start < disk.capacityBytes else { return 0 }
-            let n = min(UInt64(length), disk.capacityBytes - start)
-            do throws(StorVSCError) { try disk.unmap(at: start, length: n) } catch { return -FUSEOperations.errno(error) }
-            return 0
-        }
-        ops.statfs = { _, st in
-            guard let st else { return -EINVAL }
-            st.pointee = statvfs()
-            st.pointee.f_bsize = 4096
-            st.pointee.f_namemax = 255
-            return 0
-        }
-        return ops
-    }
-
-    static var directory: FUSEDiskDirectory? {
-        guard let p = vmbus_fuse_private_data() else { return nil }
-        return Unmanaged<FUSEDiskDirectory>.fromOpaque(p).takeUnretainedValue()
-    }
-
-    static func disk(_ path: UnsafePointer<CChar>) -> StorVSCDisk? {
-        let p = String(cString: path)
-        guard p.hasPrefix("/"), !p.dropFirst().contains("/") else { return nil }
-        return directory?.disk(named: String(p.dropFirst()))
-    }
-
-    static func getattr(_ path: String, _ st: UnsafeMutablePointer<stat>) -> Int32 {
-        st.pointee = stat()
-        let now = time(nil)
-        st.pointee.st_atim.tv_sec = now
-        st.pointee.st_mtim.tv_sec = now
-        st.pointee.st_ctim.tv_sec = now
-        st.pointee.st_uid = getuid()
-        st.pointee.st_gid = getgid()
-        if path == "/" {
-            st.pointee.st_mode = S_IFDIR | 0o755
-            st.pointee.st_nlink = 2
-            return 0
-        }
-        guard path.hasPrefix("/"), let disk = directory?.disk(named: String(path.dropFirst())) else { return -ENOENT }
-        st.pointee.st_mode = S_IFREG | (disk.isReadOnly ? 0o444 : 0o644)
-        st.pointee.st_nlink = 1
-        st.pointee.st_size = off_t(disk.capacityBytes)
-        st.pointee.st_blksize = blksize_t(max(4096, disk.blockSize))
-        st.pointee.st_blocks = blkcnt_t(disk.capacityBytes / 512)
-        return 0
-    }
-
-    static func errno(_ e: StorVSCError) -> Int32 {
-        switch e {
-        case .writeProtected: return EROFS
-        case .invalidArgument: return EINVAL
-        case .lunRemoved, .controllerGone: return ENODEV
-        case .timedOut: return ETIMEDOUT
-        default: return EIO
-        }
     }
 }

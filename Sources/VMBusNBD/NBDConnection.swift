@@ -47,6 +47,17 @@ final class NBDConnection: @unchecked Sendable {
     /// Issues one request with `body` (an `nbd_aio_*` call returning its cookie, or -1), reconnecting first
     /// when the last handle died. Throws when libnbd did not take the request; otherwise its completion comes.
     func issue(_ body: (OpaquePointer) -> Int64) throws(BackendError) {
+        // A dead handle is the thread's to close (it may be polling on it): wake it and give it a moment, so a
+        // request right after the server came back reconnects instead of failing on the old handle.
+        let dead: OpaquePointer? = handle.withLock { h in
+            guard let h, nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1 else { return nil }
+            return h
+        }
+        if let dead {
+            signal()
+            let deadline = monotonicNanoseconds() + 2_000_000_000
+            while handle.withLock({ $0 == dead }), monotonicNanoseconds() < deadline { sleepNanoseconds(1_000_000) }
+        }
         try handle.withLock { (h: inout OpaquePointer?) throws(BackendError) in
             if h == nil {
                 h = try Self.connect(uri)

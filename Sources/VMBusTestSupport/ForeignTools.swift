@@ -87,7 +87,8 @@ public func libvhdiContents(_ path: String) -> [UInt8]? {
     let mountPoint = String(cString: made)
     defer { rmdir(mountPoint) }
     guard runTool(["vhdimount", path, mountPoint]) == 0 else { return nil }
-    defer { if runTool(["fusermount3", "-u", mountPoint]) != 0 { _ = runTool(["fusermount", "-u", mountPoint]) } }
+    // A busy mount refuses fusermount's unmount: detach it lazily then, rather than leave it behind.
+    defer { if runTool(["fusermount3", "-u", mountPoint]) != 0 { _ = runTool(["umount", "-l", mountPoint]) } }
     var last = 0
     if let d = opendir(mountPoint) {
         while let e = readdir(d) {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import VMBusTestSupport
 import VMBusTransport
 
 extension HostGuestProcessTests.Fixture {

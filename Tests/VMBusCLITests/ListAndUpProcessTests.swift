@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VMBusTestSupport
 import VMBusTransport
 
 extension HostGuestProcessTests {

@@ -5,9 +5,9 @@ import VMBusTestSupport
 import VMBusTransport
 
 /// Why a process test could not go on.
-struct ProcessTestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
+public struct ProcessTestError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
 }
 
 /// A child process started with posix_spawn: stdout and stderr go to files (read at any time), stdin is
@@ -16,17 +16,17 @@ struct ProcessTestError: Error, CustomStringConvertible {
 /// A child also dies with the test process: it starts under `setpriv --pdeathsig KILL`, which sets
 /// PR_SET_PDEATHSIG and then execs the program (same pid). A test that crashes therefore leaves no
 /// `vmbus host` behind holding the test runner's pipes, which would hang `swift test` for good.
-final class ChildProcess {
-    let pid: pid_t
-    let name: String
-    let stdoutPath: String
-    let stderrPath: String
-    private(set) var status: Termination?
+public final class ChildProcess {
+    public let pid: pid_t
+    public let name: String
+    public let stdoutPath: String
+    public let stderrPath: String
+    public private(set) var status: Termination?
 
-    enum Termination: Equatable, CustomStringConvertible {
+    public enum Termination: Equatable, CustomStringConvertible {
         case exited(Int32)
         case signalled(Int32)
-        var description: String {
+        public var description: String {
             switch self {
             case .exited(let c): return "exit \(c)"
             case .signalled(let s): return "signal \(s)"
@@ -35,7 +35,7 @@ final class ChildProcess {
     }
 
     /// Starts `executable` with `arguments`; output files are `<directory>/<name>.out` and `.err`.
-    init(_ executable: String, _ arguments: [String], directory: String, name: String,
+    public init(_ executable: String, _ arguments: [String], directory: String, name: String,
          environment extra: [String] = []) throws {
         self.name = name
         stdoutPath = "\(directory)/\(name).out"
@@ -88,22 +88,22 @@ final class ChildProcess {
     }
 
     /// util-linux's setpriv (Debian: always installed), which sets the parent-death signal before exec.
-    static let setpriv = "/usr/bin/setpriv"
+    public static let setpriv = "/usr/bin/setpriv"
 
     deinit { kill9() }
 
-    var stdout: String { readTextFile(stdoutPath) }
-    var stderr: String { readTextFile(stderrPath) }
+    public var stdout: String { readTextFile(stdoutPath) }
+    public var stderr: String { readTextFile(stderrPath) }
 
     /// Whether the process has not been reaped yet (it may be a zombie about to be).
-    var isRunning: Bool {
+    public var isRunning: Bool {
         _ = poll()
         return status == nil
     }
 
     /// Reaps the process if it has ended.
     @discardableResult
-    func poll() -> Termination? {
+    public func poll() -> Termination? {
         guard status == nil else { return status }
         var raw: Int32 = 0
         let r = waitpid(pid, &raw, WNOHANG)
@@ -114,7 +114,7 @@ final class ChildProcess {
 
     /// Waits up to `seconds` for the process to end (stretched under a sanitizer, which slows the child too).
     @discardableResult
-    func wait(seconds: Double) -> Termination? {
+    public func wait(seconds: Double) -> Termination? {
         let deadline = monotonicNanoseconds() + UInt64(Sanitizer.seconds(seconds) * 1e9)
         while poll() == nil {
             if monotonicNanoseconds() >= deadline { return nil }
@@ -123,13 +123,13 @@ final class ChildProcess {
         return status
     }
 
-    func signal(_ s: Int32) {
+    public func signal(_ s: Int32) {
         guard status == nil else { return }
         Glibc.kill(pid, s)
     }
 
     /// SIGKILL and reap.
-    func kill9() {
+    public func kill9() {
         guard status == nil else { return }
         Glibc.kill(pid, SIGKILL)
         wait(seconds: 10)
@@ -138,7 +138,7 @@ final class ChildProcess {
     /// Waits until `stream` contains `text` (returns the stream's contents), failing early if the process
     /// exits first.
     @discardableResult
-    func waitForOutput(_ text: String, stderr useStderr: Bool = false, count: Int = 1,
+    public func waitForOutput(_ text: String, stderr useStderr: Bool = false, count: Int = 1,
                        seconds: Double = 30) throws -> String {
         let deadline = monotonicNanoseconds() + UInt64(Sanitizer.seconds(seconds) * 1e9)
         while true {
@@ -157,26 +157,26 @@ final class ChildProcess {
     }
 
     /// Open descriptors of the process (`/proc/<pid>/fd`).
-    var descriptorCount: Int { listDirectory("/proc/\(pid)/fd").count }
+    public var descriptorCount: Int { listDirectory("/proc/\(pid)/fd").count }
 
     /// Its memory mappings (`/proc/<pid>/maps`).
-    var mappings: String { readTextFile("/proc/\(pid)/maps") }
+    public var mappings: String { readTextFile("/proc/\(pid)/maps") }
 }
 
 extension String {
-    func occurrences(of needle: String) -> Int {
+    public func occurrences(of needle: String) -> Int {
         needle.isEmpty ? 0 : ranges(of: needle).count
     }
 
     /// Lines without their terminators (a trailing empty line is dropped).
-    var lines: [String] {
+    public var lines: [String] {
         var l = split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if l.last == "" { l.removeLast() }
         return l
     }
 }
 
-func readTextFile(_ path: String) -> String {
+public func readTextFile(_ path: String) -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return "" }
     defer { close(fd) }
@@ -191,7 +191,7 @@ func readTextFile(_ path: String) -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-func listDirectory(_ path: String) -> [String] {
+public func listDirectory(_ path: String) -> [String] {
     guard let d = opendir(path) else { return [] }
     defer { closedir(d) }
     var names: [String] = []
@@ -205,9 +205,9 @@ func listDirectory(_ path: String) -> [String] {
 }
 
 /// A fresh directory under /tmp, removed with its files by ``remove()``.
-final class TemporaryDirectory {
-    let path: String
-    init(_ prefix: String = "vmbus-cli") throws {
+public final class TemporaryDirectory {
+    public let path: String
+    public init(_ prefix: String = "vmbus-cli") throws {
         var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw ProcessTestError("mkdtemp failed: errno \(errno)")
@@ -215,7 +215,7 @@ final class TemporaryDirectory {
         path = String(cString: p)
     }
 
-    func remove() { removeTree(path) }
+    public func remove() { removeTree(path) }
 
     private func removeTree(_ p: String) {
         var st = stat()
@@ -230,7 +230,7 @@ final class TemporaryDirectory {
 }
 
 /// The `vmbus` executable built next to this test bundle.
-let vmbusExecutable: String = {
+public let vmbusExecutable: String = {
     var buffer = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
@@ -240,7 +240,7 @@ let vmbusExecutable: String = {
 }()
 
 /// Waits up to `seconds` for `condition`.
-func eventually(_ what: String, seconds: Double = 10, _ condition: () -> Bool) throws {
+public func eventually(_ what: String, seconds: Double = 10, _ condition: () -> Bool) throws {
     let deadline = monotonicNanoseconds() + UInt64(Sanitizer.seconds(seconds) * 1e9)
     while !condition() {
         guard monotonicNanoseconds() < deadline else { throw ProcessTestError("timed out after \(seconds) s: \(what)") }

@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import VMBusFUSE
+import VMBusICProtocol
+import VMBusTestSupport
+import VMBusTransport
+import VMBusUtilTransport
+
+/// Debian 12's hyperv-daemons (Linux 6.1's tools/hv) against our /dev/vmbus devices, unmodified.
+@Suite(.serialized, .enabled(if: DaemonNamespace.available)) struct RealDaemonTests {
+    /// The three devices mounted at a fresh directory, with the links on them.
+    final class Fixture {
+        let scratch: TemporaryDirectory
+        let mountpoint: String
+        let kvp: KVPDaemonLink
+        let vss: VSSDaemonLink
+        let fcopy: FCopyDaemonLink
+        let mount: FUSEMount
+
+        init(timeoutNanoseconds: UInt64 = 10_000_000_000) throws {
+            scratch = try TemporaryDirectory("vmbus-daemons")
+            mountpoint = scratch.path + "/vmbus"
+            mkdir(mountpoint, 0o755)
+            func device(_ name: String) -> UtilTransportDevice {
+                UtilTransportDevice(name: name, notifyPoll: DevVMBusDirectory.notifyPoll,
+                                    destroyPollHandle: DevVMBusDirectory.destroyPollHandle)
+            }
+            kvp = KVPDaemonLink(device: device("hv_kvp"), timeoutNanoseconds: timeoutNanoseconds)
+            vss = VSSDaemonLink(device: device("hv_vss"), timeoutNanoseconds: timeoutNanoseconds)
+            fcopy = FCopyDaemonLink(device: device("hv_fcopy"), timeoutNanoseconds: timeoutNanoseconds)
+            mount = try DevVMBusDirectory(devices: [kvp.device, vss.device, fcopy.device]).mount(at: mountpoint)
+        }
+
+        deinit {
+            mount.stop()
+            scratch.remove()
+        }
+    }
+
+    @Test func hvKVPDaemonRegistersAndAnswersSetGetDeleteAndEnumerate() throws {
+        let f = try Fixture()
+        let daemon = try DaemonNamespace("hv_kvp_daemon", devices: f.mountpoint, scratch: f.scratch.path)
+        try eventually("hv_kvp_daemon registers", seconds: 10) { f.kvp.isAttached || !daemon.process.isRunning }
+        #expect(f.kvp.isAttached, "stderr: \(daemon.process.stderr)")
+        #expect(f.kvp.perform(.set(pool: .external, key: "Answer", value: "42")) == KVPDaemonAnswer(status: .ok))
+        #expect(f.kvp.perform(.get(pool: .external, key: "Answer")) == KVPDaemonAnswer(status: .ok, value: "42"))
+        #expect(f.kvp.perform(.get(pool: .external, key: "Missing"))?.status == .cont)
+        #expect(f.kvp.perform(.enumerate(pool: .external, index: 0)) == KVPDaemonAnswer(status: .ok, key: "Answer", value: "42"))
+        #expect(f.kvp.perform(.enumerate(pool: .external, index: 1))?.status == .cont)
+        #expect(f.kvp.perform(.delete(pool: .external, key: "Answer")) == KVPDaemonAnswer(status: .ok))
+        #expect(f.kvp.perform(.get(pool: .external, key: "Answer"))?.status == .cont)
+        // The auto pool: the daemon's own facts about the guest.
+        var auto: [String: String] = [:]
+        for i in 0..<16 {
+            guard let a = f.kvp.perform(.enumerate(pool: .auto, index: UInt32(i))), a.status == .ok else { break }
+            auto[a.key] = a.value
+        }
+        #expect(auto["IntegrationServicesVersion"] == KVPDaemonLink.HV_DRV_VERSION, "\(auto)")
+        #expect(auto["OSName"]?.isEmpty == false, "\(auto)")
+        #expect(daemon.process.isRunning)
+    }
+}
+
+/// A small ext4 on a block device that is not a loop device (a hot-added zram disk), mounted at `path`:
+/// Linux 6.1's hv_vss_daemon skips loop-backed filesystems (and device-mapper over loop), so only such a
+/// device shows that its freeze really happens. Without zram the filesystem is on a loop device, and the
+/// test can check the protocol only.
+final class FreezableFilesystem {
+    let path: String
+    let zram: Int?
+
+    init(at path: String, scratch: String) throws {
+        self.path = path
+        mkdir(path, 0o755)
+        var index: Int?
+        if let added = toolOutput(["cat", "/sys/class/zram-control/hot_add"]).flatMap({ Int($0.filter(\.isNumber)) }) {
+            index = added
+            if runTool(["sh", "-c", "echo 64M > /sys/block/zram\(added)/disksize && mkfs.ext4 -q /dev/zram\(added) && mount /dev/zram\(added) \(path)"]) != 0 {
+                _ = runTool(["sh", "-c", "echo \(added) > /sys/class/zram-control/hot_remove"])
+                index = nil
+            }
+        }
+        zram = index
+        if index == nil {
+            guard runTool(["sh", "-c", "truncate -s 64M \(scratch)/fs.img && mkfs.ext4 -q \(scratch)/fs.img && mount -o loop \(scratch)/fs.img \(path)"]) == 0 else {
+                throw ProcessTestError("cannot make an ext4 to freeze")
+            }
+        }
+    }
+
+    /// Whether the filesystem is frozen now: a second freeze fails with EBUSY then (and is undone otherwise).
+    var isFrozen: Bool {
+        if runTool(["fsfreeze", "--freeze", path]) == 0 {
+            _ = runTool(["fsfreeze", "--unfreeze", path])
+            return false
+        }
+        return true
+    }
+
+    deinit {
+        _ = runTool(["fsfreeze", "--unfreeze", path])
+        _ = runTool(["umount", "-l", path])
+        if let zram { _ = runTool(["sh", "-c", "echo \(zram) > /sys/class/zram-control/hot_remove"]) }
+    }
+}
+
+extension RealDaemonTests {
+    @Test func hvVSSDaemonFreezesAndThaws() throws {
+        let f = try Fixture()
+        let fs = try FreezableFilesystem(at: f.scratch.path + "/frozen", scratch: f.scratch.path)
+        let daemon = try DaemonNamespace("hv_vss_daemon", devices: f.mountpoint, scratch: f.scratch.path,
+                                         freezable: fs.path)
+        try eventually("hv_vss_daemon registers", seconds: 10) { f.vss.isAttached || !daemon.process.isRunning }
+        #expect(f.vss.isAttached, "stderr: \(daemon.process.stderr)")
+        #expect(!fs.isFrozen)
+        let hot = f.vss.perform(.hotBackup)
+        #expect(hot?.status == .ok)
+        #expect(hot?.flags == VSSCheckFeature.hbuNoAutoRecovery)
+        #expect(f.vss.perform(.freeze)?.status == .ok)
+        if fs.zram != nil { #expect(fs.isFrozen, "the daemon froze the filesystem") }
+        #expect(f.vss.perform(.thaw)?.status == .ok)
+        #expect(!fs.isFrozen)
+        #expect(daemon.process.isRunning)
+    }
+
+    @Test func hvFCopyDaemonWritesTheFileWithTheFlagsSemantics() throws {
+        let f = try Fixture()
+        let daemon = try DaemonNamespace("hv_fcopy_daemon", devices: f.mountpoint, scratch: f.scratch.path)
+        try eventually("hv_fcopy_daemon registers", seconds: 10) { f.fcopy.isAttached || !daemon.process.isRunning }
+        #expect(f.fcopy.isAttached, "stderr: \(daemon.process.stderr)")
+        var contents = [UInt8](repeating: 0, count: 3 * FCopyData.dataFragment + 123)
+        var rng = SplitMix64(seed: 7)
+        for i in contents.indices { contents[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        func copy(_ name: String, to dir: String, flags: FCopyFlags) throws -> ICStatus? {
+            let start = try FCopyStart(fileName: name, pathName: dir, encoding: .utf16LE, copyFlags: flags,
+                                       fileSize: UInt64(contents.count))
+            guard let s = f.fcopy.start(start) else { return nil }
+            guard s == .ok else { return s }
+            var offset = 0
+            while offset < contents.count {
+                let n = min(FCopyData.dataFragment, contents.count - offset)
+                let status = f.fcopy.write(try FCopyData(offset: UInt64(offset), data: Array(contents[offset..<(offset + n)])))
+                guard status == .ok else { _ = f.fcopy.finish(.cancelFCopy); return status }
+                offset += n
+            }
+            return f.fcopy.finish(.completeFCopy)
+        }
+        let dir = f.scratch.path + "/copied"
+        mkdir(dir, 0o755)
+        #expect(try copy("a.bin", to: dir, flags: []) == .ok)
+        #expect(byteDifference(readBytes(dir + "/a.bin"), contents) == "")
+        #expect(try copy("a.bin", to: dir, flags: []) != .ok, "exists, no OVER_WRITE")
+        #expect(try copy("a.bin", to: dir, flags: .overWrite) == .ok)
+        #expect(try copy("b.bin", to: dir + "/new/sub", flags: []) != .ok, "no CREATE_PATH")
+        // hv_fcopy_daemon creates the components of path_name that a '/' follows: the host ends it with one.
+        #expect(try copy("b.bin", to: dir + "/new/sub/", flags: .createPath) == .ok)
+        #expect(byteDifference(readBytes(dir + "/new/sub/b.bin"), contents) == "")
+        #expect(daemon.process.isRunning)
+    }
+}
+
+func readBytes(_ path: String) -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { break }
+        out += chunk[0..<n]
+    }
+    return out
+}
