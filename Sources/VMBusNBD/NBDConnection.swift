@@ -22,6 +22,8 @@ final class NBDConnection: @unchecked Sendable {
     /// Wakes the thread: a handle was reconnected, a request waits to be sent, or the connection stops.
     private let wake: EventFD
     private let running = Condition<State>(.running)
+    /// Counts the dead handles the thread closed, so a request can wait for the one it found.
+    private let retired = Condition(0)
     private enum State { case running, stopping, stopped }
 
     init(uri: String, handle h: OpaquePointer) throws(BackendError) {
@@ -55,8 +57,7 @@ final class NBDConnection: @unchecked Sendable {
         }
         if let dead {
             signal()
-            let deadline = monotonicNanoseconds() + 2_000_000_000
-            while handle.withLock({ $0 == dead }), monotonicNanoseconds() < deadline { sleepNanoseconds(1_000_000) }
+            _ = retired.wait(timeoutNanoseconds: 2_000_000_000) { _ in handle.withLock { $0 == dead } ? nil : () }
         }
         try handle.withLock { (h: inout OpaquePointer?) throws(BackendError) in
             if h == nil {
@@ -93,6 +94,7 @@ final class NBDConnection: @unchecked Sendable {
                 handle.withLock { current in
                     if current == h { nbd_close(h); current = nil }
                 }
+                retired.update { $0 += 1 }
                 continue
             }
             let direction = nbd_aio_get_direction(h)

@@ -1,4 +1,5 @@
 import VMBusTransport
+import VMBusWire
 
 #if canImport(Glibc)
 import Glibc
@@ -47,17 +48,15 @@ final class DaemonSession: @unchecked Sendable {
          register: @escaping @Sendable ([UInt8]) -> (version: UInt32, reply: [UInt8]?)?,
          answerSizeIsValid: @escaping @Sendable (Int) -> Bool) {
         self.device = device
-        device.onOpen = { [state] in
+        device.setHandlers(open: { [state] in
             state.update { $0.phase = .awaitingRegistration; $0.registered = 0 }
-        }
-        device.onRelease = { [state] in
+        }, release: { [state] in
             state.update { s in
                 s.phase = .closed
                 s.session += 1
                 s.answer = nil
             }
-        }
-        device.onMessage = { [state, device] bytes in
+        }, message: { [state, device] bytes in
             enum Step { case register, answer, refuse }
             let step: Step = state.withLock { s in
                 switch s.phase {
@@ -85,7 +84,7 @@ final class DaemonSession: @unchecked Sendable {
                 }
                 return taken ? 0 : -EINVAL
             }
-        }
+        })
     }
 
     /// Whether a daemon has registered.
@@ -119,12 +118,17 @@ final class DaemonSession: @unchecked Sendable {
     }
 }
 
-/// The 32-bit messages of the VSS and file-copy handshakes and of file-copy answers (host byte order, which is
-/// little-endian wherever Hyper-V runs).
+/// The 32-bit messages of the VSS and file-copy handshakes and of file-copy answers.
 enum Word32 {
-    static func bytes(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+    static func bytes(_ v: UInt32) -> [UInt8] {
+        var w = WireWriter(capacity: 4)
+        w.writeUInt32(v)
+        return w.bytes
+    }
+
+    /// The value of a message that is exactly 4 bytes long.
     static func value(_ b: [UInt8]) -> UInt32? {
         guard b.count == 4 else { return nil }
-        return UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24
+        return try? WireReader(b).getUInt32(at: 0)
     }
 }

@@ -9,8 +9,8 @@ import Glibc
 ///
 /// One daemon at a time holds it open (a second open is EBUSY). The guest queues at most one message for the
 /// daemon; the daemon's `read` takes the whole message (a shorter buffer is EINVAL, as in Linux), and `poll`
-/// says POLLIN while one waits. Each `write` is one whole message from the daemon, handed to ``onMessage``;
-/// its errno is the write's. When the daemon closes it, the queued message is dropped and ``onRelease`` runs,
+/// says POLLIN while one waits. Each `write` is one whole message from the daemon, handed to the message handler (``setHandlers(open:release:message:)``);
+/// its errno is the write's. When the daemon closes it, the queued message is dropped and the release handler runs,
 /// so the service falls back to answering itself.
 ///
 /// The daemon is a peer we do not trust: its messages are bytes for the link to check, it can never block
@@ -30,20 +30,12 @@ public final class UtilTransportDevice: @unchecked Sendable {
     }
     private let state = Condition(State())
 
-    /// The daemon's message: returns 0 or a negative errno (the write fails with it).
-    public var onMessage: @Sendable ([UInt8]) -> Int32 {
-        get { hooks.withLock { $0.message } }
-        set { hooks.withLock { $0.message = newValue } }
-    }
-    /// A daemon opened the device (before its first write).
-    public var onOpen: @Sendable () -> Void {
-        get { hooks.withLock { $0.open } }
-        set { hooks.withLock { $0.open = newValue } }
-    }
-    /// The daemon closed the device (or died).
-    public var onRelease: @Sendable () -> Void {
-        get { hooks.withLock { $0.release } }
-        set { hooks.withLock { $0.release = newValue } }
+    /// Connects the device to its driver: `message` takes each of the daemon's messages (returning 0 or a
+    /// negative errno, which the write fails with), `open` runs when a daemon opens the device (before its first
+    /// write), `release` when it closes it or dies.
+    public func setHandlers(open: @escaping @Sendable () -> Void, release: @escaping @Sendable () -> Void,
+                            message: @escaping @Sendable ([UInt8]) -> Int32) {
+        hooks.withLock { $0 = Hooks(message: message, open: open, release: release) }
     }
     private struct Hooks {
         var message: @Sendable ([UInt8]) -> Int32 = { _ in -EINVAL }
@@ -106,7 +98,7 @@ public final class UtilTransportDevice: @unchecked Sendable {
             return true
         }
         guard opened else { return -EBUSY }
-        onOpen()
+        hooks.withLock { $0.open }()
         return 0
     }
 
@@ -120,7 +112,7 @@ public final class UtilTransportDevice: @unchecked Sendable {
             return s.pollHandle
         }
         if let handle { destroyPollHandle(handle) }
-        onRelease()
+        hooks.withLock { $0.release }()
     }
 
     /// Copies the waiting message into `buffer`, waiting for one; returns its length or a negative errno:
@@ -146,7 +138,7 @@ public final class UtilTransportDevice: @unchecked Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard bytes.count <= Self.maximumMessageSize else { return -Int(EINVAL) }
         guard state.withLock({ $0.isOpen }) else { return -Int(EBADF) }
-        let r = onMessage(Array(bytes))
+        let r = hooks.withLock { $0.message }(Array(bytes))
         return r == 0 ? bytes.count : Int(r)
     }
 

@@ -150,27 +150,45 @@ extension RealDaemonTests {
         let dir = f.scratch.path + "/copied"
         mkdir(dir, 0o755)
         #expect(try copy("a.bin", to: dir, flags: []) == .ok)
-        #expect(byteDifference(readBytes(dir + "/a.bin"), contents) == "")
+        #expect(byteDifference(fileBytes(dir + "/a.bin"), contents) == "")
         #expect(try copy("a.bin", to: dir, flags: []) != .ok, "exists, no OVER_WRITE")
         #expect(try copy("a.bin", to: dir, flags: .overWrite) == .ok)
         #expect(try copy("b.bin", to: dir + "/new/sub", flags: []) != .ok, "no CREATE_PATH")
         // hv_fcopy_daemon creates the components of path_name that a '/' follows: the host ends it with one.
         #expect(try copy("b.bin", to: dir + "/new/sub/", flags: .createPath) == .ok)
-        #expect(byteDifference(readBytes(dir + "/new/sub/b.bin"), contents) == "")
+        #expect(byteDifference(fileBytes(dir + "/new/sub/b.bin"), contents) == "")
         #expect(daemon.process.isRunning)
     }
 }
 
-func readBytes(_ path: String) -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { break }
-        out += chunk[0..<n]
+extension RealDaemonTests {
+    /// A hostile daemon through the FUSE files themselves: raw opens, reads, writes and polls.
+    @Test func aRawPeerOnTheFilesGetsLinuxsErrorsAndNoCrash() throws {
+        let f = try Fixture(timeoutNanoseconds: 300_000_000)
+        let path = f.mountpoint + "/hv_kvp"
+        let fd = open(path, O_RDWR)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(open(path, O_RDWR) == -1 && errno == EBUSY, "one daemon at a time")
+        func write(_ bytes: [UInt8]) -> (Int, Int32) {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            return (n, errno)
+        }
+        #expect(write([1, 2, 3]) == (-1, EINVAL), "not a registration")
+        #expect(write([UInt8](repeating: 0xFF, count: UtilTransportDevice.maximumMessageSize + 1)) == (-1, EINVAL))
+        #expect(write(KVPMessage(header: KVPHeader(operation: .register1, pool: .external)).wireBytes).0 == KVPMessage.wireSize)
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(Glibc.poll(&p, 1, 2000) == 1 && p.revents & Int16(POLLIN) != 0, "the registration answer waits")
+        var small = [UInt8](repeating: 0, count: 16)
+        #expect(small.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } == -1 && errno == EINVAL,
+                "a buffer shorter than the message")
+        var whole = [UInt8](repeating: 0, count: KVPMessage.wireSize)
+        #expect(whole.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } == KVPMessage.wireSize)
+        #expect(write(whole) == (-1, EINVAL), "an answer nobody asked for")
+        // A request the raw peer never answers: the guest gives up with HV_E_FAIL and the file stays usable.
+        #expect(f.kvp.perform(.get(pool: .external, key: "k")) == KVPDaemonAnswer(status: .fail))
+        p.revents = 0
+        #expect(Glibc.poll(&p, 1, 0) == 0, "the unanswered request was taken back")
+        #expect(f.kvp.isAttached)
     }
-    return out
 }
