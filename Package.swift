@@ -114,6 +114,19 @@ let package = Package(
             dependencies: ["VMBusNetProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
                            "VMBusGuest", "VMBusSync", .product(name: "Atomics", package: "swift-atomics"),
                            .product(name: "Logging", package: "swift-log")]),
+        // The host side of the integration services: negotiation, one transaction at a time, heartbeat loss
+        // detection, and the requests `vmbus ic` makes (shutdown, time, KVP, VSS, file copy).
+        .target(
+            name: "VMBusICHost",
+            dependencies: ["VMBusICProtocol", "VMBusWire", "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusHost",
+                           .product(name: "Logging", package: "swift-log")]),
+        // The guest side: Linux's hv_utils answers (heartbeat, shutdown, time sync, KVP pools, VSS hooks, file
+        // copy), handing KVP, VSS and file copy to Debian's daemons when one is attached.
+        .target(
+            name: "VMBusICGuest",
+            dependencies: ["VMBusICProtocol", "VMBusWire", "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusGuest",
+                           "VMBusUtilTransport", .product(name: "Atomics", package: "swift-atomics"),
+                           .product(name: "Logging", package: "swift-log")]),
         // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
@@ -207,6 +220,11 @@ let package = Package(
             name: "VMBusNetDevicesTests",
             dependencies: ["VMBusNetVSP", "VMBusNetVSC", "VMBusNetProtocol", "VMBusHost", "VMBusGuest", "VMBusMemory",
                            "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusTestSupport", "VMBusWire", "VMBusSync"]),
+        // The integration services host to guest through the real rings, each side against a raw hostile peer.
+        .testTarget(
+            name: "VMBusICDevicesTests",
+            dependencies: ["VMBusICHost", "VMBusICGuest", "VMBusICProtocol", "VMBusUtilTransport", "VMBusHost", "VMBusGuest",
+                           "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusTestSupport", "VMBusWire"]),
         .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),

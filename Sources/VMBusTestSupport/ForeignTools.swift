@@ -71,6 +71,22 @@ public func fileBytes(_ path: String) -> [UInt8] {
     }
 }
 
+/// Writes `bytes` to `path` (created 0644 or truncated); returns whether all of it was written.
+@discardableResult
+public func writeFileBytes(_ path: String, _ bytes: [UInt8]) -> Bool {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return false }
+        done += n
+    }
+    return true
+}
+
 /// Where two byte arrays first differ ("" when equal). Keeps failure messages short: a failed `#expect(a == b)`
 /// on megabytes makes the test library compute a diff for minutes.
 public func byteDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
