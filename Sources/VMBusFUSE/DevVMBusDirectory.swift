@@ -26,6 +26,12 @@ public final class DevVMBusDirectory: Sendable {
         try FUSEMount(serving: self, operations: DevVMBusOperations.table, fsname: "vmbus-dev", at: mountpoint)
     }
 
+    /// A device this directory can serve: its poll handles are libfuse's (a device made without them never
+    /// wakes a daemon's poll).
+    public static func makeDevice(_ name: String) -> UtilTransportDevice {
+        UtilTransportDevice(name: name, notifyPoll: notifyPoll, destroyPollHandle: destroyPollHandle)
+    }
+
     /// A poll handle's notification and release, as libfuse wants them.
     public static let notifyPoll: @Sendable (UnsafeMutableRawPointer) -> Void = { vmbus_fuse_notify_poll($0) }
     public static let destroyPollHandle: @Sendable (UnsafeMutableRawPointer) -> Void = { vmbus_fuse_pollhandle_destroy($0) }

@@ -113,10 +113,11 @@ public final class FileCopyResponder: ICResponder {
     /// The host's directory under our root, or nil when it is not absolute or climbs out of the root.
     func mapped(_ directory: String) -> String? {
         guard directory.hasPrefix("/") else { return nil }
-        if root == "/" { return directory }
         let parts = directory.split(separator: "/")
+        let path = "/" + parts.joined(separator: "/")
+        if root == "/" { return path }
         guard !parts.contains("..") else { return nil }
-        return parts.isEmpty ? root : root + "/" + parts.joined(separator: "/")
+        return parts.isEmpty ? root : root + path
     }
 
     private func makeDirectories(_ dir: String) -> Bool {

@@ -33,7 +33,8 @@ public struct HostFileCopy: Sendable {
             throw .invalidRequest("the destination must be an absolute guest path: \(destination)")
         }
         let name = String(destination[destination.index(after: slash)...])
-        let directory = slash == destination.startIndex ? "/" : String(destination[..<slash])
+        // The directory ends in '/': hv_fcopy_daemon's CREATE_PATH creates only components a '/' follows.
+        let directory = String(destination[...slash])
         guard !name.isEmpty else { throw .invalidRequest("the destination names no file: \(destination)") }
         let fd = open(source, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .invalidRequest("cannot open \(source): \(String(cString: strerror(errno)))") }

@@ -41,11 +41,12 @@ public struct HostKVP: Sendable {
     }
 
     /// Every pair of `pool`, by enumerating from index 0 until the guest says HV_S_CONT (or fails). At most
-    /// `limit` entries, so a guest that never ends the list cannot hold us.
-    public func list(pool: KVPPool, limit: Int = 4096) throws(ICHostError) -> (pairs: [(key: String, value: String)], status: ICStatus) {
+    /// `limit` entries, so a guest that never ends the list cannot hold us; each step waits `timeoutNanoseconds`.
+    public func list(pool: KVPPool, limit: Int = 4096, timeoutNanoseconds: UInt64 = defaultTimeoutNanoseconds)
+        throws(ICHostError) -> (pairs: [(key: String, value: String)], status: ICStatus) {
         var out: [(key: String, value: String)] = []
         for i in 0..<UInt32(max(0, limit)) {
-            let a = try enumerate(pool: pool, index: i)
+            let a = try enumerate(pool: pool, index: i, timeoutNanoseconds: timeoutNanoseconds)
             guard a.status == .ok else { return (out, a.status == .cont ? .ok : a.status) }
             out.append((a.key, a.value))
         }

@@ -57,6 +57,9 @@ public final class ICHostChannel: VMBusDeviceProvider, @unchecked Sendable {
         var nextID: UInt64 = 1
         /// Bumped on every open and close, so a waiter sees that its channel went away.
         var generation: UInt64 = 0
+        /// The answer to the awaited request, kept apart from ``inFlight`` so that a close right after it
+        /// (a guest that shuts down once it answered) does not take it from its waiter.
+        var answered: (id: UInt64, message: ICMessage)?
         var strayAnswers: UInt64 = 0
         var malformedAnswers: UInt64 = 0
     }
@@ -161,6 +164,7 @@ public final class ICHostChannel: VMBusDeviceProvider, @unchecked Sendable {
             if f.awaited {
                 f.answer = message
                 s.inFlight = f
+                s.answered = (id, message)
             } else {
                 s.inFlight = nil
             }
@@ -208,11 +212,15 @@ public final class ICHostChannel: VMBusDeviceProvider, @unchecked Sendable {
             throw .channel("\(error)")
         }
         let outcome: Result<ICMessage, ICHostError>? = state.wait(timeoutNanoseconds: timeoutNanoseconds) { s in
-            guard s.generation == generation else { return .failure(.notConnected(service.description)) }
-            guard let f = s.inFlight, f.id == id else { return .failure(.notConnected(service.description)) }
-            guard let answer = f.answer else { return nil }
-            s.inFlight = nil
-            return .success(answer)
+            if let a = s.answered, a.id == id {
+                s.answered = nil
+                if s.inFlight?.id == id { s.inFlight = nil }
+                return .success(a.message)
+            }
+            guard s.generation == generation, let f = s.inFlight, f.id == id else {
+                return .failure(.notConnected(service.description))
+            }
+            return nil
         }
         guard let outcome else {
             finish(id)

@@ -104,7 +104,8 @@ final class DaemonSession: @unchecked Sendable {
         if let refused = start.0 { return refused }
         let session = start.1
         defer { state.update { $0.waiting = false; $0.answer = nil } }
-        guard device.send(message) == 0 else { return .noDaemon }
+        // The registration's answer may still be unread: give the daemon the request's own time to read it.
+        guard device.send(message, waitingNanoseconds: timeoutNanoseconds) == 0 else { return .noDaemon }
         let outcome = state.wait(timeoutNanoseconds: timeoutNanoseconds) { s -> DaemonOutcome? in
             if s.session != session { return .gone }
             return s.answer.map { .answered($0) }

@@ -68,14 +68,21 @@ public final class UtilTransportDevice: @unchecked Sendable {
     /// Queues `message` for the daemon. Returns 0, -EINVAL when no daemon holds the device, or -EFAULT when the
     /// previous message was not read yet (Linux's answers).
     @discardableResult
-    public func send(_ message: [UInt8]) -> Int32 {
-        let (result, handle): (Int32, UnsafeMutableRawPointer?) = state.update { s in
+    public func send(_ message: [UInt8]) -> Int32 { send(message, waitingNanoseconds: 0) }
+
+    /// As ``send(_:)``, but first waits up to `waitingNanoseconds` for the daemon to read the previous message
+    /// (a request right after a registration finds the registration's answer still unread).
+    public func send(_ message: [UInt8], waitingNanoseconds: UInt64) -> Int32 {
+        let sent: (Int32, UnsafeMutableRawPointer?)? = state.wait(timeoutNanoseconds: waitingNanoseconds) { s in
             guard s.isOpen else { return (-EINVAL, nil) }
-            guard s.outgoing == nil else { return (-EFAULT, nil) }
+            guard s.outgoing == nil else { return nil }
             s.outgoing = message
             defer { s.pollHandle = nil }
             return (0, s.pollHandle)
         }
+        // Signal the waiters of `state` (a blocked read) after a change made inside a wait.
+        state.update { _ in }
+        let (result, handle) = sent ?? (-EFAULT, nil)
         if let handle {
             notifyPoll(handle)
             destroyPollHandle(handle)
@@ -129,7 +136,11 @@ public final class UtilTransportDevice: @unchecked Sendable {
                 s.outgoing = nil
                 return m.count
             }
-            if let r { return r }
+            if let r {
+                // A sender may be waiting for the slot this read freed.
+                if r > 0 { state.update { _ in } }
+                return r
+            }
             if interrupted() { return -Int(EINTR) }
         }
     }

@@ -86,8 +86,14 @@ struct DeviceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Add a synthetic NIC (NetVSP) on an internal switch or a TAP device.", valueName: "switch[:NAME]|tap:NAME[,mac=xx:xx:xx:xx:xx:xx]"))
     var nic: [NICSpec] = []
 
-    @Option(name: .long, help: ArgumentHelp("Add an integration service.", valueName: ICSpec.Service.allCases.map(\.rawValue).joined(separator: "|")))
+    @Option(name: .long, help: ArgumentHelp("Offer only these integration services (repeatable; all six by default).", valueName: ICSpec.Service.allCases.map(\.rawValue).joined(separator: "|")))
     var ic: [ICSpec] = []
+
+    @Flag(name: .long, help: "Offer no integration services at all.")
+    var noIc = false
+
+    @Option(name: .long, help: "Report a guest unresponsive when no heartbeat answer came for this many seconds.")
+    var heartbeatTimeout: Double = 5
 
     @Option(name: .long, help: "Number of echo test devices (swift-vmbus's own test device class).")
     var echo: Int = 1
@@ -100,6 +106,7 @@ struct DeviceOptions: ParsableArguments {
         guard disk.filter({ !$0.ide }).count <= 64 else { throw ValidationError("--disk: at most 64 SCSI disks (LUNs 0...63)") }
         guard disk.filter(\.ide).count <= 4 else { throw ValidationError("--disk: at most 4 IDE disks") }
         if !nic.isEmpty { throw ValidationError("--nic: synthetic networking (NetVSP) is not built yet; no NIC can be attached") }
-        if !ic.isEmpty { throw ValidationError("--ic: integration services are not built yet") }
+        if noIc && !ic.isEmpty { throw ValidationError("--no-ic and --ic exclude each other") }
+        guard heartbeatTimeout >= 0.1 && heartbeatTimeout <= 3600 else { throw ValidationError("--heartbeat-timeout must be 0.1...3600 s") }
     }
 }

@@ -44,6 +44,7 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Echo sub-channels to open per echo device (0...8).")
     var subchannels: Int = 0
 
+    @OptionGroup var services: GuestServiceOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -58,6 +59,11 @@ struct GuestCommand: ParsableCommand {
         let signals = SignalWaiter()
         let logger = logging.logger("vmbus.guest")
         var attached = false
+        // Once per process: the daemons' devices stay mounted across reconnects.
+        let integration: GuestIntegration
+        do { integration = try GuestIntegration(services, logger: logging.logger("vmbus.ic")) } catch { fail("\(error)") }
+        defer { integration.stop() }
+        if let dir = services.devVmbus { print("daemon devices in \(dir): hv_kvp, hv_vss, hv_fcopy") }
         while true {
             let synic: SocketGuestSynIC
             do {
@@ -85,6 +91,7 @@ struct GuestCommand: ParsableCommand {
             bus.register(driver)
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             bus.register(storage.driver)
+            bus.register(integration.driver)
             bus.flushWork()
             if let fuse, storage.mount == nil {
                 do { try storage.mount(at: fuse) } catch { fail("--fuse \(fuse): \(error)") }

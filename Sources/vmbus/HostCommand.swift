@@ -45,6 +45,7 @@ struct HostCommand: ParsableCommand {
         let disks: HostDiskSet
         do { disks = try HostDiskSet(devices.disk) } catch { fail("\(error)") }
         let allowed = Set([getuid(), 0] + allowUid)
+        let ics = HostICSet(devices)
         let listener: SocketHostListener
         do {
             listener = try SocketHostListener(path: socket, allowedUIDs: allowed, logger: logger) { port in
@@ -57,8 +58,13 @@ struct HostCommand: ParsableCommand {
                 let storage = disks.providers()
                 for d in storage { host.addDevice(d) }
                 for d in HostDevices.make(devices) { host.addDevice(d) }
+                let partition = UInt64(port.partitionID)
+                for d in ics.services(partition: partition).providers { host.addDevice(d) }
                 host.start()
-                return (host, { disks.release(storage) })
+                return (host, {
+                    disks.release(storage)
+                    ics.release(partition: partition)
+                })
             }
         } catch {
             fail("cannot listen on \(socket): \(describe(error))")
@@ -68,7 +74,7 @@ struct HostCommand: ParsableCommand {
         } catch {
             fail("cannot serve \(socket): \(describe(error))")
         }
-        let control = HostDevices.startControl(path: socket + ".ctl", allowed: allowed, disks: disks,
+        let control = HostDevices.startControl(path: socket + ".ctl", allowed: allowed, disks: disks, ics: ics,
                                                logger: logging.logger("vmbus.control"))
         logger.notice("listening on \(socket)")
         print("vmbus host: listening on \(socket), control socket \(socket).ctl")

@@ -37,6 +37,7 @@ struct UpCommand: ParsableCommand {
     var fuse: String?
 
     @OptionGroup var devices: DeviceOptions
+    @OptionGroup var guestServices: GuestServiceOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -60,13 +61,18 @@ struct UpCommand: ParsableCommand {
         let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)
         for d in disks.providers() { system.host.addDevice(d) }
         for d in HostDevices.make(devices) { system.host.addDevice(d) }
+        let ics = HostICSet(devices)
+        for d in ics.services(partition: 0).providers { system.host.addDevice(d) }
         try system.start()
         let control = HostDevices.startControl(path: dataDir + "/vmbus.ctl", allowed: [getuid(), 0], disks: disks,
-                                               logger: logging.logger("vmbus.control"))
+                                               ics: ics, logger: logging.logger("vmbus.control"))
         let driver = EchoDriver()
         system.guest.register(driver)
         let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
         system.guest.register(storage.driver)
+        let integration: GuestIntegration
+        do { integration = try GuestIntegration(guestServices, logger: logging.logger("vmbus.ic")) } catch { fail("\(error)") }
+        system.guest.register(integration.driver)
         system.guest.flushWork()
         if let fuse {
             do { try storage.mount(at: fuse) } catch { fail("--fuse \(fuse): \(error)") }
@@ -84,6 +90,7 @@ struct UpCommand: ParsableCommand {
         storage.stop()
         control.stop()
         let unloaded = system.guest.disconnect()
+        integration.stop()
         system.host.stop()
         for failure in disks.close() { print("closing \(failure)") }
         guard unloaded else { fail("stopped, but the host never answered UNLOAD") }
@@ -97,19 +104,22 @@ enum HostDevices {
         (0..<options.echo).map { EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8) }
     }
 
-    /// The host's one control interface (docs/CONTROL.md): `disk …` now; the integration services add theirs.
-    static func controlHandler(disks: HostDiskSet) -> ControlServer.Handler {
+    /// The host's one control interface (docs/CONTROL.md): `disk …` and `ic …`.
+    static func controlHandler(disks: HostDiskSet, ics: HostICSet) -> ControlServer.Handler {
         { words in
             switch words.first {
             case "disk": return disks.handle(words)
-            default: return .failure("unknown command family '\(words.first ?? "")' (known: disk)")
+            case "ic": return ics.handle(words)
+            default: return .failure("unknown command family '\(words.first ?? "")' (known: disk, ic)")
             }
         }
     }
 
-    static func startControl(path: String, allowed: Set<UInt32>, disks: HostDiskSet, logger: Logger) -> ControlServer {
+    static func startControl(path: String, allowed: Set<UInt32>, disks: HostDiskSet, ics: HostICSet,
+                             logger: Logger) -> ControlServer {
         do {
-            let server = try ControlServer(path: path, allowedUIDs: allowed, logger: logger, handler: controlHandler(disks: disks))
+            let server = try ControlServer(path: path, allowedUIDs: allowed, logger: logger,
+                                           handler: controlHandler(disks: disks, ics: ics))
             try server.start()
             return server
         } catch {

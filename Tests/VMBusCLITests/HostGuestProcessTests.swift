@@ -17,9 +17,11 @@ struct HostGuestProcessTests {
 
         init() throws { directory = try TemporaryDirectory() }
 
-        /// Starts `vmbus host` and waits until it listens.
-        func host(_ name: String = "host", _ extra: [String] = []) throws -> ChildProcess {
-            let p = try ChildProcess(vmbusExecutable, ["host", "--socket", socket, "--log-level", "info"] + extra,
+        /// Starts `vmbus host` and waits until it listens. Without `integrationServices` it offers only the
+        /// devices the flags name, so that device counts are the test's own.
+        func host(_ name: String = "host", _ extra: [String] = [], integrationServices: Bool = false) throws -> ChildProcess {
+            let p = try ChildProcess(vmbusExecutable, ["host", "--socket", socket, "--log-level", "info"] + extra
+                                         + (integrationServices ? [] : ["--no-ic"]),
                                      directory: directory.path, name: name)
             try p.waitForOutput("listening on")
             return p

@@ -115,6 +115,25 @@ func background(_ body: @escaping @Sendable () -> Void) -> Latch {
         #expect(try m.kvpGet().keyString(encoding: .utf8) == "Schlüssel")
     }
 
+    @Test func aRequestRightAfterTheRegistrationWaitsForItsAnswerToBeRead() throws {
+        let link = KVPDaemonLink(timeoutNanoseconds: 5_000_000_000)
+        let fake = FakeDaemon(device: link.device)
+        _ = link.device.open()
+        #expect(fake.write(KVPMessage(header: KVPHeader(operation: .register1, pool: .external)).wireBytes) == KVPMessage.wireSize)
+        #expect(link.isAttached)
+        // The daemon is slow to read the registration's answer: the request must wait for the slot, not give up.
+        let done = background {
+            sleepNanoseconds(200_000_000)
+            _ = fake.read()
+            var r = WireReader(fake.read().0)
+            guard var m = try? KVPMessage(from: &r) else { return }
+            m.error = .ok
+            _ = fake.write(m.wireBytes)
+        }
+        #expect(link.perform(.set(pool: .external, key: "k", value: "v")) == KVPDaemonAnswer(status: .ok))
+        #expect(done.wait(timeoutNanoseconds: 5_000_000_000))
+    }
+
     @Test func aSilentDaemonTimesOutAndAStrayAnswerIsRefused() {
         let link = KVPDaemonLink(timeoutNanoseconds: Self.fast)
         let (fake, _) = registeredKVP(link)

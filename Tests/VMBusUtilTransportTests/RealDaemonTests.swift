@@ -23,10 +23,7 @@ import VMBusUtilTransport
             scratch = try TemporaryDirectory("vmbus-daemons")
             mountpoint = scratch.path + "/vmbus"
             mkdir(mountpoint, 0o755)
-            func device(_ name: String) -> UtilTransportDevice {
-                UtilTransportDevice(name: name, notifyPoll: DevVMBusDirectory.notifyPoll,
-                                    destroyPollHandle: DevVMBusDirectory.destroyPollHandle)
-            }
+            let device = DevVMBusDirectory.makeDevice
             kvp = KVPDaemonLink(device: device("hv_kvp"), timeoutNanoseconds: timeoutNanoseconds)
             vss = VSSDaemonLink(device: device("hv_vss"), timeoutNanoseconds: timeoutNanoseconds)
             fcopy = FCopyDaemonLink(device: device("hv_fcopy"), timeoutNanoseconds: timeoutNanoseconds)
@@ -60,49 +57,6 @@ import VMBusUtilTransport
         #expect(auto["IntegrationServicesVersion"] == KVPDaemonLink.HV_DRV_VERSION, "\(auto)")
         #expect(auto["OSName"]?.isEmpty == false, "\(auto)")
         #expect(daemon.process.isRunning)
-    }
-}
-
-/// A small ext4 on a block device that is not a loop device (a hot-added zram disk), mounted at `path`:
-/// Linux 6.1's hv_vss_daemon skips loop-backed filesystems (and device-mapper over loop), so only such a
-/// device shows that its freeze really happens. Without zram the filesystem is on a loop device, and the
-/// test can check the protocol only.
-final class FreezableFilesystem {
-    let path: String
-    let zram: Int?
-
-    init(at path: String, scratch: String) throws {
-        self.path = path
-        mkdir(path, 0o755)
-        var index: Int?
-        if let added = toolOutput(["cat", "/sys/class/zram-control/hot_add"]).flatMap({ Int($0.filter(\.isNumber)) }) {
-            index = added
-            if runTool(["sh", "-c", "echo 64M > /sys/block/zram\(added)/disksize && mkfs.ext4 -q /dev/zram\(added) && mount /dev/zram\(added) \(path)"]) != 0 {
-                _ = runTool(["sh", "-c", "echo \(added) > /sys/class/zram-control/hot_remove"])
-                index = nil
-            }
-        }
-        zram = index
-        if index == nil {
-            guard runTool(["sh", "-c", "truncate -s 64M \(scratch)/fs.img && mkfs.ext4 -q \(scratch)/fs.img && mount -o loop \(scratch)/fs.img \(path)"]) == 0 else {
-                throw ProcessTestError("cannot make an ext4 to freeze")
-            }
-        }
-    }
-
-    /// Whether the filesystem is frozen now: a second freeze fails with EBUSY then (and is undone otherwise).
-    var isFrozen: Bool {
-        if runTool(["fsfreeze", "--freeze", path]) == 0 {
-            _ = runTool(["fsfreeze", "--unfreeze", path])
-            return false
-        }
-        return true
-    }
-
-    deinit {
-        _ = runTool(["fsfreeze", "--unfreeze", path])
-        _ = runTool(["umount", "-l", path])
-        if let zram { _ = runTool(["sh", "-c", "echo \(zram) > /sys/class/zram-control/hot_remove"]) }
     }
 }
 
