@@ -114,6 +114,13 @@ let package = Package(
             dependencies: ["VMBusNetProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
                            "VMBusGuest", "VMBusSync", .product(name: "Atomics", package: "swift-atomics"),
                            .product(name: "Logging", package: "swift-log")]),
+        // TUN/TAP and interface ioctls (variadic ioctl, constants Glibc does not import).
+        .target(name: "CVMBusTAP"),
+        // The network edges on TAP: a host NIC's backend (NetBackend) and the guest NIC's upper edge.
+        .target(
+            name: "VMBusNetTAP",
+            dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusSync", "VMBusTransport",
+                           .product(name: "Atomics", package: "swift-atomics")]),
         // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
@@ -207,6 +214,11 @@ let package = Package(
             name: "VMBusNetDevicesTests",
             dependencies: ["VMBusNetVSP", "VMBusNetVSC", "VMBusNetProtocol", "VMBusHost", "VMBusGuest", "VMBusMemory",
                            "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusTestSupport", "VMBusWire", "VMBusSync"]),
+        // The network edges against the Linux stack: TAPs in namespaces of the test's own, the internal switch.
+        .testTarget(
+            name: "VMBusNetEdgeTests",
+            dependencies: ["VMBusNetTAP", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol", "VMBusTestSupport",
+                           "VMBusTransport"]),
         .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
