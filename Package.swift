@@ -121,6 +121,10 @@ let package = Package(
             name: "VMBusNetTAP",
             dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusSync", "VMBusTransport",
                            .product(name: "Atomics", package: "swift-atomics")]),
+        // The internal L2 learning switch NICs of one host process share (`--nic switch[:NAME]`).
+        .target(
+            name: "VMBusNetSwitch",
+            dependencies: ["VMBusNetVSP", "VMBusSync", "VMBusTransport", .product(name: "Atomics", package: "swift-atomics")]),
         // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
@@ -217,7 +221,7 @@ let package = Package(
         // The network edges against the Linux stack: TAPs in namespaces of the test's own, the internal switch.
         .testTarget(
             name: "VMBusNetEdgeTests",
-            dependencies: ["VMBusNetTAP", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol", "VMBusTestSupport",
+            dependencies: ["VMBusNetTAP", "VMBusNetSwitch", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol", "VMBusTestSupport",
                            "VMBusTransport"]),
         .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
