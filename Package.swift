@@ -119,8 +119,8 @@ let package = Package(
         // The network edges on TAP: a host NIC's backend (NetBackend) and the guest NIC's upper edge.
         .target(
             name: "VMBusNetTAP",
-            dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusSync", "VMBusTransport",
-                           .product(name: "Atomics", package: "swift-atomics")]),
+            dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusGuest", "VMBusSync", "VMBusTransport",
+                           .product(name: "Atomics", package: "swift-atomics"), .product(name: "Logging", package: "swift-log")]),
         // The internal L2 learning switch NICs of one host process share (`--nic switch[:NAME]`).
         .target(
             name: "VMBusNetSwitch",
@@ -147,6 +147,7 @@ let package = Package(
             dependencies: [
                 "VMBusProtocol", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusTestSupport", "VMBusWire",
                 "VMBusDiskBackend", "VMBusSCSITarget", "VMBusStorageProtocol", "VMBusStorVSP", "VMBusStorVSC", "VMBusFUSE", "VMBusControl", "VMBusNBD",
+                "VMBusNetVSP", "VMBusNetVSC", "VMBusNetSwitch", "VMBusNetTAP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -221,8 +222,8 @@ let package = Package(
         // The network edges against the Linux stack: TAPs in namespaces of the test's own, the internal switch.
         .testTarget(
             name: "VMBusNetEdgeTests",
-            dependencies: ["VMBusNetTAP", "VMBusNetSwitch", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol", "VMBusTestSupport",
-                           "VMBusTransport"]),
+            dependencies: ["vmbus", "VMBusNetTAP", "VMBusNetSwitch", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol",
+                           "VMBusTestSupport", "VMBusTransport"]),
         .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
