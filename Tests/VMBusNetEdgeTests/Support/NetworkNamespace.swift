@@ -12,12 +12,25 @@ final class NetworkNamespace {
     nonisolated(unsafe) private static var next = 0
 
     init(_ label: String) throws {
+        if Self.next == 0 { Self.removeOrphans() }
         Self.next += 1
         name = "vmbt-\(label)-\(getpid())-\(Self.next)"
         guard runTool(["ip", "netns", "add", name]) == 0 else { throw ProcessTestError("ip netns add \(name) failed") }
     }
 
     deinit { remove() }
+
+    /// Deletes namespaces that test processes no longer running left behind (a test process that crashed
+    /// runs no `defer`).
+    private static func removeOrphans() {
+        for line in (toolOutput(["ip", "netns", "list"]) ?? "").lines {
+            let name = line.split(separator: " ").first.map(String.init) ?? ""
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, parts[0] == "vmbt", let pid = Int32(parts[2]), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            _ = runTool(["ip", "netns", "delete", name])
+        }
+    }
 
     func remove() {
         guard !removed else { return }
