@@ -36,6 +36,16 @@ int vmbus_tap_open(const char *name, char *actual) {
 int vmbus_tap_set_offload(int fd, unsigned int flags) { return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags); }
 unsigned int vmbus_tap_offload_csum(void) { return TUN_F_CSUM; }
 
+int vmbus_tap_set_carrier(int fd, int on) {
+#ifdef TUNSETCARRIER
+    return ioctl(fd, TUNSETCARRIER, &on);
+#else
+    (void)fd; (void)on;
+    errno = ENOTTY;
+    return -1;
+#endif
+}
+
 /* Interface ioctls go through any socket; a datagram socket of the caller's namespace. */
 static int ifreq_call(const char *name, unsigned long request, struct ifreq *ifr) {
     if (strlen(name) >= IFNAMSIZ) { errno = ENAMETOOLONG; return -1; }

@@ -7,7 +7,8 @@ import VMBusTransport
 
 /// The guest NIC's upper edge: a NetVSC presented to the Linux stack as a TAP interface, as `hv_netvsc`'s
 /// net_device is (Linux `netvsc_drv.c`): frames the NIC receives are written to the TAP, frames the stack
-/// sends through the TAP are sent with ``NetVSC/send(_:offload:)``. The TAP gets the NIC's MAC address and MTU.
+/// sends through the TAP are sent with ``NetVSC/send(_:offload:)``. The TAP gets the NIC's MAC address and MTU,
+/// and its carrier follows the NIC's link (the host's MEDIA_CONNECT and MEDIA_DISCONNECT indications).
 ///
 /// Threads: received frames are written on the bus's interrupt thread, which must not block, so a TAP whose
 /// queue is full (or that is down) drops the frame and counts it, as a NIC with no receive buffers would.
@@ -43,10 +44,14 @@ public final class GuestTAPInterface: @unchecked Sendable {
             case .written: toStack.wrappingIncrement(ordering: .relaxed)
             case .wouldBlock, .failed: drops.wrappingIncrement(ordering: .relaxed)
             }
+        }, onLinkChange: { up in
+            // As netvsc_link_change does with netif_carrier_on/off; an ioctl, it does not block.
+            tap.setCarrier(up)
         })
         do {
             try nic.start()
             box.withLock { $0 = nic }
+            device.setCarrier(nic.linkUp)
             try device.setMACAddress(nic.macAddress)
             try device.setMTU(nic.mtu)
             let fromStack = framesFromStack, sendDrops = self.sendDrops

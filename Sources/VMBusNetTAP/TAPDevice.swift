@@ -73,6 +73,11 @@ public final class TAPDevice: @unchecked Sendable {
         guard vmbus_tap_set_up(name) == 0 else { throw TAPError("SIOCSIFFLAGS \(name) up", errno: errno) }
     }
 
+    /// Sets the interface's carrier (TUNSETCARRIER), as a NIC's link state shows in `ip link` (LOWER_UP,
+    /// NO-CARRIER); false if the kernel cannot (before Linux 5.0).
+    @discardableResult
+    public func setCarrier(_ on: Bool) -> Bool { vmbus_tap_set_carrier(fd, on ? 1 : 0) == 0 }
+
     /// The interface's MTU (SIOCGIFMTU), or nil if it is not in this namespace any more.
     public var mtu: Int? {
         var m: Int32 = 0

@@ -19,6 +19,9 @@ int vmbus_tap_open(const char *name, char *actual);
 int vmbus_tap_set_offload(int fd, unsigned int flags);
 unsigned int vmbus_tap_offload_csum(void);
 
+/* TUNSETCARRIER (Linux 5.0+): the interface's carrier follows the NIC's link; -1 and ENOTTY before. */
+int vmbus_tap_set_carrier(int fd, int on);
+
 /* SIOCSIFHWADDR (an Ethernet address), SIOCSIFMTU and IFF_UP of an interface, by name. */
 int vmbus_tap_set_mac(const char *name, const uint8_t mac[6]);
 int vmbus_tap_set_mtu(const char *name, int mtu);
