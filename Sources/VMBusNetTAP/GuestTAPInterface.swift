@@ -19,8 +19,8 @@ import VMBusTransport
 /// NIC's ``NetVSC/maxFrameSize`` are dropped by it.
 public final class GuestTAPInterface: @unchecked Sendable {
     public let device: TAPDevice
-    private let box = Lock<NetVSC?>(nil)
-    private var reader: TAPFrameReader?
+    public let nic: NetVSC
+    private let reader: TAPFrameReader
     private static let header = VirtioNetHeader().bytes
 
     public let framesToStack = ManagedAtomic<Int>(0)
@@ -29,8 +29,6 @@ public final class GuestTAPInterface: @unchecked Sendable {
     public let framesFromStack = ManagedAtomic<Int>(0)
     /// Frames from the stack the NIC never took (busy for a second, too large, stopped).
     public let sendDrops = ManagedAtomic<Int>(0)
-
-    public var nic: NetVSC? { box.withLock { $0 } }
 
     /// Opens the TAP `tapName`, starts a NetVSC on `device` that feeds it, and gives the TAP the NIC's MAC
     /// address and MTU. The interface is left down, as a new NIC is.
@@ -48,30 +46,29 @@ public final class GuestTAPInterface: @unchecked Sendable {
             // As netvsc_link_change does with netif_carrier_on/off; an ioctl, it does not block.
             tap.setCarrier(up)
         })
+        self.nic = nic
+        let fromStack = framesFromStack, sendDrops = self.sendDrops
         do {
+            reader = try TAPFrameReader(device: device, maxFrameSize: 65_535) { frame, reader in
+                Self.send(frame, nic, reader, sent: fromStack, dropped: sendDrops)
+            }
             try nic.start()
-            box.withLock { $0 = nic }
             device.setCarrier(nic.linkUp)
             try device.setMACAddress(nic.macAddress)
             try device.setMTU(nic.mtu)
-            let fromStack = framesFromStack, sendDrops = self.sendDrops
-            let reader = try TAPFrameReader(device: device, maxFrameSize: 65_535) { frame, reader in
-                Self.send(frame, nic, reader, sent: fromStack, dropped: sendDrops)
-            }
-            self.reader = reader
-            reader.start()
         } catch {
             nic.stop()
             device.close()
             throw error
         }
+        reader.start()
     }
 
-    /// Stops the reader, the NIC (Linux's teardown towards the host) and closes the TAP.
+    /// Stops the reader, the NIC (Linux's teardown towards the host) and closes the TAP. Once only.
     public func stop() {
-        reader?.stop()
-        reader = nil
-        box.withLock { n in defer { n = nil }; return n }?.stop()
+        guard !reader.isStopping else { return }
+        reader.stop()
+        nic.stop()
         device.close()
     }
 

@@ -28,6 +28,8 @@ public final class TAPDevice: @unchecked Sendable {
     /// The interface's name as the kernel has it.
     public let name: String
     public let fd: Int32
+    /// Held by writers and ``close()``: a frame written by a NIC's worker as the TAP closes must not land in a
+    /// descriptor the number was reused for. (Reads run on one thread that is stopped before closing.)
     private let closed = Lock(false)
 
     public enum WriteResult: Equatable, Sendable {
@@ -86,6 +88,12 @@ public final class TAPDevice: @unchecked Sendable {
 
     /// Writes `header` and `frame` as one packet; never blocks.
     public func write(header: [UInt8], frame: UnsafeRawBufferPointer) -> WriteResult {
+        closed.withLock { isClosed in
+            isClosed ? .failed(EBADF) : writeOpen(header: header, frame: frame)
+        }
+    }
+
+    private func writeOpen(header: [UInt8], frame: UnsafeRawBufferPointer) -> WriteResult {
         header.withUnsafeBytes { h in
             var vectors = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress), iov_len: h.count),
                            iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)]

@@ -15,7 +15,8 @@ import VMBusTransport
 /// hands each the same TAP).
 public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     public let device: TAPDevice
-    private var reader: TAPFrameReader?
+    /// Reads the kernel's frames; see ``TAPFrameReader``.
+    public let reader: TAPFrameReader
     private let port = Condition<PortState>(PortState())
     /// NetVSP filled in the checksums the guest left to it; the header says "complete frame, no GSO".
     private static let header = VirtioNetHeader().bytes
@@ -45,12 +46,9 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
         reader.start()
     }
 
-    public var reads: TAPFrameReader? { reader }
-
     /// Stops the reader and closes the TAP.
     public func stop() {
-        reader?.stop()
-        reader = nil
+        reader.stop()
         device.close()
     }
 

@@ -107,6 +107,8 @@ struct DeviceOptions: ParsableArguments {
         guard disk.filter({ !$0.ide }).count <= 64 else { throw ValidationError("--disk: at most 64 SCSI disks (LUNs 0...63)") }
         guard disk.filter(\.ide).count <= 4 else { throw ValidationError("--disk: at most 4 IDE disks") }
         guard nic.count <= 64 else { throw ValidationError("--nic: at most 64 NICs") }
+        let taps = nic.compactMap { n -> String? in if case .tap(let name) = n.backend { return name } else { return nil } }
+        guard Set(taps).count == taps.count else { throw ValidationError("--nic: a TAP serves one NIC; each tap:NAME once") }
         if !ic.isEmpty { throw ValidationError("--ic: integration services are not built yet") }
     }
 }

@@ -114,8 +114,8 @@ final class GuestNetwork: @unchecked Sendable {
     /// One line per NIC: MAC, MTU, link and the TAP it is presented as.
     var listing: String {
         func mac(_ m: [UInt8]) -> String { m.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":") }
-        var lines = interfaces.compactMap { t in
-            t.nic.map { "  \(t.device.name): MAC \(mac($0.macAddress)), MTU \($0.mtu), link \($0.linkUp ? "up" : "down")" }
+        var lines = interfaces.map { t in
+            "  \(t.device.name): MAC \(mac(t.nic.macAddress)), MTU \(t.nic.mtu), link \(t.nic.linkUp ? "up" : "down")"
         }
         lines += plain.map { "  (no TAP): MAC \(mac($0.macAddress)), MTU \($0.mtu), link \($0.linkUp ? "up" : "down")" }
         lines += problems.map { "  error: \($0)" }

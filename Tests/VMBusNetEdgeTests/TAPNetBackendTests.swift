@@ -37,7 +37,7 @@ struct TAPNetBackendTests {
         #expect(rig.send(0, EdgeFrames.arpRequest(from: mac, ip: Self.guestIP, target: Self.kernelIP)) == .sent)
         let kernelMAC = rig.first(0) { EdgeFrames.arpReplyMAC($0, for: Self.kernelIP) }
         guard let kernelMAC else {
-            Issue.record("no ARP reply; backend wrote \(backend.framesWritten.load(ordering: .relaxed)), read \(backend.reads?.framesRead.load(ordering: .relaxed) ?? -1)")
+            Issue.record("no ARP reply; backend wrote \(backend.framesWritten.load(ordering: .relaxed)), read \(backend.reader.framesRead.load(ordering: .relaxed))")
             return
         }
         // Small and jumbo echoes (a 9000-byte MTU: 8972 bytes of ICMP payload fill it exactly).
@@ -49,7 +49,7 @@ struct TAPNetBackendTests {
             #expect(reply?.count == echo.count, "echo of \(size) bytes")
         }
         #expect(backend.writesDropped.load(ordering: .relaxed) == 0)
-        #expect(backend.reads?.framesRefused.load(ordering: .relaxed) == 0)
+        #expect(backend.reader.framesRefused.load(ordering: .relaxed) == 0)
     }
 
     @Test func framesFromTheKernelWithoutAnAttachedNICAreDroppedAndCounted() throws {
