@@ -114,17 +114,6 @@ let package = Package(
             dependencies: ["VMBusNetProtocol", "VMBusWire", "VMBusProtocol", "VMBusMemory", "VMBusRing", "VMBusTransport",
                            "VMBusGuest", "VMBusSync", .product(name: "Atomics", package: "swift-atomics"),
                            .product(name: "Logging", package: "swift-log")]),
-        // TUN/TAP and interface ioctls (variadic ioctl, constants Glibc does not import).
-        .target(name: "CVMBusTAP"),
-        // The network edges on TAP: a host NIC's backend (NetBackend) and the guest NIC's upper edge.
-        .target(
-            name: "VMBusNetTAP",
-            dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusGuest", "VMBusSync", "VMBusTransport",
-                           .product(name: "Atomics", package: "swift-atomics"), .product(name: "Logging", package: "swift-log")]),
-        // The internal L2 learning switch NICs of one host process share (`--nic switch[:NAME]`).
-        .target(
-            name: "VMBusNetSwitch",
-            dependencies: ["VMBusNetVSP", "VMBusSync", "VMBusTransport", .product(name: "Atomics", package: "swift-atomics")]),
         // libfuse 3 from Debian (libfuse3-dev), through a system library with a header of inline wrappers.
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         // The upper edge: guest disks as files in a FUSE mount (loop → ext4 on top).
@@ -137,6 +126,17 @@ let package = Package(
         .target(name: "VMBusNBD", dependencies: ["CNBD", "VMBusDiskBackend", "VMBusSync", "VMBusTransport"]),
         // The host's control socket: one request and one response per connection, text words (docs/CONTROL.md).
         .target(name: "VMBusControl", dependencies: ["VMBusTransport", .product(name: "Logging", package: "swift-log")]),
+        // TUN/TAP and interface ioctls (variadic ioctl, constants Glibc does not import).
+        .target(name: "CVMBusTAP"),
+        // The network edges on TAP: a host NIC's backend (NetBackend) and the guest NIC's upper edge.
+        .target(
+            name: "VMBusNetTAP",
+            dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusGuest", "VMBusSync", "VMBusTransport",
+                           .product(name: "Atomics", package: "swift-atomics"), .product(name: "Logging", package: "swift-log")]),
+        // The internal L2 learning switch NICs of one host process share (`--nic switch[:NAME]`).
+        .target(
+            name: "VMBusNetSwitch",
+            dependencies: ["VMBusNetVSP", "VMBusSync", "VMBusTransport", .product(name: "Atomics", package: "swift-atomics")]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
         .target(
             name: "VMBusTestSupport",
@@ -219,15 +219,15 @@ let package = Package(
             name: "VMBusNetDevicesTests",
             dependencies: ["VMBusNetVSP", "VMBusNetVSC", "VMBusNetProtocol", "VMBusHost", "VMBusGuest", "VMBusMemory",
                            "VMBusProtocol", "VMBusRing", "VMBusTransport", "VMBusTestSupport", "VMBusWire", "VMBusSync"]),
+        .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
+        .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
+        .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),
         // The network edges against the Linux stack: TAPs in namespaces of the test's own, the internal switch.
         .testTarget(
             name: "VMBusNetEdgeTests",
             dependencies: ["vmbus", "VMBusNetTAP", "VMBusNetSwitch", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol",
                            "VMBusTestSupport", "VMBusTransport"]),
-        .testTarget(name: "VMBusControlTests", dependencies: ["VMBusControl", "VMBusTransport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
-        .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
-        .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(
             name: "VMBusIntegrationTests",
             dependencies: ["VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTransport", "VMBusTestSupport", "VMBusSync"]),
