@@ -70,7 +70,8 @@ struct NetSwitchTests {
     }
 
     @Test func learnedAddressesAgeOutAndAreFloodedAgain() {
-        let (sw, ports, nics) = Self.make(3) { $0.agingNanoseconds = 50_000_000 }
+        // Long enough that a loaded machine does not age the entry between learning and the first lookup.
+        let (sw, ports, nics) = Self.make(3) { $0.agingNanoseconds = 400_000_000 }
         defer { sw.stop() }
         Self.send(ports, nics, from: 1, to: Self.broadcast, tag: 1)
         _ = nics[0].take(1)
@@ -78,7 +79,7 @@ struct NetSwitchTests {
         Self.send(ports, nics, from: 0, to: nics[1].macAddress, tag: 2)
         #expect(nics[1].take(1).count == 1)
         #expect(nics[2].take(1, seconds: 0.1).isEmpty, "still learned")
-        sleepNanoseconds(120_000_000)
+        sleepNanoseconds(600_000_000)
         Self.send(ports, nics, from: 0, to: nics[1].macAddress, tag: 3)
         #expect(nics[1].take(1).count == 1)
         #expect(nics[2].take(1).map { $0[14] } == [3], "aged out: flooded")
