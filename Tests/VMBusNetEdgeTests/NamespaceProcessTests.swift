@@ -62,6 +62,15 @@ struct NamespaceProcessTests {
         #expect(neighbour.contains("lladdr"), "ARP resolved: \(neighbour)")
         #expect(Self.ping(a, "-6 -c 3 -i 0.2 -W 2 fd00:78:0::1"), "ping6 guest → host (neighbour discovery)")
         #expect(Self.ping(b, "-6 -c 3 -i 0.2 -W 2 fd00:78:0::2"), "ping6 host → guest")
+        // The host TAP's link-local address, once duplicate address detection (over the NIC too) is done.
+        var linkLocal: String?
+        try eventually("a link-local address on \(hostTAP)") {
+            let out = b.output(["ip", "-6", "-o", "addr", "show", "dev", hostTAP, "scope", "link"]) ?? ""
+            guard !out.contains("tentative"), let r = out.ranges(of: "inet6 ").first else { return false }
+            linkLocal = String(out[r.upperBound...].prefix { $0 != "/" })
+            return true
+        }
+        if let linkLocal { #expect(Self.ping(a, "-6 -c 3 -i 0.2 -W 2 \(linkLocal)%\(guestTAP)"), "ping6 to \(linkLocal)") }
 
         let up = try Self.iperf(lab, server: b, client: a, address: "10.78.0.1")
         let down = try Self.iperf(lab, server: b, client: a, address: "10.78.0.1", reverse: true)
