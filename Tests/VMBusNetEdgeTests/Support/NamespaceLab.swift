@@ -12,7 +12,7 @@ final class NamespaceLab {
     let directory: TemporaryDirectory
     private(set) var namespaces: [NetworkNamespace] = []
     private(set) var processes: [ChildProcess] = []
-    nonisolated(unsafe) private static var nextName = 0
+    private static let names = Condition(0)
 
     var socket: String { directory.path + "/h.sock" }
 
@@ -42,8 +42,8 @@ final class NamespaceLab {
 
     /// A TAP name no other test uses (at most 15 bytes).
     func interfaceName(_ label: String) -> String {
-        Self.nextName += 1
-        return "vm\(label.prefix(2))\(getpid() % 100_000)x\(Self.nextName)"
+        let n = Self.names.update { c -> Int in c += 1; return c }
+        return "vm\(label.prefix(2))\(getpid() % 100_000)x\(n)"
     }
 
     func vmbus(_ name: String, _ arguments: [String]) throws -> ChildProcess {

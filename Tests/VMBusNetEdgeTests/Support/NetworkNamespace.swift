@@ -1,4 +1,5 @@
 import VMBusTestSupport
+import VMBusTransport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,12 +10,13 @@ import Glibc
 final class NetworkNamespace {
     let name: String
     private var removed = false
-    nonisolated(unsafe) private static var next = 0
+    /// Suites run in parallel: the count is taken under a lock so no two namespaces get one name.
+    private static let created = Condition(0)
 
     init(_ label: String) throws {
-        if Self.next == 0 { Self.removeOrphans() }
-        Self.next += 1
-        name = "vmbt-\(label)-\(getpid())-\(Self.next)"
+        let n = Self.created.update { c -> Int in c += 1; return c }
+        if n == 1 { Self.removeOrphans() }
+        name = "vmbt-\(label)-\(getpid())-\(n)"
         guard runTool(["ip", "netns", "add", name]) == 0 else { throw ProcessTestError("ip netns add \(name) failed") }
     }
 
