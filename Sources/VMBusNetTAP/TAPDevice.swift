@@ -39,15 +39,24 @@ public final class TAPDevice: @unchecked Sendable {
         case failed(Int32)
     }
 
-    /// Opens (creating if needed) the TAP interface `name` (1...15 bytes).
-    public init(name: String) throws(TAPError) {
+    /// What the kernel may hand over unfinished (TUNSETOFFLOAD's TUN_F_* bits).
+    public struct Offloads: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// `TUN_F_CSUM`: TCP and UDP checksums may be left partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
+        public static let checksum = Offloads(rawValue: vmbus_tap_offload_csum())
+    }
+
+    /// Opens (creating if needed) the TAP interface `name` (1...15 bytes). With no `offloads` (what the
+    /// backends use) every frame the kernel hands over is complete.
+    public init(name: String, offloads: Offloads = []) throws(TAPError) {
         guard !name.isEmpty, name.utf8.count < 16 else { throw TAPError("TAP name '\(name)'", errno: ENAMETOOLONG) }
         var actual = [CChar](repeating: 0, count: 16)
         let fd = vmbus_tap_open(name, &actual)
         guard fd >= 0 else { throw TAPError("open /dev/net/tun as \(name)", errno: errno) }
         self.fd = fd
         self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard vmbus_tap_set_offload(fd, 0) == 0 else {
+        guard vmbus_tap_set_offload(fd, offloads.rawValue) == 0 else {
             let e = errno
             Glibc.close(fd)
             throw TAPError("TUNSETOFFLOAD \(name)", errno: e)
