@@ -141,6 +141,17 @@ let package = Package(
         .target(name: "VMBusNBD", dependencies: ["CNBD", "VMBusDiskBackend", "VMBusSync", "VMBusTransport"]),
         // The host's control socket: one request and one response per connection, text words (docs/CONTROL.md).
         .target(name: "VMBusControl", dependencies: ["VMBusTransport", .product(name: "Logging", package: "swift-log")]),
+        // TUN/TAP and interface ioctls (variadic ioctl, constants Glibc does not import).
+        .target(name: "CVMBusTAP"),
+        // The network edges on TAP: a host NIC's backend (NetBackend) and the guest NIC's upper edge.
+        .target(
+            name: "VMBusNetTAP",
+            dependencies: ["CVMBusTAP", "CVMBusShims", "VMBusNetVSP", "VMBusNetVSC", "VMBusGuest", "VMBusSync", "VMBusTransport",
+                           .product(name: "Atomics", package: "swift-atomics"), .product(name: "Logging", package: "swift-log")]),
+        // The internal L2 learning switch NICs of one host process share (`--nic switch[:NAME]`).
+        .target(
+            name: "VMBusNetSwitch",
+            dependencies: ["VMBusNetVSP", "VMBusSync", "VMBusTransport", .product(name: "Atomics", package: "swift-atomics")]),
         // Test devices and harnesses shared by tests, benchmarks and the CLI.
         .target(
             name: "VMBusTestSupport",
@@ -152,6 +163,7 @@ let package = Package(
                 "VMBusProtocol", "VMBusTransport", "VMBusHost", "VMBusGuest", "VMBusTestSupport", "VMBusWire",
                 "VMBusDiskBackend", "VMBusSCSITarget", "VMBusStorageProtocol", "VMBusStorVSP", "VMBusStorVSC", "VMBusFUSE", "VMBusControl", "VMBusNBD",
                 "VMBusICHost", "VMBusICGuest", "VMBusICProtocol", "VMBusUtilTransport",
+                "VMBusNetVSP", "VMBusNetVSC", "VMBusNetSwitch", "VMBusNetTAP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -237,6 +249,11 @@ let package = Package(
         .testTarget(name: "VMBusRingTests", dependencies: ["VMBusRing", "VMBusMemory", "VMBusProtocol", "VMBusSync", "VMBusTestSupport", "CVMBusShims"]),
         .testTarget(name: "VMBusHostTests", dependencies: ["VMBusHost", "VMBusProtocol", "VMBusTestSupport"]),
         .testTarget(name: "VMBusGuestTests", dependencies: ["VMBusGuest", "VMBusProtocol", "VMBusTestSupport"]),
+        // The network edges against the Linux stack: TAPs in namespaces of the test's own, the internal switch.
+        .testTarget(
+            name: "VMBusNetEdgeTests",
+            dependencies: ["vmbus", "VMBusNetTAP", "VMBusNetSwitch", "VMBusNetVSP", "VMBusNetVSC", "VMBusProtocol",
+                           "VMBusTestSupport", "VMBusTransport"]),
         .testTarget(
             name: "VMBusIntegrationTests",
             dependencies: ["VMBusHost", "VMBusGuest", "VMBusProtocol", "VMBusTransport", "VMBusTestSupport", "VMBusSync"]),

@@ -40,11 +40,13 @@ struct DiskSpec: ExpressibleByArgument, Equatable {
     static var defaultValueDescription: String { "PATH[,format=raw|vhdx|vhd][,size=N][,ide][,ro]" }
 }
 
-/// `--nic switch[:NAME]|tap:NAME[,mac=…]`
+/// `--nic switch[:NAME]|tap:NAME[,mac=…][,mtu=N]`
 struct NICSpec: ExpressibleByArgument, Equatable {
     enum Backend: Equatable { case internalSwitch(String), tap(String) }
     var backend: Backend
     var mac: [UInt8]?
+    /// The largest MTU the NIC offers the guest (RNDIS frame size): 1500 unless `mtu=` (68...9000) says more.
+    var mtu = 1500
 
     init?(argument: String) {
         var parts = argument.split(separator: ",").map(String.init)
@@ -60,6 +62,11 @@ struct NICSpec: ExpressibleByArgument, Equatable {
             return nil
         }
         for option in parts {
+            if option.hasPrefix("mtu=") {
+                guard let m = Int(option.dropFirst(4)), m >= 68, m <= 9000 else { return nil }
+                mtu = m
+                continue
+            }
             guard option.hasPrefix("mac=") else { return nil }
             let bytes = option.dropFirst(4).split(separator: ":").compactMap { UInt8($0, radix: 16) }
             guard bytes.count == 6 else { return nil }
@@ -83,7 +90,7 @@ struct DeviceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Add a synthetic disk (StorVSP).", valueName: "PATH[,format=raw|vhdx|vhd][,size=N][,ide][,ro]"))
     var disk: [DiskSpec] = []
 
-    @Option(name: .long, help: ArgumentHelp("Add a synthetic NIC (NetVSP) on an internal switch or a TAP device.", valueName: "switch[:NAME]|tap:NAME[,mac=xx:xx:xx:xx:xx:xx]"))
+    @Option(name: .long, help: ArgumentHelp("Add a synthetic NIC (NetVSP) on an internal switch or a TAP device.", valueName: "switch[:NAME]|tap:NAME[,mac=xx:xx:xx:xx:xx:xx][,mtu=N]"))
     var nic: [NICSpec] = []
 
     @Option(name: .long, help: ArgumentHelp("Offer only these integration services (repeatable; all six by default).", valueName: ICSpec.Service.allCases.map(\.rawValue).joined(separator: "|")))
@@ -105,7 +112,9 @@ struct DeviceOptions: ParsableArguments {
         }
         guard disk.filter({ !$0.ide }).count <= 64 else { throw ValidationError("--disk: at most 64 SCSI disks (LUNs 0...63)") }
         guard disk.filter(\.ide).count <= 4 else { throw ValidationError("--disk: at most 4 IDE disks") }
-        if !nic.isEmpty { throw ValidationError("--nic: synthetic networking (NetVSP) is not built yet; no NIC can be attached") }
+        guard nic.count <= 64 else { throw ValidationError("--nic: at most 64 NICs") }
+        let taps = nic.compactMap { n -> String? in if case .tap(let name) = n.backend { return name } else { return nil } }
+        guard Set(taps).count == taps.count else { throw ValidationError("--nic: a TAP serves one NIC; each tap:NAME once") }
         if noIc && !ic.isEmpty { throw ValidationError("--no-ic and --ic exclude each other") }
         guard heartbeatTimeout >= 0.1 && heartbeatTimeout <= 3600 else { throw ValidationError("--heartbeat-timeout must be 0.1...3600 s") }
     }

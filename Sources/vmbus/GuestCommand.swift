@@ -44,10 +44,14 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Echo sub-channels to open per echo device (0...8).")
     var subchannels: Int = 0
 
+    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable).")
+    var tap: [String] = []
+
     @OptionGroup var services: GuestServiceOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        for t in tap where t.isEmpty || t.utf8.count > 15 { throw ValidationError("--tap \(t): a name of 1...15 bytes") }
         guard memory >= 4 && memory <= 65536 else { throw ValidationError("--memory must be 4...65536 MiB") }
         guard selftestEcho >= 0 else { throw ValidationError("--selftest-echo must not be negative") }
         guard subchannels >= 0 && subchannels <= 8 else { throw ValidationError("--subchannels must be 0...8") }
@@ -93,6 +97,7 @@ struct GuestCommand: ParsableCommand {
             bus.register(storage.driver)
             bus.register(integration.driver)
             bus.flushWork()
+            let network = GuestNetwork(bus: bus, taps: tap, logger: logging.logger("vmbus.netvsc"))
             if let fuse, storage.mount == nil {
                 do { try storage.mount(at: fuse) } catch { fail("--fuse \(fuse): \(error)") }
             }
@@ -104,6 +109,7 @@ struct GuestCommand: ParsableCommand {
             let open = driver.clients.reduce(0) { $0 + $1.channels.count }
             print(bus.lsvmbusListing(verbosity: 1), terminator: "")
             print(storage.listing, terminator: "")
+            print(network.listing, terminator: "")
             if let fuse, storage.mount != nil { print("disks exposed as files in \(fuse)") }
             print("channels: \(open) open")
             fflush(nil)
@@ -112,6 +118,7 @@ struct GuestCommand: ParsableCommand {
                 let (ok, unloadedEarly, firstError) = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
                 let hostLost = bus.isHostLost
                 storage.stop()
+                network.stop()
                 let unloaded = unloadedEarly ?? bus.disconnect()
                 if unloaded { print("unloaded cleanly") }
                 fflush(nil)
@@ -123,6 +130,7 @@ struct GuestCommand: ParsableCommand {
             while !bus.isHostLost {
                 if signals.wait(timeoutNanoseconds: 100_000_000) != nil {
                     storage.stop()
+                    network.stop()
                     if bus.disconnect() {
                         print("unloaded cleanly")
                         return
@@ -133,6 +141,7 @@ struct GuestCommand: ParsableCommand {
             print("the host is gone: outstanding requests failed")
             fflush(nil)
             storage.stop()
+            network.stop()
             bus.disconnect()
             guard reconnect else { fail("the host is gone: outstanding requests failed", code: 2) }
         }

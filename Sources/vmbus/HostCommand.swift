@@ -44,6 +44,7 @@ struct HostCommand: ParsableCommand {
         let devices = self.devices
         let disks: HostDiskSet
         do { disks = try HostDiskSet(devices.disk) } catch { fail("\(error)") }
+        do { try HostNetworks.shared.open(devices.nic) } catch { fail("\(error)") }
         let allowed = Set([getuid(), 0] + allowUid)
         let ics = HostICSet(devices)
         let listener: SocketHostListener
@@ -82,6 +83,7 @@ struct HostCommand: ParsableCommand {
         while signals.wait(timeoutNanoseconds: 1_000_000_000) == nil {}
         control.stop()
         listener.stop()
+        HostNetworks.shared.stop()
         for failure in disks.close() { logger.error("closing \(failure)") }
         print("vmbus host: stopped")
     }

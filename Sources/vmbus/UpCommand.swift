@@ -21,7 +21,9 @@ struct UpCommand: ParsableCommand {
             vmbus-data/disk0.vhdx (a dynamic VHDX of 8 GiB, created once; an existing disk0.raw is used instead) and the echo test device. It prints the device \
             tree and the disks, then one live status line (channels, packets/s, bytes/s, disk IOPS and MB/s), \
             and stops cleanly on Ctrl-C or SIGTERM: FUSE unmounted, channels closed, GPADLs torn down, UNLOAD \
-            exchanged. With --fuse DIR the guest's disks are files there (DIR/sda, …) for losetup.
+            exchanged. With --fuse DIR the guest's disks are files there (DIR/sda, …) for losetup. With no --nic \
+            the guest gets one NIC on the internal switch; --tap NAME presents the guest's NICs (in order) as TAP \
+            interfaces of this machine.
             """)
 
     @Option(name: .long, help: "Data directory (disk images and state).")
@@ -36,11 +38,15 @@ struct UpCommand: ParsableCommand {
     @Option(name: .long, help: "Expose every guest disk as a file in this directory (FUSE): DIR/sda, DIR/sdb, …")
     var fuse: String?
 
+    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable).")
+    var tap: [String] = []
+
     @OptionGroup var devices: DeviceOptions
     @OptionGroup var guestServices: GuestServiceOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        for t in tap where t.isEmpty || t.utf8.count > 15 { throw ValidationError("--tap \(t): a name of 1...15 bytes") }
         guard memory >= 16 && memory <= 65536 else { throw ValidationError("--memory must be 16...65536 MiB") }
         guard duration >= 0 else { throw ValidationError("--duration must not be negative") }
     }
@@ -58,6 +64,9 @@ struct UpCommand: ParsableCommand {
         }
         let disks: HostDiskSet
         do { disks = try HostDiskSet(specs) } catch { fail("\(error)") }
+        var devices = self.devices
+        if devices.nic.isEmpty, let nic = NICSpec(argument: "switch") { devices.nic = [nic] }
+        do { try HostNetworks.shared.open(devices.nic) } catch { fail("\(error)") }
         let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)
         for d in disks.providers() { system.host.addDevice(d) }
         for d in HostDevices.make(devices) { system.host.addDevice(d) }
@@ -74,12 +83,14 @@ struct UpCommand: ParsableCommand {
         do { integration = try GuestIntegration(guestServices, logger: logging.logger("vmbus.ic")) } catch { fail("\(error)") }
         system.guest.register(integration.driver)
         system.guest.flushWork()
+        let network = GuestNetwork(bus: system.guest, taps: tap, logger: logging.logger("vmbus.netvsc"))
         if let fuse {
             do { try storage.mount(at: fuse) } catch { fail("--fuse \(fuse): \(error)") }
         }
         print("VMBus \(system.guest.version.map { "\($0)" } ?? "?") connected; device tree:")
         print(system.guest.lsvmbusListing(verbosity: 1), terminator: "")
         print(storage.backendListing(disks), terminator: "")
+        print(network.listing, terminator: "")
         if let fuse { print("disks exposed as files in \(fuse)") }
         let traffic = EchoTraffic(driver: driver)
         traffic.start()
@@ -88,10 +99,12 @@ struct UpCommand: ParsableCommand {
         traffic.stop()
         print("\(stopSignal.map { "signal \($0): " } ?? "")stopping: closing channels, tearing down GPADLs, unloading")
         storage.stop()
+        network.stop()
         control.stop()
         let unloaded = system.guest.disconnect()
         integration.stop()
         system.host.stop()
+        HostNetworks.shared.stop()
         for failure in disks.close() { print("closing \(failure)") }
         guard unloaded else { fail("stopped, but the host never answered UNLOAD") }
         print("stopped cleanly")
@@ -101,7 +114,10 @@ struct UpCommand: ParsableCommand {
 /// Builds the device providers one partition gets from the device flags.
 enum HostDevices {
     static func make(_ options: DeviceOptions) -> [any VMBusDeviceProvider] {
-        (0..<options.echo).map { EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8) }
+        let echo: [any VMBusDeviceProvider] = (0..<options.echo).map {
+            EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8)
+        }
+        return echo + HostNetworks.shared.providers(for: options.nic)
     }
 
     /// The host's one control interface (docs/CONTROL.md): `disk …` and `ic …`.

@@ -99,8 +99,9 @@ extension HostGuestProcessTests {
         let out = try up.waitForOutput("disk IOPS", seconds: 30)
         #expect(out.contains("VMBus 6.0 connected; device tree:"))
         let tree = out.lines.drop { !$0.hasPrefix("VMBUS ID") }.prefix { !$0.hasPrefix("disks:") }
-        #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 8,
-                "the SCSI controller, the echo device and the six integration services")
+        #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 9,
+                "the SCSI controller, the echo device, the NIC on the internal switch and the six integration services")
+        #expect(out.contains("nics:\n  (no TAP): MAC 00:15:5d:"), "\(out)")
         let disk = f.directory.path + "/data/disk0.vhdx"
         #expect(out.contains("  scsi LUN 0: 8.0 GiB, vhdx dynamic \(disk)"), "\(out)")
         var st = stat()

@@ -1,0 +1,96 @@
+import Atomics
+import VMBusNetVSP
+import VMBusSync
+import VMBusTransport
+
+/// A host NIC's backend on a TAP interface: what the guest sends leaves through the TAP (the kernel's side
+/// of the wire), what the kernel sends into the TAP reaches the guest.
+///
+/// Transmit runs on the NIC's channel worker and only writes (non-blocking): a full TAP queue drops the frame
+/// and counts it, so the worker never waits on the kernel. Frames from the kernel come on the reader's own
+/// thread, which waits (bounded, then retries) for receive space when the guest has none, so nothing read is
+/// lost to a guest that is merely slow; without an attached NIC they are dropped and counted.
+///
+/// One NIC at a time: a NIC that attaches replaces the one before (a host serving partitions one after another
+/// hands each the same TAP).
+public final class TAPNetBackend: NetBackend, @unchecked Sendable {
+    public let device: TAPDevice
+    /// Reads the kernel's frames; see ``TAPFrameReader``.
+    public let reader: TAPFrameReader
+    private let port = Condition<PortState>(PortState())
+    /// NetVSP filled in the checksums the guest left to it; the header says "complete frame, no GSO".
+    private static let header = VirtioNetHeader().bytes
+
+    private struct PortState {
+        var port: (any NetPort)?
+        var spaceSignals = 0
+    }
+
+    public let framesWritten = ManagedAtomic<Int>(0)
+    /// Frames the guest sent that the TAP's full queue (or a TAP that is down) refused.
+    public let writesDropped = ManagedAtomic<Int>(0)
+    public let framesDelivered = ManagedAtomic<Int>(0)
+    /// Frames from the kernel no guest took: none attached, or the NIC refused them (filter, size, link).
+    public let deliveriesDropped = ManagedAtomic<Int>(0)
+
+    /// Serves `device`; frames are read from the moment it is created.
+    public init(device: TAPDevice, maxFrameSize: Int = 65_535) throws(TAPError) {
+        self.device = device
+        let port = self.port
+        let dropped = deliveriesDropped
+        let delivered = framesDelivered
+        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize) { frame, reader in
+            Self.deliver(frame, port: port, delivered: delivered, dropped: dropped, stopping: { reader.isStopping })
+        }
+        self.reader = reader
+        reader.start()
+    }
+
+    /// Stops the reader and closes the TAP.
+    public func stop() {
+        reader.stop()
+        device.close()
+    }
+
+    public func attached(_ port: any NetPort) {
+        self.port.update { $0.port = port }
+    }
+
+    public func detached(_ port: any NetPort) {
+        self.port.update { s in if s.port === port { s.port = nil } }
+    }
+
+    public func receiveSpaceAvailable(_ port: any NetPort) {
+        self.port.update { $0.spaceSignals &+= 1 }
+    }
+
+    public func transmit(_ frame: UnsafeRawBufferPointer, from port: any NetPort) {
+        switch device.write(header: Self.header, frame: frame) {
+        case .written: framesWritten.wrappingIncrement(ordering: .relaxed)
+        case .wouldBlock, .failed: writesDropped.wrappingIncrement(ordering: .relaxed)
+        }
+    }
+
+    /// On the reader's thread: hands `frame` to the attached NIC, waiting while it is busy.
+    private static func deliver(_ frame: UnsafeRawBufferPointer, port: Condition<PortState>, delivered: ManagedAtomic<Int>,
+                                dropped: ManagedAtomic<Int>, stopping: () -> Bool) {
+        while !stopping() {
+            let (target, generation) = port.withLock { ($0.port, $0.spaceSignals) }
+            guard let target else { break }
+            switch target.deliver(frame) {
+            case .accepted:
+                delivered.wrappingIncrement(ordering: .relaxed)
+                return
+            case .dropped:
+                break
+            case .busy:
+                // A space signal may have come between the delivery and this wait: the generation catches it.
+                // The timeout covers a guest that never returns space, and lets a stop be seen.
+                _ = port.wait(timeoutNanoseconds: 50_000_000) { $0.spaceSignals != generation ? true : nil }
+                continue
+            }
+            break
+        }
+        dropped.wrappingIncrement(ordering: .relaxed)
+    }
+}
