@@ -14,6 +14,11 @@ public final class DaemonNamespace {
             && toolInstalled("hv_kvp_daemon") && toolInstalled("hv_vss_daemon") && toolInstalled("hv_fcopy_daemon")
     }
 
+    /// Whether a test may also mount the daemons' FUSE files in its own process: not under ThreadSanitizer,
+    /// whose runtime dies ("thread finished with ignores enabled") when libfuse cancels its worker threads with
+    /// pthread_cancel as the mount stops. The same tests run in every other configuration.
+    public static var availableInProcess: Bool { available && Sanitizer.active != .thread }
+
     /// Starts `daemon` (e.g. "hv_kvp_daemon") with `-n`; `setup` is more shell run in the namespace first.
     /// `freezable` (for hv_vss_daemon, which freezes every writable block-device filesystem it sees, "/"
     /// included) leaves only filesystems mounted under that directory writable and backed by /dev: the root is

@@ -12,7 +12,7 @@ import VMBusUtilTransport
 
 /// The whole path: the host's KVP, VSS and file-copy requests through the rings to our guest, which hands
 /// them to Debian's real hv_kvp_daemon, hv_vss_daemon and hv_fcopy_daemon on its /dev/vmbus files.
-@Suite(.serialized, .enabled(if: DaemonNamespace.available)) struct RealDaemonStackTests {
+@Suite(.serialized, .enabled(if: DaemonNamespace.availableInProcess)) struct RealDaemonStackTests {
     final class Stack {
         let scratch: TemporaryDirectory
         let mountpoint: String

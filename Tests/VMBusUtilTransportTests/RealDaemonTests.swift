@@ -9,7 +9,7 @@ import VMBusTransport
 import VMBusUtilTransport
 
 /// Debian 12's hyperv-daemons (Linux 6.1's tools/hv) against our /dev/vmbus devices, unmodified.
-@Suite(.serialized, .enabled(if: DaemonNamespace.available)) struct RealDaemonTests {
+@Suite(.serialized, .enabled(if: DaemonNamespace.availableInProcess)) struct RealDaemonTests {
     /// The three devices mounted at a fresh directory, with the links on them.
     final class Fixture {
         let scratch: TemporaryDirectory
