@@ -11,7 +11,8 @@ struct ListCommand: ParsableCommand {
         abstract: "Print the VMBus device tree in lsvmbus format.",
         discussion: """
             With --socket it attaches to a running host as a guest (a fresh partition), lists what the host \
-            offers, and unloads. Without it, it lists the embedded default system.
+            offers, and unloads. -v also binds the disks and NICs and lists them (a NIC's MAC, MTU, queues and \
+            link as this partition sees them; the host's per-partition NIC counters are `vmbus nic list`). Without it, it lists the embedded default system.
             """)
 
     @Option(name: .long, help: "Path of a running host's Unix socket.")
@@ -30,14 +31,17 @@ struct ListCommand: ParsableCommand {
         logging.bootstrap()
         if let socket {
             let synic: SocketGuestSynIC
-            do { synic = try SocketGuestSynIC(path: socket, memoryPages: 1024) }
+            // -v binds the NICs: each NetVSC lends the host about 3.2 MiB of buffers.
+            do { synic = try SocketGuestSynIC(path: socket, memoryPages: verbose > 0 ? 16384 : 1024) }
             catch { fail("cannot attach to the host at \(socket): \(describe(error))") }
             let bus = GuestBus(synic: synic, logger: logging.logger("vmbus.guest"))
             do { try bus.connect() } catch { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             if verbose > 0 && !json { bus.register(storage.driver); bus.flushWork() }
+            let network = verbose > 0 && !json ? GuestNetwork(bus: bus, taps: [], logger: logging.logger("vmbus.netvsc")) : nil
             print(json ? bus.jsonListing() : bus.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
-            if verbose > 0 && !json { print(storage.listing, terminator: "") }
+            if verbose > 0 && !json { print(storage.listing + (network?.listing ?? ""), terminator: "") }
+            network?.stop()
             bus.disconnect()
         } else {
             let disks: HostDiskSet
@@ -45,11 +49,14 @@ struct ListCommand: ParsableCommand {
             let system = try InProcessSystem(memoryPages: 16384, logLevel: logging.level)
             for d in disks.providers() { system.host.addDevice(d) }
             for d in HostDevices.make(devices) { system.host.addDevice(d) }
+            HostNICSet(devices.nic).attach(partition: 0, host: system.host)
             try system.start()
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             if verbose > 0 && !json { system.guest.register(storage.driver); system.guest.flushWork() }
+            let network = verbose > 0 && !json ? GuestNetwork(bus: system.guest, taps: [], logger: logging.logger("vmbus.netvsc")) : nil
             print(json ? system.guest.jsonListing() : system.guest.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
-            if verbose > 0 && !json { print(storage.backendListing(disks), terminator: "") }
+            if verbose > 0 && !json { print(storage.backendListing(disks) + (network?.listing ?? ""), terminator: "") }
+            network?.stop()
             system.stop()
         }
     }

@@ -102,6 +102,10 @@ extension HostGuestProcessTests {
         #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 9,
                 "the SCSI controller, the echo device, the NIC on the internal switch and the six integration services")
         #expect(out.contains("nics:\n  (no TAP): MAC 00:15:5d:"), "\(out)")
+        #expect(out.contains("  NIC packets/s: "), "\(out)")
+        let nics = try f.vmbus("nic-list", ["nic", "list", "--data-dir", f.directory.path + "/data"])
+        #expect(nics.wait(seconds: 30) == .exited(0), "\(nics.stderr)")
+        #expect(nics.stdout.hasPrefix("nic 0\tswitch:default\tMTU 1500\tlink up\n\tpartition 0\tMAC 00:15:5d:"), "\(nics.stdout)")
         let disk = f.directory.path + "/data/disk0.vhdx"
         #expect(out.contains("  scsi LUN 0: 8.0 GiB, vhdx dynamic \(disk)"), "\(out)")
         var st = stat()
@@ -113,6 +117,7 @@ extension HostGuestProcessTests {
         let final = up.stdout
         #expect(final.contains("signal 15: stopping: closing channels, tearing down GPADLs, unloading"))
         #expect(final.hasSuffix("stopped cleanly\n"))
+        #expect(final.contains("nic counters:\n  MAC 00:15:5d:"), "\(final)")
         #expect(up.stderr.isEmpty, "\(up.stderr)")
     }
 
