@@ -69,6 +69,17 @@ extension HostGuestProcessTests {
         #expect(try nic(["link", "7", "up"], expect: 1).stderr.contains("no nic 7"))
         #expect(try nic(["attach", "bogus"], expect: 64).stderr.contains("bogus"))
 
+        // With root and /dev/net/tun: a NIC on a TAP of the host machine, hot-added the same way; a TAP serves one NIC.
+        if getuid() == 0 && access("/dev/net/tun", F_OK) == 0 {
+            let tap = "vmbnic\(getpid() % 100_000)"
+            #expect(try nic(["attach", "tap:\(tap)"]).stdout == "attached nic 1 (tap:\(tap)), offered to 1 partition\n")
+            try guest.waitForOutput("nic added: ", count: 2)
+            #expect(try nic(["attach", "tap:\(tap)"], expect: 1).stderr.contains("already serves a NIC"))
+            #expect(try nic(["list"]).stdout.contains("nic 1\ttap:\(tap)\tMTU 1500\tlink up\n\tpartition \(partition)\t"))
+            #expect(try nic(["detach", "1"]).stdout == "detached nic 1 (tap:\(tap))\n")
+            try guest.waitForOutput("nic removed: ", count: 2)
+        }
+
         guest.signal(SIGTERM)
         #expect(guest.wait(seconds: 30) == .exited(0), "\(guest.stdout) \(guest.stderr)")
         #expect(guest.stdout.contains("unloaded cleanly"))
