@@ -11,8 +11,9 @@ struct ListCommand: ParsableCommand {
         abstract: "Print the VMBus device tree in lsvmbus format.",
         discussion: """
             With --socket it attaches to a running host as a guest (a fresh partition), lists what the host \
-            offers, and unloads. -v also binds the disks and NICs and lists them (a NIC's MAC, MTU, queues and \
-            link as this partition sees them; the host's per-partition NIC counters are `vmbus nic list`). Without it, it lists the embedded default system.
+            offers, and unloads; -v also lists the disks (a running host's NICs, with each partition's MAC and \
+            counters, are `vmbus nic list`). Without it, it lists the embedded default system; -v then also \
+            lists the disks and the NICs (MAC, MTU, queues, link). Without it, it lists the embedded default system.
             """)
 
     @Option(name: .long, help: "Path of a running host's Unix socket.")
@@ -31,17 +32,15 @@ struct ListCommand: ParsableCommand {
         logging.bootstrap()
         if let socket {
             let synic: SocketGuestSynIC
-            // -v binds the NICs: each NetVSC lends the host about 3.2 MiB of buffers.
-            do { synic = try SocketGuestSynIC(path: socket, memoryPages: verbose > 0 ? 16384 : 1024) }
+            do { synic = try SocketGuestSynIC(path: socket, memoryPages: 1024) }
             catch { fail("cannot attach to the host at \(socket): \(describe(error))") }
             let bus = GuestBus(synic: synic, logger: logging.logger("vmbus.guest"))
             do { try bus.connect() } catch { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             if verbose > 0 && !json { bus.register(storage.driver); bus.flushWork() }
-            let network = verbose > 0 && !json ? GuestNetwork(bus: bus, taps: [], logger: logging.logger("vmbus.netvsc")) : nil
+            // NICs stay unbound: initializing one here would make this partition the one a TAP backend serves.
             print(json ? bus.jsonListing() : bus.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
-            if verbose > 0 && !json { print(storage.listing + (network?.listing ?? ""), terminator: "") }
-            network?.stop()
+            if verbose > 0 && !json { print(storage.listing, terminator: "") }
             bus.disconnect()
         } else {
             let disks: HostDiskSet
