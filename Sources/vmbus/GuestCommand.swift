@@ -46,7 +46,7 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Echo sub-channels to open per echo device (0...8).")
     var subchannels: Int = 0
 
-    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable).")
+    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable); a NIC added later takes the first name no NIC holds.")
     var tap: [String] = []
 
     @OptionGroup var services: GuestServiceOptions

@@ -39,7 +39,7 @@ struct UpCommand: ParsableCommand {
     @Option(name: .long, help: "Expose every guest disk as a file in this directory (FUSE): DIR/sda, DIR/sdb, …")
     var fuse: String?
 
-    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable).")
+    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable); a NIC added later takes the first name no NIC holds.")
     var tap: [String] = []
 
     @OptionGroup var devices: DeviceOptions
