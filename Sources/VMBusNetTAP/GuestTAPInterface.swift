@@ -31,9 +31,10 @@ public final class GuestTAPInterface: @unchecked Sendable {
     public let sendDrops = ManagedAtomic<Int>(0)
 
     /// Opens the TAP `tapName`, starts a NetVSC on `device` that feeds it, and gives the TAP the NIC's MAC
-    /// address and MTU. The interface is left down, as a new NIC is.
+    /// address and MTU. The interface is left down, as a new NIC is. `onLinkChange` hears the NIC's link changes
+    /// after the TAP's carrier followed them (on the bus's interrupt thread: it must not block).
     public init(device guestDevice: GuestDevice, tapName: String, configuration: NetVSC.Configuration = NetVSC.Configuration(),
-                logger: Logger? = nil) throws {
+                logger: Logger? = nil, onLinkChange: (@Sendable (Bool) -> Void)? = nil) throws {
         device = try TAPDevice(name: tapName)
         let tap = device
         let toStack = framesToStack, drops = stackDrops
@@ -45,6 +46,7 @@ public final class GuestTAPInterface: @unchecked Sendable {
         }, onLinkChange: { up in
             // As netvsc_link_change does with netif_carrier_on/off; an ioctl, it does not block.
             tap.setCarrier(up)
+            onLinkChange?(up)
         })
         self.nic = nic
         let fromStack = framesFromStack, sendDrops = self.sendDrops

@@ -75,6 +75,21 @@ struct NICSpec: ExpressibleByArgument, Equatable {
     }
 }
 
+extension NICSpec {
+    /// `switch:NAME` or `tap:NAME`, as `--nic` spells it.
+    var backendName: String {
+        switch backend {
+        case .internalSwitch(let name): return "switch:\(name)"
+        case .tap(let name): return "tap:\(name)"
+        }
+    }
+
+    /// The spec as `--nic` takes it, for sending it to a host: `NICSpec(argument: spec.argument) == spec`.
+    var argument: String {
+        backendName + (mac.map { ",mac=" + macString($0) } ?? "") + (mtu == 1500 ? "" : ",mtu=\(mtu)")
+    }
+}
+
 /// `--ic heartbeat|shutdown|timesync|kvp|vss|fcopy`
 struct ICSpec: ExpressibleByArgument, Equatable {
     enum Service: String, CaseIterable { case heartbeat, shutdown, timesync, kvp, vss, fcopy }

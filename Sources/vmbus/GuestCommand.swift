@@ -16,7 +16,9 @@ struct GuestCommand: ParsableCommand {
         discussion: """
             The guest creates its memory (a sealed memfd), hands it and its SINT signal socket to a host it trusts, \
             negotiates a VMBus version, binds drivers to the offered devices and runs until Ctrl-C or \
-            SIGTERM (then it unloads cleanly). If the host dies, outstanding requests fail and the guest \
+            SIGTERM (then it unloads cleanly). NICs the host adds or removes later are bound or stopped, and \
+            link changes printed, as they happen; SIGUSR1 prints every NIC's counters (ethtool -S names), as \
+            does the exit. If the host dies, outstanding requests fail and the guest \
             exits with status 2, or with --reconnect waits for the host and attaches again.
             """)
 
@@ -44,7 +46,7 @@ struct GuestCommand: ParsableCommand {
     @Option(name: .long, help: "Echo sub-channels to open per echo device (0...8).")
     var subchannels: Int = 0
 
-    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable).")
+    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable); a NIC added later takes the first name no NIC holds.")
     var tap: [String] = []
 
     @OptionGroup var services: GuestServiceOptions
@@ -60,7 +62,7 @@ struct GuestCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
-        let signals = SignalWaiter()
+        let signals = SignalWaiter([SIGINT, SIGTERM, SIGUSR1])
         let logger = logging.logger("vmbus.guest")
         var attached = false
         // Once per process: the daemons' devices stay mounted across reconnects.
@@ -76,7 +78,7 @@ struct GuestCommand: ParsableCommand {
             } catch {
                 // A refusal (permission, version, memory) or an untrusted host will not change by retrying.
                 guard reconnect, !(error is TransportRefused), !(error is HostNotTrusted) else { fail("cannot attach to the host at \(socket): \(describe(error))") }
-                if signals.wait(timeoutNanoseconds: 200_000_000) != nil { return }
+                if Self.stops(signals.wait(timeoutNanoseconds: 200_000_000)) { return }
                 continue
             }
             let bus = GuestBus(synic: synic, logger: logger)
@@ -86,7 +88,7 @@ struct GuestCommand: ParsableCommand {
                 bus.disconnect()
                 guard reconnect else { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
                 logger.warning("VMBus handshake with \(socket) failed: \(error); retrying")
-                if signals.wait(timeoutNanoseconds: 200_000_000) != nil { return }
+                if Self.stops(signals.wait(timeoutNanoseconds: 200_000_000)) { return }
                 continue
             }
             print("\(attached ? "reconnected" : "attached"): partition \(synic.partitionID), VMBus \(bus.version.map { "\($0)" } ?? "?")")
@@ -117,6 +119,7 @@ struct GuestCommand: ParsableCommand {
             if selftestEcho > 0 {
                 let (ok, unloadedEarly, firstError) = runSelftest(bus: bus, driver: driver, count: selftestEcho, signals: signals)
                 let hostLost = bus.isHostLost
+                print(network.counterListing, terminator: "")
                 storage.stop()
                 network.stop()
                 let unloaded = unloadedEarly ?? bus.disconnect()
@@ -128,7 +131,12 @@ struct GuestCommand: ParsableCommand {
                 return
             }
             while !bus.isHostLost {
-                if signals.wait(timeoutNanoseconds: 100_000_000) != nil {
+                let signal = signals.wait(timeoutNanoseconds: 100_000_000)
+                for event in network.takeEvents() { print(event) }
+                if signal == SIGUSR1 { print(network.counterListing, terminator: "") }
+                fflush(nil)
+                if Self.stops(signal) {
+                    print(network.counterListing, terminator: "")
                     storage.stop()
                     network.stop()
                     if bus.disconnect() {
@@ -146,6 +154,9 @@ struct GuestCommand: ParsableCommand {
             guard reconnect else { fail("the host is gone: outstanding requests failed", code: 2) }
         }
     }
+
+    /// SIGINT and SIGTERM stop the guest; SIGUSR1 only asks for the counters.
+    private static func stops(_ signal: Int32?) -> Bool { signal != nil && signal != SIGUSR1 }
 
     /// Pumps `count` echo requests over every echo channel at once and verifies them.
     /// Returns whether every request was verified, and whether a signal made it unload already (and how
@@ -176,7 +187,7 @@ struct GuestCommand: ParsableCommand {
         }
         // Ctrl-C or SIGTERM stops the test: unbinding closes the channels, which fails the pumps at once.
         while left.wait(timeoutNanoseconds: 100_000_000, until: { $0 == 0 ? true : nil }) == nil {
-            if signals.wait(timeoutNanoseconds: 0) != nil {
+            if Self.stops(signals.wait(timeoutNanoseconds: 0)) {
                 print("interrupted: stopping the self-test")
                 fflush(nil)
                 unloaded = bus.disconnect()

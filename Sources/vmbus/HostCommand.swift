@@ -46,6 +46,7 @@ struct HostCommand: ParsableCommand {
         do { disks = try HostDiskSet(devices.disk) } catch { fail("\(error)") }
         do { try HostNetworks.shared.open(devices.nic) } catch { fail("\(error)") }
         let allowed = Set([getuid(), 0] + allowUid)
+        let nics = HostNICSet(devices.nic)
         let ics = HostICSet(devices)
         let listener: SocketHostListener
         do {
@@ -60,10 +61,12 @@ struct HostCommand: ParsableCommand {
                 for d in storage { host.addDevice(d) }
                 for d in HostDevices.make(devices) { host.addDevice(d) }
                 let partition = UInt64(port.partitionID)
+                nics.attach(partition: partition, host: host)
                 for d in ics.services(partition: partition).providers { host.addDevice(d) }
                 host.start()
                 return (host, {
                     disks.release(storage)
+                    nics.release(partition: partition)
                     ics.release(partition: partition)
                 })
             }
@@ -75,7 +78,7 @@ struct HostCommand: ParsableCommand {
         } catch {
             fail("cannot serve \(socket): \(describe(error))")
         }
-        let control = HostDevices.startControl(path: socket + ".ctl", allowed: allowed, disks: disks, ics: ics,
+        let control = HostDevices.startControl(path: socket + ".ctl", allowed: allowed, disks: disks, nics: nics, ics: ics,
                                                logger: logging.logger("vmbus.control"))
         logger.notice("listening on \(socket)")
         print("vmbus host: listening on \(socket), control socket \(socket).ctl")

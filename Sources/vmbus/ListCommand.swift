@@ -11,7 +11,9 @@ struct ListCommand: ParsableCommand {
         abstract: "Print the VMBus device tree in lsvmbus format.",
         discussion: """
             With --socket it attaches to a running host as a guest (a fresh partition), lists what the host \
-            offers, and unloads. Without it, it lists the embedded default system.
+            offers, and unloads; -v also lists the disks (a running host's NICs, with each partition's MAC and \
+            counters, are `vmbus nic list`). Without it, it lists the embedded default system; -v then also \
+            lists the disks and the NICs (MAC, MTU, queues, link). Without it, it lists the embedded default system.
             """)
 
     @Option(name: .long, help: "Path of a running host's Unix socket.")
@@ -36,6 +38,7 @@ struct ListCommand: ParsableCommand {
             do { try bus.connect() } catch { fail("VMBus handshake with \(socket) failed: \(describe(error))") }
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             if verbose > 0 && !json { bus.register(storage.driver); bus.flushWork() }
+            // NICs stay unbound: initializing one here would make this partition the one a TAP backend serves.
             print(json ? bus.jsonListing() : bus.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
             if verbose > 0 && !json { print(storage.listing, terminator: "") }
             bus.disconnect()
@@ -45,11 +48,14 @@ struct ListCommand: ParsableCommand {
             let system = try InProcessSystem(memoryPages: 16384, logLevel: logging.level)
             for d in disks.providers() { system.host.addDevice(d) }
             for d in HostDevices.make(devices) { system.host.addDevice(d) }
+            HostNICSet(devices.nic).attach(partition: 0, host: system.host)
             try system.start()
             let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
             if verbose > 0 && !json { system.guest.register(storage.driver); system.guest.flushWork() }
+            let network = verbose > 0 && !json ? GuestNetwork(bus: system.guest, taps: [], logger: logging.logger("vmbus.netvsc")) : nil
             print(json ? system.guest.jsonListing() : system.guest.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
-            if verbose > 0 && !json { print(storage.backendListing(disks), terminator: "") }
+            if verbose > 0 && !json { print(storage.backendListing(disks) + (network?.listing ?? ""), terminator: "") }
+            network?.stop()
             system.stop()
         }
     }

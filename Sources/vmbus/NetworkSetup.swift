@@ -46,24 +46,23 @@ final class HostNetworks: @unchecked Sendable {
              data4: (0x9E, 0x1D, 0x7D, 0x53, 0xC1, 0x6F, 0x00, UInt8(i & 0xFF)))
     }
 
-    /// One partition's NICs, in flag order.
-    func providers(for specs: [NICSpec]) -> [NetVSP] {
-        specs.enumerated().compactMap { i, spec -> NetVSP? in
-            let backend: (any NetBackend)? = state.withLock { s in
-                switch spec.backend {
-                case .tap(let name):
-                    return s.taps[name]
-                case .internalSwitch(let name):
-                    let sw = s.switches[name] ?? NetSwitch(name: name)
-                    s.switches[name] = sw
-                    return sw.makePort()
-                }
+    /// A partition's NetVSP for the NIC at `index` (its instance GUID), on the switch or TAP `spec` names; nil
+    /// when the TAP was never opened (``open(_:)``).
+    func provider(for spec: NICSpec, index: Int) -> NetVSP? {
+        let backend: (any NetBackend)? = state.withLock { s in
+            switch spec.backend {
+            case .tap(let name):
+                return s.taps[name]
+            case .internalSwitch(let name):
+                let sw = s.switches[name] ?? NetSwitch(name: name)
+                s.switches[name] = sw
+                return sw.makePort()
             }
-            guard let backend else { return nil }
-            var c = NetVSP.Configuration(macAddress: spec.mac ?? nextMAC())
-            c.mtu = spec.mtu
-            return NetVSP(instanceID: Self.instanceID(i), configuration: c, backend: backend)
         }
+        guard let backend else { return nil }
+        var c = NetVSP.Configuration(macAddress: spec.mac ?? nextMAC())
+        c.mtu = spec.mtu
+        return NetVSP(instanceID: Self.instanceID(index), configuration: c, backend: backend)
     }
 
     private func nextMAC() -> [UInt8] {
@@ -83,49 +82,141 @@ final class HostNetworks: @unchecked Sendable {
     }
 }
 
-/// The guest's NICs: a NetVSC on every synthetic NIC offered, the i-th presented as the TAP named by the
-/// i-th `--tap` (the rest carry no traffic to this machine's stack).
-final class GuestNetwork: @unchecked Sendable {
-    private(set) var interfaces: [GuestTAPInterface] = []
-    private(set) var plain: [NetVSC] = []
-    private(set) var problems: [String] = []
+/// The guest's NICs: a driver binding a NetVSC to every synthetic NIC offered, those present at start-up and
+/// those the host adds later (`vmbus nic attach`), as hv_netvsc probes each new offer; a rescinded NIC is
+/// stopped and forgotten. A NIC takes the first `--tap` name no other NIC holds and is presented as that TAP;
+/// the rest carry no traffic to this machine's stack.
+///
+/// Hot changes and link changes after start-up are queued as ``events`` for the command's main loop to print:
+/// probes run on the bus's work thread and link changes on its interrupt thread, neither of which may block
+/// on our stdout.
+final class GuestNetwork: VMBusDriver, @unchecked Sendable {
+    let name = "netvsc"
+    let classIDs = [DeviceClass.nic.classID]
+    struct NIC {
+        let device: GuestDevice
+        let nic: NetVSC
+        let tap: GuestTAPInterface?
+    }
+    private struct State {
+        var nics: [NIC] = []
+        var problems: [String] = []
+        var events: [String] = []
+        /// Off while the bus probes the NICs present at start-up: the listing shows those.
+        var announcing = false
+    }
+    private let state = Condition(State())
+    private let taps: [String]
+    private let logger: Logger
 
+    /// Binds the NICs offered now (returns once they are up) and every NIC offered later.
     init(bus: GuestBus, taps: [String], logger: Logger) {
-        let nics = bus.devices.filter { $0.classID == DeviceClass.nic.classID }.sorted { $0.instanceID < $1.instanceID }
+        self.taps = taps
+        self.logger = logger
+        bus.register(self)
+        state.withLock { s in
+            s.announcing = true
+            if taps.count > s.nics.count { s.problems.append("--tap: \(taps.count) given, but the host offers \(s.nics.count) NICs") }
+        }
+    }
+
+    var nics: [NIC] { state.withLock { $0.nics } }
+
+    func probe(_ device: GuestDevice) throws {
         var configuration = NetVSC.Configuration()
         // The host's MTU caps it (RNDIS frame size); asking for jumbo frames lets a NIC with mtu=9000 use them.
         configuration.mtu = 9000
-        for (i, device) in nics.enumerated() {
-            do {
-                if i < taps.count {
-                    interfaces.append(try GuestTAPInterface(device: device, tapName: taps[i], configuration: configuration, logger: logger))
-                } else {
-                    let nic = try NetVSC(device: device, configuration: configuration, logger: logger)
-                    try nic.start()
-                    plain.append(nic)
-                }
-            } catch {
-                problems.append("nic \(device.instanceID): \(error)")
+        let tapName = state.withLock { s in taps.first { t in !s.nics.contains { $0.tap?.device.name == t } } }
+        let link: @Sendable (Bool) -> Void = { [weak self] up in self?.linkChanged(device, up: up) }
+        let entry: NIC
+        do {
+            if let tapName {
+                let t = try GuestTAPInterface(device: device, tapName: tapName, configuration: configuration, logger: logger,
+                                              onLinkChange: link)
+                entry = NIC(device: device, nic: t.nic, tap: t)
+            } else {
+                let nic = try NetVSC(device: device, configuration: configuration, logger: logger, onLinkChange: link)
+                try nic.start()
+                entry = NIC(device: device, nic: nic, tap: nil)
             }
+        } catch {
+            state.withLock { s in
+                s.problems.append("nic \(device.instanceID): \(error)")
+                if s.announcing { s.events.append("nic \(device.instanceID): \(error)") }
+            }
+            throw error
         }
-        if taps.count > nics.count { problems.append("--tap: \(taps.count) given, but the host offers \(nics.count) NICs") }
+        state.withLock { s in
+            s.nics.append(entry)
+            if s.announcing { s.events.append("nic added: \(Self.line(entry))") }
+        }
     }
 
-    /// One line per NIC: MAC, MTU, link and the TAP it is presented as.
-    var listing: String {
-        func mac(_ m: [UInt8]) -> String { m.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":") }
-        var lines = interfaces.map { t in
-            "  \(t.device.name): MAC \(mac(t.nic.macAddress)), MTU \(t.nic.mtu), link \(t.nic.linkUp ? "up" : "down")"
+    func remove(_ device: GuestDevice) {
+        let gone: NIC? = state.withLock { s in
+            guard let i = s.nics.firstIndex(where: { $0.device === device }) else { return nil }
+            return s.nics.remove(at: i)
         }
-        lines += plain.map { "  (no TAP): MAC \(mac($0.macAddress)), MTU \($0.mtu), link \($0.linkUp ? "up" : "down")" }
-        lines += problems.map { "  error: \($0)" }
+        guard let gone else { return }
+        let mac = macString(gone.nic.macAddress)
+        if let t = gone.tap { t.stop() } else { gone.nic.stop() }
+        state.withLock { s in if s.announcing { s.events.append("nic removed: MAC \(mac)") } }
+    }
+
+    private func linkChanged(_ device: GuestDevice, up: Bool) {
+        state.withLock { s in
+            guard s.announcing, let n = s.nics.first(where: { $0.device === device }) else { return }
+            s.events.append("nic MAC \(macString(n.nic.macAddress)): link \(up ? "up" : "down")")
+        }
+    }
+
+    /// What happened since the last call, one line each.
+    func takeEvents() -> [String] {
+        state.withLock { s in defer { s.events = [] }; return s.events }
+    }
+
+    /// `TAPNAME: MAC …, MTU …, queues N, link up|down` (or `(no TAP): …`).
+    private static func line(_ n: NIC) -> String {
+        "\(n.tap?.device.name ?? "(no TAP)"): MAC \(macString(n.nic.macAddress)), MTU \(n.nic.mtu), queues \(n.nic.queueCount), link \(n.nic.linkUp ? "up" : "down")"
+    }
+
+    /// One line per NIC: MAC, MTU, queues, link and the TAP it is presented as.
+    var listing: String {
+        let (nics, problems) = state.withLock { ($0.nics, $0.problems) }
+        let lines = nics.map { "  " + Self.line($0) } + problems.map { "  error: \($0)" }
         return lines.isEmpty ? "" : "nics:\n" + lines.joined(separator: "\n") + "\n"
     }
 
-    func stop() {
-        for t in interfaces { t.stop() }
-        for n in plain { n.stop() }
-        interfaces = []
-        plain = []
+    /// Each NIC's NetVSC counters (`ethtool -S` names), for SIGUSR1 and the exit.
+    var counterListing: String {
+        let lines = nics.map { "  MAC \(macString($0.nic.macAddress)): \($0.nic.counterSnapshot.summary)" }
+        return lines.isEmpty ? "" : "nic counters:\n" + lines.joined(separator: "\n") + "\n"
     }
+
+    /// Stops every NIC (the guest is leaving; no events follow).
+    func stop() {
+        let all = state.withLock { s in
+            defer { s.nics = []; s.announcing = false }
+            return s.nics
+        }
+        for n in all { if let t = n.tap { t.stop() } else { n.nic.stop() } }
+    }
+}
+
+extension NetVSCCounters {
+    /// `ethtool -S` style, one line; the error counters only when not zero.
+    var summary: String {
+        var fields = ["tx_packets=\(txPackets)", "tx_bytes=\(txBytes)", "rx_packets=\(rxPackets)", "rx_bytes=\(rxBytes)",
+                      "tx_send_full=\(txSendFull)", "tx_busy=\(txBusy)", "rx_comp_busy=\(rxCompBusy)"]
+        for (name, value) in [("tx_errors", txErrors), ("tx_dropped", txDropped), ("rx_comp_dropped", rxCompDropped),
+                              ("rx_dropped", rxDropped), ("malformed", malformed)] where value != 0 {
+            fields.append("\(name)=\(value)")
+        }
+        return fields.joined(separator: " ")
+    }
+}
+
+/// `00:15:5d:…`, as ip link prints a MAC address.
+func macString(_ m: [UInt8]) -> String {
+    m.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
 }

@@ -19,7 +19,8 @@ struct UpCommand: ParsableCommand {
         discussion: """
             With no flags it uses the embedded default: data directory ./vmbus-data, a SCSI disk on \
             vmbus-data/disk0.vhdx (a dynamic VHDX of 8 GiB, created once; an existing disk0.raw is used instead) and the echo test device. It prints the device \
-            tree and the disks, then one live status line (channels, packets/s, bytes/s, disk IOPS and MB/s), \
+            tree, the disks and the NICs, then one live status line (channels, packets/s, bytes/s, disk IOPS and \
+            MB/s, NIC packets/s), \
             and stops cleanly on Ctrl-C or SIGTERM: FUSE unmounted, channels closed, GPADLs torn down, UNLOAD \
             exchanged. With --fuse DIR the guest's disks are files there (DIR/sda, …) for losetup. With no --nic \
             the guest gets one NIC on the internal switch; --tap NAME presents the guest's NICs (in order) as TAP \
@@ -38,7 +39,7 @@ struct UpCommand: ParsableCommand {
     @Option(name: .long, help: "Expose every guest disk as a file in this directory (FUSE): DIR/sda, DIR/sdb, …")
     var fuse: String?
 
-    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable).")
+    @Option(name: .long, help: "Present the guest's NICs, in order, as TAP interfaces with these names (repeatable); a NIC added later takes the first name no NIC holds.")
     var tap: [String] = []
 
     @OptionGroup var devices: DeviceOptions
@@ -70,11 +71,13 @@ struct UpCommand: ParsableCommand {
         let system = try InProcessSystem(memoryPages: memory * 256, logLevel: logging.level)
         for d in disks.providers() { system.host.addDevice(d) }
         for d in HostDevices.make(devices) { system.host.addDevice(d) }
+        let nics = HostNICSet(devices.nic)
+        nics.attach(partition: 0, host: system.host)
         let ics = HostICSet(devices)
         for d in ics.services(partition: 0).providers { system.host.addDevice(d) }
         try system.start()
         let control = HostDevices.startControl(path: dataDir + "/vmbus.ctl", allowed: [getuid(), 0], disks: disks,
-                                               ics: ics, logger: logging.logger("vmbus.control"))
+                                               nics: nics, ics: ics, logger: logging.logger("vmbus.control"))
         let driver = EchoDriver()
         system.guest.register(driver)
         let storage = GuestStorage(logger: logging.logger("vmbus.storvsc"))
@@ -95,8 +98,10 @@ struct UpCommand: ParsableCommand {
         let traffic = EchoTraffic(driver: driver)
         traffic.start()
 
-        let stopSignal = StatusLine.run(host: system.host, storage: storage, signals: signals, duration: duration)
+        let stopSignal = StatusLine.run(host: system.host, storage: storage, network: network, signals: signals,
+                                        duration: duration)
         traffic.stop()
+        print(network.counterListing, terminator: "")
         print("\(stopSignal.map { "signal \($0): " } ?? "")stopping: closing channels, tearing down GPADLs, unloading")
         storage.stop()
         network.stop()
@@ -113,29 +118,31 @@ struct UpCommand: ParsableCommand {
 
 /// Builds the device providers one partition gets from the device flags.
 enum HostDevices {
+    /// The echo devices; NICs come from ``HostNICSet``, disks from ``HostDiskSet``.
     static func make(_ options: DeviceOptions) -> [any VMBusDeviceProvider] {
         let echo: [any VMBusDeviceProvider] = (0..<options.echo).map {
             EchoDevice(instanceID: InProcessSystem.instanceID(UInt32($0 + 1)), maxSubchannels: 8)
         }
-        return echo + HostNetworks.shared.providers(for: options.nic)
+        return echo
     }
 
-    /// The host's one control interface (docs/CONTROL.md): `disk …` and `ic …`.
-    static func controlHandler(disks: HostDiskSet, ics: HostICSet) -> ControlServer.Handler {
+    /// The host's one control interface (docs/CONTROL.md): `disk …`, `nic …` and `ic …`.
+    static func controlHandler(disks: HostDiskSet, nics: HostNICSet, ics: HostICSet) -> ControlServer.Handler {
         { words in
             switch words.first {
             case "disk": return disks.handle(words)
+            case "nic": return nics.handle(words)
             case "ic": return ics.handle(words)
-            default: return .failure("unknown command family '\(words.first ?? "")' (known: disk, ic)")
+            default: return .failure("unknown command family '\(words.first ?? "")' (known: disk, nic, ic)")
             }
         }
     }
 
-    static func startControl(path: String, allowed: Set<UInt32>, disks: HostDiskSet, ics: HostICSet,
+    static func startControl(path: String, allowed: Set<UInt32>, disks: HostDiskSet, nics: HostNICSet, ics: HostICSet,
                              logger: Logger) -> ControlServer {
         do {
             let server = try ControlServer(path: path, allowedUIDs: allowed, logger: logger,
-                                           handler: controlHandler(disks: disks, ics: ics))
+                                           handler: controlHandler(disks: disks, nics: nics, ics: ics))
             try server.start()
             return server
         } catch {
@@ -177,13 +184,16 @@ final class EchoTraffic: @unchecked Sendable {
 /// The live status line: channels, packets/s, bytes/s of every open host channel, once a second.
 enum StatusLine {
     /// Runs until a signal arrives or `duration` seconds pass; returns the signal, if any.
-    static func run(host: VMBusHost, storage: GuestStorage? = nil, signals: SignalWaiter, duration: Double) -> Int32? {
-        var last = Snapshot(host: host, storage: storage)
+    /// NIC changes (`vmbus nic …`) are printed on lines of their own above it.
+    static func run(host: VMBusHost, storage: GuestStorage? = nil, network: GuestNetwork? = nil, signals: SignalWaiter,
+                    duration: Double) -> Int32? {
+        var last = Snapshot(host: host, storage: storage, network: network)
         let deadline = duration > 0 ? monotonicNanoseconds() + UInt64(duration * 1e9) : UInt64.max
         var stopSignal: Int32? = nil
         while stopSignal == nil && monotonicNanoseconds() < deadline {
             stopSignal = signals.wait(timeoutNanoseconds: min(1_000_000_000, deadline - monotonicNanoseconds()))
-            let now = Snapshot(host: host, storage: storage)
+            let now = Snapshot(host: host, storage: storage, network: network)
+            for event in network?.takeEvents() ?? [] { print("\r" + event + "\u{1B}[K") }
             print("\r" + now.line(since: last), terminator: "")
             fflush(nil)
             last = now
@@ -200,9 +210,19 @@ enum StatusLine {
         var diskRequests: UInt64 = 0
         var diskBytes: UInt64 = 0
         var hasDisks = false
+        /// Frames the guest's NICs sent and received.
+        var nicPackets: UInt64 = 0
+        var hasNICs = false
 
-        init(host: VMBusHost, storage: GuestStorage?) {
+        init(host: VMBusHost, storage: GuestStorage?, network: GuestNetwork? = nil) {
             time = monotonicNanoseconds()
+            if let nics = network?.nics, !nics.isEmpty {
+                hasNICs = true
+                nicPackets = nics.reduce(0) { n, nic in
+                    let c = nic.nic.counterSnapshot
+                    return n + UInt64(c.txPackets + c.rxPackets)
+                }
+            }
             if let storage, !storage.driver.controllers.isEmpty {
                 hasDisks = true
                 (diskRequests, diskBytes) = storage.counters
@@ -220,7 +240,8 @@ enum StatusLine {
             let disk = hasDisks
                 ? "  disk IOPS: \(format(Double(diskRequests &- old.diskRequests) / seconds))  disk MB/s: \(Double(Int(Double(diskBytes &- old.diskBytes) / seconds / 1e5)) / 10)"
                 : ""
-            return "channels: \(channels)  packets/s: \(format(pps))  bytes/s: \(format(bps))B\(disk)   "
+            let nic = hasNICs ? "  NIC packets/s: \(format(Double(nicPackets &- old.nicPackets) / seconds))" : ""
+            return "channels: \(channels)  packets/s: \(format(pps))  bytes/s: \(format(bps))B\(disk)\(nic)   "
         }
 
         private func format(_ v: Double) -> String {

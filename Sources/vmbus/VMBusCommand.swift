@@ -8,7 +8,7 @@ struct VMBusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vmbus",
         abstract: "Hyper-V VMBus integration components in userspace: a VMBus host with its device providers and a guest with its drivers.",
-        subcommands: [UpCommand.self, HostCommand.self, GuestCommand.self, ListCommand.self, DiskCommand.self, ICCommand.self, ImageCommand.self])
+        subcommands: [UpCommand.self, HostCommand.self, GuestCommand.self, ListCommand.self, DiskCommand.self, NICCommand.self, ICCommand.self, ImageCommand.self])
 
     /// Parses and runs; an error is one line on stderr naming what is wrong (help and version requests print
     /// in full).

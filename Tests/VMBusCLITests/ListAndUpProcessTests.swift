@@ -102,6 +102,14 @@ extension HostGuestProcessTests {
         #expect(Self.checkListing(tree.joined(separator: "\n"), verbosity: 1) == 9,
                 "the SCSI controller, the echo device, the NIC on the internal switch and the six integration services")
         #expect(out.contains("nics:\n  (no TAP): MAC 00:15:5d:"), "\(out)")
+        #expect(out.contains("  NIC packets/s: "), "\(out)")
+        let nics = try f.vmbus("nic-list", ["nic", "list", "--data-dir", f.directory.path + "/data"])
+        #expect(nics.wait(seconds: 30) == .exited(0), "\(nics.stderr)")
+        #expect(nics.stdout.hasPrefix("nic 0\tswitch:default\tMTU 1500\tlink up\n\tpartition 0\tMAC 00:15:5d:"), "\(nics.stdout)")
+        // A hot-added NIC is bound by up's guest and announced above the status line.
+        let attach = try f.vmbus("nic-attach", ["nic", "attach", "switch:lab", "--data-dir", f.directory.path + "/data"])
+        #expect(attach.wait(seconds: 30) == .exited(0), "\(attach.stderr)")
+        try up.waitForOutput("\rnic added: (no TAP): MAC 00:15:5d:")
         let disk = f.directory.path + "/data/disk0.vhdx"
         #expect(out.contains("  scsi LUN 0: 8.0 GiB, vhdx dynamic \(disk)"), "\(out)")
         var st = stat()
@@ -113,6 +121,7 @@ extension HostGuestProcessTests {
         let final = up.stdout
         #expect(final.contains("signal 15: stopping: closing channels, tearing down GPADLs, unloading"))
         #expect(final.hasSuffix("stopped cleanly\n"))
+        #expect(final.contains("nic counters:\n  MAC 00:15:5d:"), "\(final)")
         #expect(up.stderr.isEmpty, "\(up.stderr)")
     }
 

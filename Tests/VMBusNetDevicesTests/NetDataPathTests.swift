@@ -154,6 +154,24 @@ struct NetDataPathTests {
         #expect(rig.takeReceived(1).count == 1)
     }
 
+    /// What `vmbus nic link N down` and a later attach rely on: a NIC whose cable is out before its guest
+    /// initializes starts down (OID_GEN_MEDIA_CONNECT_STATUS), and the state outlives the guest's restart.
+    @Test func aLinkSetDownBeforeTheGuestInitializesStaysDownUntilSetUp() throws {
+        let rig = try NetRig()
+        defer { rig.stop() }
+        rig.vsp.setLink(up: false)
+        try rig.start()
+        #expect(!rig.nic.linkUp)
+        let port = try #require(rig.backend.waitForPort())
+        var seed = SplitMix64(seed: 9)
+        #expect(port.deliver(bytes: testFrame(length: 64, sequence: 0, seed: &seed)) == .dropped)
+        rig.nic.stop()
+        #expect(!rig.vsp.linkUp, "a guest that stops does not plug the cable back in")
+        rig.vsp.setLink(up: true)
+        #expect(rig.vsp.linkUp)
+        #expect(rig.links.withLock { $0 }.isEmpty, "no indication reaches a guest that is not initialized")
+    }
+
     @Test func theGuestChangesItsMACAddress() throws {
         let rig = try NetRig()
         defer { rig.stop() }
