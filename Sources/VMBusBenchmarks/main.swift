@@ -17,6 +17,7 @@ if CommandLine.arguments.contains("--peer") { CrossProcessBenchmarks.peerMain(Co
 
 let allSections: [BenchmarkSection] = RingBenchmarks.sections + CrossProcessBenchmarks.sections + ChannelBenchmarks.sections
     + StorageBenchmarks.sections + [StorageAllocationProbe.section] + ImageBenchmarks.sections + NetBenchmarks.sections
+    + [NetIperfBenchmark.section]
 
 func usage() -> Never {
     print("""

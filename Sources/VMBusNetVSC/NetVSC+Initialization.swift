@@ -63,6 +63,11 @@ extension NetVSC {
         // queue), so neither the interrupt thread nor a sender ever blocks on the host.
         opened.endpoint.sendTimeoutNanoseconds = 0
         for c in subchannels { c.endpoint.sendTimeoutNanoseconds = 0 }
+        if let sb = sendBuffer {
+            let path = TransmitPath(channel: opened, sendBuffer: sb, sectionSize: sendSectionSize, maxFrameSize: maxFrameSize,
+                                    largeSendMaxSize: largeSendMaxSize, checksumOffload: checksumOffload)
+            transmit.withLock { $0.path = path }
+        }
         running.store(true, ordering: .releasing)
         retryThreadStarted = startThread(name: "netvsc-comp") { [self] in completionRetryLoop() }
         do { try setPacketFilter(configuration.packetFilter) } catch {
@@ -75,6 +80,8 @@ extension NetVSC {
     /// channel. Pages go back to the allocator only if their GPADLs were torn down (else they leak).
     public func stop() {
         let wasRunning = running.exchange(false, ordering: .acquiringAndReleasing)
+        // A send that is past its running check finishes first; none starts after.
+        transmit.withLock { $0.path = nil }
         guard let channel else { return }
         if wasRunning {
             _ = try? setPacketFilter([])

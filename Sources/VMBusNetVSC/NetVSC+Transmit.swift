@@ -8,13 +8,40 @@ import VMBusWire
 /// What senders share, under ``NetVSC/transmit``: free send sections and GPA-direct buffers, and the
 /// writers the headers are encoded into (reused: no allocation per frame).
 struct TransmitState {
+    /// What a send needs from ``NetVSC/start()``'s outcome, copied here once traffic may flow (nil before
+    /// and after): read under the lock with the rest, it costs no exclusivity check or retain per frame, as
+    /// the NIC's own `var` properties would.
+    var path: TransmitPath?
     var freeSections: [Int] = []
     var sectionCount = 0
     var large: [GuestPageBuffer] = []
     var freeLarge: [Int] = []
     var header = WireWriter(capacity: 128)
+    /// The headers of a frame sent without offload: encoded once, lengths patched per frame.
+    var plainHeader = RNDISPacketHeaderTemplate()
     var payload = WireWriter(capacity: NVSPMessage.wireSize)
+    /// SEND_RNDIS_PKT naming a section: encoded once, section index and size patched per frame.
+    var sectionPayload: WireWriter = {
+        var w = WireWriter(capacity: NVSPMessage.wireSize)
+        NVSPMessage.sendRNDISPacket(NVSPSendRNDISPacket(channelType: .data, sendBufferSectionIndex: 0,
+                                                        sendBufferSectionSize: 0)).encode(into: &w)
+        return w
+    }()
+    /// Offsets in SEND_RNDIS_PKT of `send_buf_section_index` and `send_buf_section_size` (after the
+    /// message type and `channel_type`).
+    static let sectionIndexOffset = 8
+    static let sectionSizeOffset = 12
     var ranges = WireWriter(capacity: 64)
+}
+
+/// The negotiated facts a send reads, fixed while the NIC runs.
+struct TransmitPath {
+    let channel: GuestChannel
+    let sendBuffer: GuestPageBuffer
+    let sectionSize: Int
+    let maxFrameSize: Int
+    let largeSendMaxSize: Int
+    let checksumOffload: Bool
 }
 
 extension NetVSC {
@@ -23,22 +50,36 @@ extension NetVSC {
     /// as GPA ranges. Never waits: ``NetVSCSendResult/busy`` when no section or buffer is free or the ring is
     /// full. `offload` asks the host to fill in checksums (honoured only if ``checksumOffload``).
     public func send(_ frame: UnsafeRawBufferPointer, offload: TransmitOffload? = nil) -> NetVSCSendResult {
-        guard running.load(ordering: .relaxed), let channel else { return .dropped }
-        let segmenting = offload?.largeSend != nil && largeSendMaxSize > 0
-        guard frame.count >= 14, frame.count <= (segmenting ? largeSendMaxSize : maxFrameSize) else {
-            counters.txDropped.bump()
-            return .dropped
-        }
-        let info = RNDISPacketInfo(checksum: checksumOffload ? offload?.checksum : nil,
-                                   largeSend: segmenting ? offload?.largeSend : nil, vlan: offload?.vlan)
-        let length = RNDISPacket.messageLength(info: info, frameLength: frame.count)
+        guard running.load(ordering: .relaxed) else { return .dropped }
         return transmit.withLock { t -> NetVSCSendResult in
-            t.header.reset()
-            RNDISPacket.encodeHeaders(into: &t.header, info: info, frameLength: frame.count)
-            if length <= sendSectionSize {
-                return sendCopied(frame, length: length, channel, &t)
+            guard let path = t.path else { return .dropped }
+            let segmenting = offload?.largeSend != nil && path.largeSendMaxSize > 0
+            guard frame.count >= 14, frame.count <= (segmenting ? path.largeSendMaxSize : path.maxFrameSize) else {
+                counters.txDropped.bump()
+                return .dropped
             }
-            return sendGPADirect(frame, length: length, channel, &t)
+            let info = offload.map {
+                RNDISPacketInfo(checksum: path.checksumOffload ? $0.checksum : nil,
+                                largeSend: segmenting ? $0.largeSend : nil, vlan: $0.vlan)
+            } ?? RNDISPacketInfo()
+            let length = RNDISPacket.messageLength(info: info, frameLength: frame.count)
+            // A sender that finds everything in flight retries at once, so the busy answer comes before any
+            // encoding.
+            let copied = length <= path.sectionSize
+            guard let slot = copied ? t.freeSections.popLast() : t.freeLarge.popLast() else {
+                counters.txBusy.bump()
+                return .busy
+            }
+            let header: [UInt8]
+            if offload == nil {
+                header = t.plainHeader.bytes(frameLength: frame.count)
+            } else {
+                t.header.reset()
+                RNDISPacket.encodeHeaders(into: &t.header, info: info, frameLength: frame.count)
+                header = t.header.bytes
+            }
+            return copied ? sendCopied(frame, header: header, length: length, section: slot, path, &t)
+                : sendGPADirect(frame, header: header, length: length, buffer: slot, path, &t)
         }
     }
 
@@ -46,44 +87,37 @@ extension NetVSC {
         bytes.withUnsafeBytes { send($0, offload: offload) }
     }
 
-    private func sendCopied(_ frame: UnsafeRawBufferPointer, length: Int, _ channel: GuestChannel,
+    private func sendCopied(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, _ path: TransmitPath,
                             _ t: inout TransmitState) -> NetVSCSendResult {
-        guard let sb = sendBuffer, let section = t.freeSections.popLast() else {
-            counters.txBusy.bump()
-            return .busy
-        }
-        let at = section * sendSectionSize
+        let sb = path.sendBuffer, channel = path.channel
+        let at = section * path.sectionSize
         do {
-            try t.header.bytes.withUnsafeBytes { try sb.write(at: at, from: $0) }
-            try sb.write(at: at + t.header.count, from: frame)
+            try header.withUnsafeBytes { try sb.write(at: at, from: $0) }
+            try sb.write(at: at + header.count, from: frame)
         } catch {
             t.freeSections.append(section)
             return .dropped
         }
-        t.payload.reset()
-        NVSPMessage.sendRNDISPacket(NVSPSendRNDISPacket(channelType: .data, sendBufferSectionIndex: UInt32(section),
-                                                        sendBufferSectionSize: UInt32(length))).encode(into: &t.payload)
-        let result: Result<UInt64, GuestError> = t.payload.bytes.withUnsafeBytes { p in
+        t.sectionPayload.setUInt32(UInt32(section), at: TransmitState.sectionIndexOffset)
+        t.sectionPayload.setUInt32(UInt32(length), at: TransmitState.sectionSizeOffset)
+        let result: Result<UInt64, GuestError> = t.sectionPayload.bytes.withUnsafeBytes { p in
             do throws(GuestError) { return .success(try channel.sendRequest(p, context: UInt64(section))) }
             catch { return .failure(error) }
         }
         return outcome(result, bytes: frame.count, counter: counters.txCopied) { t.freeSections.append(section) }
     }
 
-    private func sendGPADirect(_ frame: UnsafeRawBufferPointer, length: Int, _ channel: GuestChannel,
+    private func sendGPADirect(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, buffer index: Int, _ path: TransmitPath,
                                _ t: inout TransmitState) -> NetVSCSendResult {
-        guard let index = t.freeLarge.popLast() else {
-            counters.txBusy.bump()
-            return .busy
-        }
+        let channel = path.channel
         let buffer = t.large[index]
         guard length <= buffer.size else {
             t.freeLarge.append(index)
             return .dropped
         }
         do {
-            try t.header.bytes.withUnsafeBytes { try buffer.write(at: 0, from: $0) }
-            try buffer.write(at: t.header.count, from: frame)
+            try header.withUnsafeBytes { try buffer.write(at: 0, from: $0) }
+            try buffer.write(at: header.count, from: frame)
         } catch {
             t.freeLarge.append(index)
             return .dropped

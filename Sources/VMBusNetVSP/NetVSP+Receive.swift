@@ -18,6 +18,11 @@ struct DeliveryState {
     var message = WireWriter(capacity: 128)
     var header = WireWriter(capacity: 16)
     var payload = WireWriter(capacity: NVSPMessage.wireSize)
+    /// The channel type and size `payload` was encoded for (nil: encode again), so a stream of data frames
+    /// encodes its SEND_RNDIS_PKT once.
+    var payloadKey: (type: UInt32, size: Int)?
+    /// A frame's headers (no PPIs on receive): encoded once, lengths patched per frame.
+    var plainHeader = RNDISPacketHeaderTemplate()
 
     init(queues: Int) {
         channels = [HostChannel?](repeating: nil, count: queues)
@@ -50,12 +55,11 @@ extension NetVSP {
                 counters.rxBusy.bump()
                 return .busy
             }
-            d.message.reset()
-            RNDISPacket.encodeHeaders(into: &d.message, info: RNDISPacketInfo(), frameLength: frame.count)
+            let header = d.plainHeader.bytes(frameLength: frame.count)
             let offset = slot * rb.slotSize
-            let headerLength = d.message.count
+            let headerLength = header.count
             do {
-                try d.message.bytes.withUnsafeBytes { try rb.pages.write(at: offset, from: $0) }
+                try header.withUnsafeBytes { try rb.pages.write(at: offset, from: $0) }
                 try rb.pages.write(at: offset + headerLength, from: frame)
             } catch {
                 _ = rb.release(transactionID: HostReceiveBuffer.transactionID(slot: slot))
@@ -92,9 +96,12 @@ extension NetVSP {
         d.header.writeUInt32(1)       // range_cnt
         d.header.writeUInt32(UInt32(length))
         d.header.writeUInt32(UInt32(slot * rb.slotSize))
-        d.payload.reset()
-        NVSPMessage.sendRNDISPacket(NVSPSendRNDISPacket(channelType: type)).encode(into: &d.payload,
-                                                                                 minimumSize: d.messageSize)
+        if d.payloadKey?.type != type.rawValue || d.payloadKey?.size != d.messageSize {
+            d.payload.reset()
+            NVSPMessage.sendRNDISPacket(NVSPSendRNDISPacket(channelType: type)).encode(into: &d.payload,
+                                                                                     minimumSize: d.messageSize)
+            d.payloadKey = (type.rawValue, d.messageSize)
+        }
         let id = HostReceiveBuffer.transactionID(slot: slot)
         let sent: Bool = d.header.bytes.withUnsafeBytes { h in
             d.payload.bytes.withUnsafeBytes { p in

@@ -19,8 +19,7 @@ extension NetVSP {
         for frame in state.frames { forward(frame, state) }
         state.frames.removeAll(keepingCapacity: true)
         if packet.descriptor.completionRequested {
-            reply(.sendRNDISPacketComplete(NVSPSendRNDISPacketComplete(status: .success)),
-                  packet.descriptor.transactionID, state)
+            replySuccess(packet.descriptor.transactionID, state)
         }
     }
 

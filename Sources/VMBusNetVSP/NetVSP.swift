@@ -81,6 +81,10 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         var segment: [UInt8]
         var tagged: [UInt8]
         var writer = WireWriter(capacity: NVSPMessage.wireSize)
+        /// SEND_RNDIS_PKT_COMPLETE with SUCCESS at the size it was encoded for (-1: not yet): every sent
+        /// frame is completed with it, so it is encoded once.
+        var success = WireWriter(capacity: NVSPMessage.wireSize)
+        var successSize = -1
         init(channel: HostChannel, maxFrameSize: Int) {
             self.channel = channel
             scratch = [UInt8](repeating: 0, count: NetVSP.maxGatherBytes)
@@ -344,9 +348,23 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
     func reply(_ message: NVSPMessage?, _ id: UInt64, _ state: ChannelContext) {
         state.writer.reset()
         message?.encode(into: &state.writer, minimumSize: negotiation.withLock { $0.messageSize })
-        let sent: Bool = state.writer.bytes.withUnsafeBytes { p in
-            (try? state.channel.sendCompletion(transactionID: id, p)) != nil
+        sendCompletion(state.writer.bytes, id, state)
+    }
+
+    /// SEND_RNDIS_PKT_COMPLETE with SUCCESS, the same bytes ``reply(_:_:_:)`` would write.
+    func replySuccess(_ id: UInt64, _ state: ChannelContext) {
+        let size = negotiation.withLock { $0.messageSize }
+        if state.successSize != size {
+            state.success.reset()
+            NVSPMessage.sendRNDISPacketComplete(NVSPSendRNDISPacketComplete(status: .success))
+                .encode(into: &state.success, minimumSize: size)
+            state.successSize = size
         }
+        sendCompletion(state.success.bytes, id, state)
+    }
+
+    private func sendCompletion(_ bytes: [UInt8], _ id: UInt64, _ state: ChannelContext) {
+        let sent: Bool = bytes.withUnsafeBytes { p in (try? state.channel.sendCompletion(transactionID: id, p)) != nil }
         if !sent { lastError.withLock { $0 = "completion \(id) could not be sent" } }
     }
 

@@ -166,10 +166,12 @@ public final class ChannelEndpoint: @unchecked Sendable {
         guard needed <= outgoing.maximumPacketBytes, header.count & 7 == 0 else { throw .packetTooLarge(needed) }
         var deadline: UInt64 = 0
         var waiting = false
+        // The space generation, read before an attempt so a signal that comes after a failed attempt is not
+        // missed. Only a sender that found the ring full needs it: the first attempt goes without (no lock
+        // taken per packet), and a full ring reads it and tries once more before it may wait.
+        var generation: UInt64?
         defer { if waiting { leaveWaiters() } }
         while true {
-            // Read before trying, so a signal that comes after a failed attempt is not missed.
-            let generation = space.withLock { $0 }
             let outcome: SendOutcome = sendLock.withLock { state in
                 guard !state.closed else { return .closed }
                 do throws(RingError) {
@@ -206,12 +208,17 @@ public final class ChannelEndpoint: @unchecked Sendable {
             case .retry:
                 continue
             case .wait:
+                guard let seen = generation else {
+                    generation = space.withLock { $0 }
+                    continue
+                }
                 let now = monotonicNanoseconds()
                 if deadline == 0 { deadline = now &+ sendTimeoutNanoseconds }
                 if now >= deadline { throw .sendTimedOut }
                 // A short timed wait: if the blocked sender is the thread that also drains signals, nobody else
                 // will wake it, so it polls.
-                _ = space.wait(timeoutNanoseconds: min(1_000_000, deadline - now)) { $0 != generation ? true : nil }
+                _ = space.wait(timeoutNanoseconds: min(1_000_000, deadline - now)) { $0 != seen ? true : nil }
+                generation = space.withLock { $0 }
             }
         }
     }

@@ -26,11 +26,7 @@ struct NamespaceProcessTests {
     /// iperf3 for ~3 s from `client` to a server in `server` at `address`; the receiver's Mbit/s.
     static func iperf(_ lab: NamespaceLab, server: NetworkNamespace, client: NetworkNamespace, address: String,
                       reverse: Bool = false) throws -> Double? {
-        let s = try lab.spawn(in: server, "iperf3-server\(reverse ? "-r" : "")", ["iperf3", "-s", "-1", "--forceflush", "-B", address])
-        try s.waitForOutput("Server listening")
-        let out = client.output(["iperf3", "-c", address, "-t", "3", "-f", "m"] + (reverse ? ["-R"] : []))
-        _ = s.wait(seconds: 10)
-        return out.flatMap(NamespaceLab.receiverMbits)
+        try lab.iperf(server: server, client: client, address: address, reverse: reverse)
     }
 
     @Test func aGuestTAPAndTheHostsTAPBackendCarryARPNDPingIperfAndJumboFrames() throws {

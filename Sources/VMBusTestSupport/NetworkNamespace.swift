@@ -1,4 +1,3 @@
-import VMBusTestSupport
 import VMBusTransport
 #if canImport(Glibc)
 import Glibc
@@ -7,13 +6,13 @@ import Glibc
 /// A network namespace of the test's own (`ip netns add`), with a unique name, deleted by ``remove()``
 /// (call it in a `defer`): the interfaces moved into it go with it, so traffic never reaches the machine's own
 /// namespace.
-final class NetworkNamespace {
-    let name: String
+public final class NetworkNamespace {
+    public let name: String
     private var removed = false
     /// Suites run in parallel: the count is taken under a lock so no two namespaces get one name.
     private static let created = Condition(0)
 
-    init(_ label: String) throws {
+    public init(_ label: String) throws {
         let n = Self.created.update { c -> Int in c += 1; return c }
         if n == 1 { Self.removeOrphans() }
         name = "vmbt-\(label)-\(getpid())-\(n)"
@@ -34,7 +33,7 @@ final class NetworkNamespace {
         }
     }
 
-    func remove() {
+    public func remove() {
         guard !removed else { return }
         removed = true
         _ = runTool(["ip", "netns", "delete", name])
@@ -42,26 +41,26 @@ final class NetworkNamespace {
 
     /// Runs `command` in the namespace; its exit status.
     @discardableResult
-    func run(_ command: [String]) -> Int32 { runTool(["ip", "netns", "exec", name] + command) }
+    public func run(_ command: [String]) -> Int32 { runTool(["ip", "netns", "exec", name] + command) }
 
     /// Runs `command` in the namespace; its output, or nil if it failed.
-    func output(_ command: [String]) -> String? { toolOutput(["ip", "netns", "exec", name] + command) }
+    public func output(_ command: [String]) -> String? { toolOutput(["ip", "netns", "exec", name] + command) }
 
     /// `ip …` in the namespace, throwing when it fails.
-    func ip(_ arguments: String) throws {
+    public func ip(_ arguments: String) throws {
         let words = arguments.split(separator: " ").map(String.init)
         guard run(["ip"] + words) == 0 else { throw ProcessTestError("ip \(arguments) in \(name) failed") }
     }
 
     /// Moves the interface `interface` of the test's namespace into this one.
-    func adopt(_ interface: String) throws {
+    public func adopt(_ interface: String) throws {
         guard runTool(["ip", "link", "set", interface, "netns", name]) == 0 else {
             throw ProcessTestError("ip link set \(interface) netns \(name) failed")
         }
     }
 
     /// Why namespace tests cannot run here, or nil: they need root, /dev/net/tun and `ip`.
-    static var unavailable: String? {
+    public static var unavailable: String? {
         if getuid() != 0 { return "not root" }
         if access("/dev/net/tun", R_OK | W_OK) != 0 { return "no /dev/net/tun" }
         if !toolInstalled("ip") { return "no ip (iproute2)" }
