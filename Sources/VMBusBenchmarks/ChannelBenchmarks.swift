@@ -20,18 +20,30 @@ enum ChannelBenchmarks {
         ]
     }
 
-    static func echo(_ context: inout BenchmarkContext, requests: Int,
-                     sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws {
+    /// A started in-process system with the echo device bound (also `vmbus-bench --loop channel`'s); stop it
+    /// when done. Nil if the device was not bound.
+    static func echoSystem(sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws
+        -> (system: InProcessSystem, client: EchoClient, channel: GuestChannel)?
+    {
         let system = try InProcessSystem(memoryPages: 4096, sintSpinNanoseconds: sintSpin)
         system.host.addDevice(EchoDevice(instanceID: InProcessSystem.instanceID(1)))
         try system.start()
-        defer { system.stop() }
         let driver = EchoDriver(ringSize: 256 * 1024)
         system.guest.register(driver)
         guard let client = driver.clients.first, let channel = client.channels.first else {
+            system.stop()
+            return nil
+        }
+        return (system, client, channel)
+    }
+
+    static func echo(_ context: inout BenchmarkContext, requests: Int,
+                     sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws {
+        guard let (system, client, channel) = try echoSystem(sintSpin: sintSpin) else {
             context.require(false, "the echo device was not bound")
             return
         }
+        defer { system.stop() }
         // Warm-up: first-use costs (thread start-up, lazily created counters) stay out of the window.
         try client.pump(channel: channel, count: 10_000, size: 64, window: 128)
         let mallocsBefore = mallocCount()

@@ -14,6 +14,8 @@ import Glibc
 
 // The cross-process sections start this executable again as their peer process.
 if CommandLine.arguments.contains("--peer") { CrossProcessBenchmarks.peerMain(CommandLine.arguments) }
+// Fixed-work loops for callgrind (Scripts/callgrind-ring).
+if CommandLine.arguments.contains("--loop") { CountedLoops.main(CommandLine.arguments) }
 
 let allSections: [BenchmarkSection] = RingBenchmarks.sections + CrossProcessBenchmarks.sections + ChannelBenchmarks.sections
     + StorageBenchmarks.sections + [StorageAllocationProbe.section] + ImageBenchmarks.sections + NetBenchmarks.sections
