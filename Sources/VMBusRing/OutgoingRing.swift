@@ -32,14 +32,15 @@ public final class OutgoingRing: @unchecked Sendable {
     /// Bytes in the data area.
     public var dataSize: Int { memory.dataSize }
     /// Set when the peer corrupted the ring; every later call throws it.
-    public private(set) var corruption: RingCorruption?
+    // Not checked for exclusivity at run time: see IncomingRing.corruption.
+    @exclusivity(unchecked) public private(set) var corruption: RingCorruption?
     public var isCorrupt: Bool { corruption != nil }
 
     /// Size of the trailer after every packet (`u64` holding the packet's start offset in the high half).
     public static let trailerSize = RingControlLayout.packetTrailerSize
 
     /// Our `write_index` as we last stored it; -1 until the first write adopts the shared value.
-    private var ownWriteIndex = -1
+    @exclusivity(unchecked) private var ownWriteIndex = -1
 
     public init(memory: RingMemory) {
         self.memory = memory
