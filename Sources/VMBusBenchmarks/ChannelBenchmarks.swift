@@ -59,6 +59,8 @@ enum ChannelBenchmarks {
         // `pump` allocates its one payload buffer per call; everything else must be allocation-free.
         context.row("mallocs", "\(mallocs) during \(requests) requests (1 is pump's payload buffer; per packet: 0)")
         context.row("verified", "\(client.mismatches.load(ordering: .relaxed)) mismatched payloads")
+        context.record("channel stack", rate / 1e6, unit: "M requests/s")
+        context.record("allocations per request", Double(max(0, Int(mallocs) - 1)) / Double(requests), unit: "allocations")
         context.require(mallocs <= 1, "\(mallocs) allocations in the channel echo loop")
         context.require(client.mismatches.load(ordering: .relaxed) == 0, "echo payloads mismatched")
     }
