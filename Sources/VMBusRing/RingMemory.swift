@@ -98,6 +98,14 @@ public struct RingMemory: @unchecked Sendable {
         return next >= dataSize ? next - dataSize : next
     }
 
+    /// The address of data bytes `[offset, offset + count)` when they are one plain range (contiguous memory and
+    /// no wrap), so a caller can skip the wrap and page arithmetic per access; nil otherwise.
+    @inline(__always)
+    func contiguousRange(_ offset: Int, count: Int) -> UnsafeMutableRawPointer? {
+        guard let base = dataBase, count <= dataSize - offset else { return nil }
+        return base + offset
+    }
+
     /// Stores a little-endian 64-bit word at an 8-aligned data offset (descriptor words, trailer, padding).
     @inline(__always)
     func storeWord(_ value: UInt64, at offset: Int) {
