@@ -12,7 +12,8 @@
  *
  * Usage: ring-baselines linux|spsc PAYLOAD COUNT [--no-pin]
  * Prints "packets_per_second <rate>" and exits 0, or exits 1 if the reader saw wrong bytes, 3 if the mode was
- * not built in. Timing, as in vmbus-bench: from just after the fork until the parent sees the reader finish.
+ * not built in. Timing, as in vmbus-bench: from when the reader is running (pinned, polling) until the parent
+ * sees it finish.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,7 +36,7 @@
 #define MAX_PAYLOAD 65536u
 
 /* After the ring: a flag the reader sets when it has read everything, and the check sum it computed. */
-struct done { volatile uint32_t finished; uint32_t pad; volatile uint64_t check; };
+struct done { volatile uint32_t finished; volatile uint32_t ready; volatile uint64_t check; };
 
 static uint64_t now_ns(void) {
 	struct timespec ts;
@@ -184,11 +185,11 @@ int main(int argc, char **argv) {
 	static uint8_t payload[MAX_PAYLOAD];
 	for (uint32_t i = 0; i < len; i++) payload[i] = (uint8_t)i;
 
-	uint64_t start = now_ns();
 	pid_t child = fork();
 	if (child < 0) { perror("fork"); return 2; }
 	if (child == 0) {
 		if (pinned) pin(1);
+		__atomic_store_n(&done->ready, 1, __ATOMIC_RELEASE);
 		uint64_t check = 0;
 #ifdef HAVE_VMBUS_BUFRING
 		if (linux_ring) check = linux_read(ring, count);
@@ -199,11 +200,13 @@ int main(int argc, char **argv) {
 		_exit(0);
 	}
 	if (pinned) pin(0);
+	unsigned spins = 0;
+	while (!__atomic_load_n(&done->ready, __ATOMIC_ACQUIRE)) relax(&spins);
+	uint64_t start = now_ns();
 #ifdef HAVE_VMBUS_BUFRING
 	if (linux_ring) linux_write(ring, payload, len, count);
 #endif
 	if (!linux_ring) spsc_write(ring, payload, len, count);
-	unsigned spins = 0;
 	while (!__atomic_load_n(&done->finished, __ATOMIC_ACQUIRE)) relax(&spins);
 	uint64_t end = now_ns();
 	waitpid(child, NULL, 0);

@@ -22,6 +22,9 @@ enum CrossProcessBenchmarks {
     static let toPeerFD: Int32 = 4
     static let toParentFD: Int32 = 5
 
+    /// The sink peer's first packet on ring B: it is mapped and reading.
+    static let readyTransactionID = UInt64.max - 1
+
     enum Role: String { case sink, echoPolled = "echo-polled", echoEvent = "echo-event", echoBlock = "echo-block" }
 
     /// Signalled roles: spin-then-block, or block at once (shows the bare eventfd wake-up cost).
@@ -124,6 +127,14 @@ enum CrossProcessBenchmarks {
         var received = 0
         var spins = 0
         do {
+            if role == .sink {
+                // "Ready": the writer starts its clock only now, so a process's start-up (exec, the Swift runtime
+                // loading) is not charged to the ring.
+                var ready = try writer.beginWrite()
+                try writer.append(&ready, type: .dataInband, flags: 0, transactionID: readyTransactionID,
+                                  payload: UnsafeRawBufferPointer(start: nil, count: 0))
+                _ = writer.commit(ready)
+            }
             while received < count {
                 if signalled(role) { waitForData(reader, shared.toPeer, spin: spin(role)) }
                 var batch = try reader.beginRead()
@@ -203,9 +214,15 @@ enum CrossProcessBenchmarks {
         let join = try startPeer(.sink, payload: payload, count: packets, shared: shared, process: process, pin: pin)
         if pin { _ = vmbus_shim_pin_to_cpu(0) }
         let maxBatch = max(1, min(64, (ringDataBytes / 16) / OutgoingRing.bytesNeeded(payloadCount: payload)))
+        var spins = 0
+        var ready = false
+        while !ready {
+            var batch = try acks.beginRead()
+            while let p = try acks.next(&batch, into: buffer) { ready = ready || p.descriptor.transactionID == readyTransactionID }
+            if batch.isEmpty { relax(&spins) } else { _ = acks.commit(batch) }
+        }
         let start = now()
         var sent = 0
-        var spins = 0
         while sent < packets {
             var batch = try writer.beginWrite()
             while sent < packets && batch.packetCount < maxBatch {
