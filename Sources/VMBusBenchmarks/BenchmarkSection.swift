@@ -27,6 +27,16 @@ struct BenchmarkContext {
         print("  " + label.padding(12) + text)
     }
 
+    /// Figures for `--json` and the chart (BenchmarkResults.swift); main.swift sets `section` before each run.
+    var records: [BenchmarkRecord] = []
+    var section = ""
+
+    /// Records one figure of the current section: `series` is what was measured ("ours", a baseline's name, or
+    /// a ratio such as "ours/linux" with unit "ratio"), with the spread over rounds where there were several.
+    mutating func record(_ series: String, _ value: Double, unit: String, low: Double? = nil, high: Double? = nil) {
+        records.append(BenchmarkRecord(section: section, series: series, value: value, unit: unit, low: low, high: high))
+    }
+
     /// Records a violated hard requirement.
     mutating func require(_ condition: Bool, _ message: @autoclosure () -> String) {
         if !condition {

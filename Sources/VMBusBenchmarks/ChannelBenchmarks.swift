@@ -20,18 +20,30 @@ enum ChannelBenchmarks {
         ]
     }
 
-    static func echo(_ context: inout BenchmarkContext, requests: Int,
-                     sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws {
+    /// A started in-process system with the echo device bound (also `vmbus-bench --loop channel`'s); stop it
+    /// when done. Nil if the device was not bound.
+    static func echoSystem(sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws
+        -> (system: InProcessSystem, client: EchoClient, channel: GuestChannel)?
+    {
         let system = try InProcessSystem(memoryPages: 4096, sintSpinNanoseconds: sintSpin)
         system.host.addDevice(EchoDevice(instanceID: InProcessSystem.instanceID(1)))
         try system.start()
-        defer { system.stop() }
         let driver = EchoDriver(ringSize: 256 * 1024)
         system.guest.register(driver)
         guard let client = driver.clients.first, let channel = client.channels.first else {
+            system.stop()
+            return nil
+        }
+        return (system, client, channel)
+    }
+
+    static func echo(_ context: inout BenchmarkContext, requests: Int,
+                     sintSpin: UInt64 = ChannelWorker.spinNanoseconds) throws {
+        guard let (system, client, channel) = try echoSystem(sintSpin: sintSpin) else {
             context.require(false, "the echo device was not bound")
             return
         }
+        defer { system.stop() }
         // Warm-up: first-use costs (thread start-up, lazily created counters) stay out of the window.
         try client.pump(channel: channel, count: 10_000, size: 64, window: 128)
         let mallocsBefore = mallocCount()
@@ -47,6 +59,8 @@ enum ChannelBenchmarks {
         // `pump` allocates its one payload buffer per call; everything else must be allocation-free.
         context.row("mallocs", "\(mallocs) during \(requests) requests (1 is pump's payload buffer; per packet: 0)")
         context.row("verified", "\(client.mismatches.load(ordering: .relaxed)) mismatched payloads")
+        context.record("channel stack", rate / 1e6, unit: "M requests/s")
+        context.record("allocations per request", Double(max(0, Int(mallocs) - 1)) / Double(requests), unit: "allocations")
         context.require(mallocs <= 1, "\(mallocs) allocations in the channel echo loop")
         context.require(client.mismatches.load(ordering: .relaxed) == 0, "echo payloads mismatched")
     }

@@ -139,6 +139,9 @@ enum RingBenchmarks {
         context.row("ratio", "ring/memcpy \(format(packetsPerSecond / copiesPerSecond, 3))"
                     + "   (the ring copies twice per packet: in and out)")
         context.row("mallocs", "\(mallocs) during the measured loop (must be 0)")
+        context.record("ring", packetsPerSecond / 1e6, unit: "M packets/s")
+        context.record("memcpy (same size)", copiesPerSecond / 1e6, unit: "M packets/s")
+        context.record("allocations in the loop", Double(mallocs), unit: "allocations")
         context.require(mallocs == 0, "\(mallocs) allocations in the measured ring loop")
         if let (target, unit) = goal {
             let value = unit == "GB/s" ? bytesPerSecond : packetsPerSecond

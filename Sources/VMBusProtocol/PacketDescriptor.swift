@@ -3,18 +3,22 @@ import VMBusWire
 /// `enum vmbus_packet_type`: the type field of a ring packet. Open: an unknown value survives into errors.
 public struct VMBusPacketType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    // The four supported types and the descriptor accessors below are inlinable: every received packet is
+    // validated against them, and a cross-module `static let` costs a call and a once-check per use
+    // (Scripts/callgrind-ring).
 
     /// `VM_PKT_INVALID`
     public static let invalid = Self(rawValue: 0)
     /// `VM_PKT_DATA_INBAND`
-    public static let dataInband = Self(rawValue: 6)
+    @inlinable public static var dataInband: Self { Self(rawValue: 6) }
     /// `VM_PKT_DATA_USING_XFER_PAGES`
-    public static let dataUsingXferPages = Self(rawValue: 7)
+    @inlinable public static var dataUsingXferPages: Self { Self(rawValue: 7) }
     /// `VM_PKT_DATA_USING_GPA_DIRECT`
-    public static let dataUsingGPADirect = Self(rawValue: 9)
+    @inlinable public static var dataUsingGPADirect: Self { Self(rawValue: 9) }
     /// `VM_PKT_COMP`
-    public static let completion = Self(rawValue: 11)
+    @inlinable public static var completion: Self { Self(rawValue: 11) }
 
     // Types no driver in scope uses; receivers reject them (``isSupported`` is false).
     /// `VM_PKT_SYNCH`
@@ -37,7 +41,7 @@ public struct VMBusPacketType: RawRepresentable, Hashable, Sendable, CustomStrin
     public static let additionalData = Self(rawValue: 13)
 
     /// The types this stack sends and accepts; every other value is rejected, as OpenVMM does.
-    public var isSupported: Bool {
+    @inlinable public var isSupported: Bool {
         self == .dataInband || self == .dataUsingXferPages || self == .dataUsingGPADirect || self == .completion
     }
 
@@ -57,7 +61,7 @@ public struct PacketDescriptor: WireCodable, Equatable, Sendable {
     public static let wireSize = 16
     public static let cName = "vmpacket_descriptor"
     /// `VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED`
-    public static let flagCompletionRequested: UInt16 = 1
+    @inlinable public static var flagCompletionRequested: UInt16 { 1 }
 
     public var type: VMBusPacketType
     /// Payload start in 8-byte units from the packet start.
@@ -67,6 +71,7 @@ public struct PacketDescriptor: WireCodable, Equatable, Sendable {
     public var flags: UInt16
     public var transactionID: UInt64
 
+    @inlinable
     public init(type: VMBusPacketType, offset8: UInt16, len8: UInt16, flags: UInt16, transactionID: UInt64) {
         self.type = type; self.offset8 = offset8; self.len8 = len8; self.flags = flags
         self.transactionID = transactionID
@@ -88,11 +93,11 @@ public struct PacketDescriptor: WireCodable, Equatable, Sendable {
         w.writeUInt64(transactionID)
     }
 
-    public var completionRequested: Bool { flags & Self.flagCompletionRequested != 0 }
+    @inlinable public var completionRequested: Bool { flags & Self.flagCompletionRequested != 0 }
     /// Bytes from the packet start to the payload.
-    public var payloadOffset: Int { Int(offset8) * 8 }
+    @inlinable public var payloadOffset: Int { Int(offset8) * 8 }
     /// Packet length in bytes, without the 8-byte trailer.
-    public var totalLength: Int { Int(len8) * 8 }
+    @inlinable public var totalLength: Int { Int(len8) * 8 }
     /// Payload bytes (a multiple of 8; the device protocol carries the exact length). 0 if `len8 < offset8`.
     public var payloadLength: Int { max(0, totalLength - payloadOffset) }
     /// Where the payload sits in the packet. Empty if `len8 < offset8` (which ``validate()`` rejects).
@@ -100,6 +105,7 @@ public struct PacketDescriptor: WireCodable, Equatable, Sendable {
 
     /// Checks the rules every receiver applies before trusting the descriptor: a known type, `offset8 >= 2`,
     /// `len8 >= offset8`, and no flag other than COMPLETION_REQUESTED.
+    @inlinable @inline(__always)
     public func validate() throws(WireError) {
         guard type.isSupported else { throw .invalidValue(field: "vmpacket_descriptor.type", value: UInt64(type.rawValue)) }
         guard offset8 >= 2 else { throw .invalidValue(field: "vmpacket_descriptor.offset8", value: UInt64(offset8)) }

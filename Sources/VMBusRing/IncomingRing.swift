@@ -28,13 +28,17 @@ public final class IncomingRing: @unchecked Sendable {
     public let memory: RingMemory
     public var dataSize: Int { memory.dataSize }
     /// Set when the peer corrupted the ring; every later call throws it.
-    public private(set) var corruption: RingCorruption?
+    // Exclusivity is not checked at run time on this state (nor on OutgoingRing's, PacketBuffer's): a ring end is
+    // used from one thread at a time by contract, and the dynamic check cost more than the rest of a 64-byte
+    // packet's path (swift_beginAccess and its TLS lookup; Scripts/callgrind-ring). Peer-written values are
+    // validated as before; this concerns only our own accesses.
+    @exclusivity(unchecked) public private(set) var corruption: RingCorruption?
     public var isCorrupt: Bool { corruption != nil }
 
     /// Our `read_index` as we last stored it; -1 until the first read adopts the shared value.
-    private var ownReadIndex = -1
+    @exclusivity(unchecked) private var ownReadIndex = -1
     /// The writer's `write_index` as we last saw it, -1 before the first look.
-    private var lastWriteIndex = -1
+    @exclusivity(unchecked) private var lastWriteIndex = -1
 
     public init(memory: RingMemory) {
         self.memory = memory
@@ -150,27 +154,30 @@ public final class IncomingRing: @unchecked Sendable {
         guard available >= descriptorSize + OutgoingRing.trailerSize else {
             throw fail(.truncatedPacket(offset: start, available: available))
         }
+        // One read of each descriptor word from shared memory (the same single copy as a memcpy of the 16
+        // bytes, without the call); everything below uses these private values.
+        let w0 = m.loadWord(at: start)
+        let w1 = m.loadWord(at: m.advance(start, by: 8))
+        let descriptor = PacketDescriptor(
+            type: VMBusPacketType(rawValue: UInt16(truncatingIfNeeded: w0)),
+            offset8: UInt16(truncatingIfNeeded: w0 >> 16),
+            len8: UInt16(truncatingIfNeeded: w0 >> 32),
+            flags: UInt16(truncatingIfNeeded: w0 >> 48),
+            transactionID: w1)
+        do throws(WireError) {
+            try descriptor.validate()
+        } catch {
+            throw fail(.descriptor(error, at: start))
+        }
+        let length = descriptor.totalLength
+        guard length + OutgoingRing.trailerSize <= available else {
+            throw fail(.packetExceedsAvailable(offset: start, length: length, available: available))
+        }
         return try buffer.fill { (raw) throws(RingError) -> ReceivedPacket in
-            let dst = raw.baseAddress!
-            // One read of the descriptor from shared memory; everything below uses the private copy.
-            m.copyOut(from: start, into: dst, count: descriptorSize)
-            let w0 = UInt64(littleEndian: dst.loadUnaligned(as: UInt64.self))
-            let descriptor = PacketDescriptor(
-                type: VMBusPacketType(rawValue: UInt16(truncatingIfNeeded: w0)),
-                offset8: UInt16(truncatingIfNeeded: w0 >> 16),
-                len8: UInt16(truncatingIfNeeded: w0 >> 32),
-                flags: UInt16(truncatingIfNeeded: w0 >> 48),
-                transactionID: UInt64(littleEndian: dst.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-            do throws(WireError) {
-                try descriptor.validate()
-            } catch {
-                throw fail(.descriptor(error, at: start))
-            }
-            let length = descriptor.totalLength
-            guard length + OutgoingRing.trailerSize <= available else {
-                throw fail(.packetExceedsAvailable(offset: start, length: length, available: available))
-            }
             guard length <= raw.count else { throw .tooLarge(length) }
+            let dst = raw.baseAddress!
+            dst.storeBytes(of: w0.littleEndian, as: UInt64.self)
+            dst.storeBytes(of: w1.littleEndian, toByteOffset: 8, as: UInt64.self)
             if length > descriptorSize {
                 m.copyOut(from: m.advance(start, by: descriptorSize), into: dst + descriptorSize,
                           count: length - descriptorSize)

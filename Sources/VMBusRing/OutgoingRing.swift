@@ -32,14 +32,15 @@ public final class OutgoingRing: @unchecked Sendable {
     /// Bytes in the data area.
     public var dataSize: Int { memory.dataSize }
     /// Set when the peer corrupted the ring; every later call throws it.
-    public private(set) var corruption: RingCorruption?
+    // Not checked for exclusivity at run time: see IncomingRing.corruption.
+    @exclusivity(unchecked) public private(set) var corruption: RingCorruption?
     public var isCorrupt: Bool { corruption != nil }
 
     /// Size of the trailer after every packet (`u64` holding the packet's start offset in the high half).
     public static let trailerSize = RingControlLayout.packetTrailerSize
 
     /// Our `write_index` as we last stored it; -1 until the first write adopts the shared value.
-    private var ownWriteIndex = -1
+    @exclusivity(unchecked) private var ownWriteIndex = -1
 
     public init(memory: RingMemory) {
         self.memory = memory
@@ -199,26 +200,18 @@ public final class OutgoingRing: @unchecked Sendable {
         // Descriptor (`struct vmpacket_descriptor`), as two little-endian words.
         let offset8 = UInt64((PacketDescriptor.wireSize + header.count) / 8)
         let len8 = UInt64(packetLength / 8)
-        m.storeWord(UInt64(type.rawValue) | offset8 << 16 | len8 << 32 | UInt64(flags) << 48, at: start)
-        m.storeWord(transactionID, at: m.advance(start, by: 8))
-        var at = m.advance(start, by: PacketDescriptor.wireSize)
-        if header.count > 0, let h = header.baseAddress {
-            m.copyIn(to: at, from: h, count: header.count)
-            at = m.advance(at, by: header.count)
+        let layout = PacketLayout(
+            descriptor: UInt64(type.rawValue) | offset8 << 16 | len8 << 32 | UInt64(flags) << 48,
+            transactionID: transactionID, header: header, payloadParts: payloadParts, packetLength: packetLength,
+            start: start)
+        if let p = m.contiguousRange(start, count: total) {
+            // The common case: the whole packet in one range (contiguous memory, no wrap); plain pointer stores.
+            var bytes = ContiguousPacketBytes(base: p)
+            layout.write(into: &bytes)
+        } else {
+            var bytes = RingPacketBytes(memory: m, start: start)
+            layout.write(into: &bytes)
         }
-        if payloadCount & 7 != 0 {
-            // Zero the last payload word first; the payload copy then leaves only the padding zero.
-            m.storeWord(0, at: m.advance(at, by: payloadCount & ~7))
-        }
-        if payloadParts.0.count > 0, let p = payloadParts.0.baseAddress {
-            m.copyIn(to: at, from: p, count: payloadParts.0.count)
-            at = m.advance(at, by: payloadParts.0.count)
-        }
-        if payloadParts.1.count > 0, let p = payloadParts.1.baseAddress {
-            m.copyIn(to: at, from: p, count: payloadParts.1.count)
-        }
-        // Trailer: the packet's start offset in the high 32 bits (Linux `prev_indices`).
-        m.storeWord(UInt64(start) << 32, at: m.advance(start, by: packetLength))
         batch.nextOffset = m.advance(start, by: total)
         batch.packetCount += 1
     }

@@ -17,7 +17,7 @@ public struct ReceivedPacket: Equatable, Sendable {
     /// Payload bytes (`(len8 - offset8) * 8`, so a multiple of 8; the true length is the device protocol's).
     public let payloadLength: Int
     /// Which fill of the buffer this packet is.
-    let generation: UInt64
+    @usableFromInline let generation: UInt64
 
     /// The range of the payload in the buffer.
     public var payloadRange: Range<Int> { payloadOffset..<(payloadOffset + payloadLength) }
@@ -35,8 +35,9 @@ public final class PacketBuffer: @unchecked Sendable {
     /// The largest packet (descriptor included) this buffer takes.
     public let capacity: Int
     /// Backing bytes, always `capacity` long. An array so that ``wireReader(for:)`` can share it without copying.
-    private var storage: [UInt8]
-    private(set) var generation: UInt64 = 0
+    /// Not checked for exclusivity at run time (one packet, one thread at a time): see IncomingRing.corruption.
+    @exclusivity(unchecked) @usableFromInline var storage: [UInt8]
+    @exclusivity(unchecked) @usableFromInline private(set) var generation: UInt64 = 0
 
     /// Linux's default `max_pkt_size` (`VMBUS_DEFAULT_MAX_PKT_SIZE`).
     public static let defaultCapacity = 4096
@@ -56,12 +57,16 @@ public final class PacketBuffer: @unchecked Sendable {
         return try storage.withUnsafeMutableBytes { raw in Result { () throws(RingError) -> R in try body(raw) } }.get()
     }
 
-    @inline(__always)
-    private func check(_ packet: ReceivedPacket) {
+    @inlinable @inline(__always)
+    func check(_ packet: ReceivedPacket) {
         precondition(packet.generation == generation, "ReceivedPacket used after its PacketBuffer was refilled")
     }
 
     /// Calls `body` with the bytes of `packet` (descriptor, header and payload). The pointer must not escape.
+    ///
+    /// Inlinable, as is the next one: unspecialised, each call instantiated `Result<R, E>`'s metadata at run
+    /// time (about 650 instructions, twice per channel request; Scripts/callgrind-ring).
+    @inlinable
     public func withUnsafeBytes<R, E: Error>(
         of packet: ReceivedPacket, _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
@@ -72,6 +77,7 @@ public final class PacketBuffer: @unchecked Sendable {
     }
 
     /// Calls `body` with the whole buffer (`capacity` bytes; only the current packet's bytes are meaningful).
+    @inlinable
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try storage.withUnsafeBytes { raw in Result { () throws(E) -> R in try body(raw) } }.get()
     }

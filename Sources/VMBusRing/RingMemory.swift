@@ -1,3 +1,4 @@
+import Atomics
 import VMBusProtocol
 
 /// The memory of ONE ring: a 4 KiB control page followed by a data area whose size is a multiple of 4096.
@@ -97,10 +98,28 @@ public struct RingMemory: @unchecked Sendable {
         return next >= dataSize ? next - dataSize : next
     }
 
+    /// The address of data bytes `[offset, offset + count)` when they are one plain range (contiguous memory and
+    /// no wrap), so a caller can skip the wrap and page arithmetic per access; nil otherwise.
+    @inline(__always)
+    func contiguousRange(_ offset: Int, count: Int) -> UnsafeMutableRawPointer? {
+        guard let base = dataBase, count <= dataSize - offset else { return nil }
+        return base + offset
+    }
+
     /// Stores a little-endian 64-bit word at an 8-aligned data offset (descriptor words, trailer, padding).
     @inline(__always)
     func storeWord(_ value: UInt64, at offset: Int) {
         address(offset).storeBytes(of: value.littleEndian, as: UInt64.self)
+    }
+
+    /// Loads the little-endian 64-bit word at an 8-aligned data offset: exactly one read of those 8 bytes, so a
+    /// caller that checks and uses only the returned value has its own copy (the descriptor words of a packet).
+    /// A relaxed atomic load (a plain `mov` on x86-64) rather than a plain one, which the compiler would be free
+    /// to repeat: a second read of a peer-written word is the double fetch the copy-out rule forbids.
+    @inline(__always)
+    func loadWord(at offset: Int) -> UInt64 {
+        let word = UnsafeAtomic<UInt64>(at: address(offset).assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+        return UInt64(littleEndian: word.load(ordering: .relaxed))
     }
 
     /// Copies `count` bytes starting at data offset `offset` (wrapping at the end) into `destination`.

@@ -86,6 +86,9 @@ public final class ChannelEndpoint: @unchecked Sendable {
     private let sendLock = Condition(SendState())
     /// Bumped on every signal from the peer, so a sender blocked on a full ring re-checks.
     private let space = Condition<UInt64>(0)
+    /// `space`'s value, stored under its lock whenever it changes, so that every send can take its "before"
+    /// generation with one load instead of a lock round trip (only a sender that finds the ring full waits).
+    private let spaceGeneration = ManagedAtomic<UInt64>(0)
     private let sendersWaiting = ManagedAtomic<Int>(0)
     private let closedFlag = ManagedAtomic<Bool>(false)
     private let firstFailure = Condition<ChannelError?>(nil)
@@ -96,6 +99,8 @@ public final class ChannelEndpoint: @unchecked Sendable {
     /// Longest a sender waits for ring space before giving up with ``ChannelError/sendTimedOut``.
     public var sendTimeoutNanoseconds: UInt64 = 30_000_000_000
 
+    // Statistics. Each has one writer at a time (senders hold the send lock, one thread drains), so they
+    // advance with a load and a store rather than a locked read-modify-write per packet; any thread may read them.
     public let packetsSent = ManagedAtomic<UInt64>(0)
     public let packetsReceived = ManagedAtomic<UInt64>(0)
     public let bytesSent = ManagedAtomic<UInt64>(0)
@@ -126,7 +131,14 @@ public final class ChannelEndpoint: @unchecked Sendable {
             state.closed = true
             closedFlag.store(true, ordering: .releasing)
         }
-        space.update { $0 &+= 1 }
+        bumpSpace()
+    }
+
+    private func bumpSpace() {
+        space.update { g in
+            g &+= 1
+            spaceGeneration.store(g, ordering: .releasing)
+        }
     }
 
     /// Records `error` as the endpoint's failure (the first one wins), closes it and returns the failure.
@@ -143,7 +155,7 @@ public final class ChannelEndpoint: @unchecked Sendable {
     /// Call on every signal from the peer: wakes senders waiting for space.
     @inline(__always)
     public func peerSignalled() {
-        if sendersWaiting.load(ordering: .acquiring) > 0 { space.update { $0 &+= 1 } }
+        if sendersWaiting.load(ordering: .acquiring) > 0 { bumpSpace() }
     }
 
     private func raise() {
@@ -167,8 +179,8 @@ public final class ChannelEndpoint: @unchecked Sendable {
         var deadline: UInt64 = 0
         var waiting = false
         // The space generation, read before an attempt so a signal that comes after a failed attempt is not
-        // missed. Only a sender that found the ring full needs it: the first attempt goes without (no lock
-        // taken per packet), and a full ring reads it and tries once more before it may wait.
+        // missed. Only a sender that found the ring full needs it: the first attempt goes without (not even the
+        // atomic load), and a full ring reads it and tries once more before it may wait.
         var generation: UInt64?
         defer { if waiting { leaveWaiters() } }
         while true {
@@ -178,7 +190,10 @@ public final class ChannelEndpoint: @unchecked Sendable {
                     var batch = try outgoing.beginWrite()
                     try outgoing.append(&batch, type: type, flags: flags, transactionID: transactionID,
                                         header: header, payload: payload)
-                    return .sent(signal: outgoing.commit(batch))
+                    let signal = outgoing.commit(batch)
+                    Self.add(1, to: packetsSent)
+                    Self.add(UInt64(payload.count), to: bytesSent)
+                    return .sent(signal: signal)
                 } catch {
                     guard case .full = error else { return .failed(error) }
                     if !waiting {
@@ -197,8 +212,6 @@ public final class ChannelEndpoint: @unchecked Sendable {
             }
             switch outcome {
             case .sent(let signal):
-                packetsSent.wrappingIncrement(ordering: .relaxed)
-                bytesSent.wrappingIncrement(by: UInt64(payload.count), ordering: .relaxed)
                 if signal { raise() }
                 return
             case .closed:
@@ -209,7 +222,7 @@ public final class ChannelEndpoint: @unchecked Sendable {
                 continue
             case .wait:
                 guard let seen = generation else {
-                    generation = space.withLock { $0 }
+                    generation = spaceGeneration.load(ordering: .acquiring)
                     continue
                 }
                 let now = monotonicNanoseconds()
@@ -218,7 +231,7 @@ public final class ChannelEndpoint: @unchecked Sendable {
                 // A short timed wait: if the blocked sender is the thread that also drains signals, nobody else
                 // will wake it, so it polls.
                 _ = space.wait(timeoutNanoseconds: min(1_000_000, deadline - now)) { $0 != seen ? true : nil }
-                generation = space.withLock { $0 }
+                generation = spaceGeneration.load(ordering: .acquiring)
             }
         }
     }
@@ -285,6 +298,7 @@ public final class ChannelEndpoint: @unchecked Sendable {
                 throw fail(Self.channelError(error, limit: buffer.capacity))
             }
             var n = 0
+            var bytes: UInt64 = 0
             var fault: RingError?
             while n < Self.batchPackets, handled + n < maxPackets, !isClosed {
                 let next: ReceivedPacket?
@@ -295,11 +309,12 @@ public final class ChannelEndpoint: @unchecked Sendable {
                     break
                 }
                 guard let packet = next else { break }
-                packetsReceived.wrappingIncrement(ordering: .relaxed)
-                bytesReceived.wrappingIncrement(by: UInt64(packet.payloadLength), ordering: .relaxed)
+                bytes &+= UInt64(packet.payloadLength)
                 handler(packet, buffer)
                 n += 1
             }
+            Self.add(UInt64(n), to: packetsReceived)
+            Self.add(bytes, to: bytesReceived)
             handled += n
             // Commit what was handled, also when the ring broke after it.
             if incoming.commit(batch) { raise() }
@@ -314,6 +329,12 @@ public final class ChannelEndpoint: @unchecked Sendable {
             if !incoming.unmaskInterrupts() { return DrainResult(handled: handled, more: false) }
             incoming.maskInterrupts()
         }
+    }
+
+    /// Advances a statistics counter that only the calling thread writes now (see ``packetsSent``).
+    @inline(__always)
+    private static func add(_ n: UInt64, to counter: ManagedAtomic<UInt64>) {
+        counter.store(counter.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
 
     private static func channelError(_ e: RingError, limit: Int) -> ChannelError {

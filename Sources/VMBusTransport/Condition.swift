@@ -4,11 +4,15 @@ import Glibc
 import CVMBusShims
 
 /// A mutex-protected value with a condition variable, for the control plane's blocking waits
-/// (a response message, a queue item). Not for the data path.
+/// (a response message, a queue item), and the short critical sections of the send path and the requestor.
+///
+/// The lock operations are inlinable so that each caller gets them specialised for its value and closure
+/// (unspecialised, a generic call with a closure context per lock; Scripts/callgrind-ring), and `value` is
+/// not checked for exclusivity at run time: the mutex already makes every access exclusive.
 public final class Condition<Value>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var value: Value
+    @usableFromInline let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    @usableFromInline let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    @exclusivity(unchecked) @usableFromInline var value: Value
 
     public init(_ value: Value) {
         self.value = value
@@ -28,19 +32,20 @@ public final class Condition<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` under the lock and wakes all waiters afterwards.
-    @discardableResult
+    @inlinable @discardableResult
     public func update<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutate(body, wakingAll: true)
     }
 
     /// As ``update(_:)``, but wakes one waiter instead of all: for changes that only one waiter can use (one
     /// item queued), where waking every thread would send all but one straight back to sleep.
-    @discardableResult
+    @inlinable @discardableResult
     public func updateWakingOne<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutate(body, wakingAll: false)
     }
 
-    private func mutate<R>(_ body: (inout Value) throws -> R, wakingAll: Bool) rethrows -> R {
+    @inlinable
+    func mutate<R>(_ body: (inout Value) throws -> R, wakingAll: Bool) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer {
             if wakingAll { pthread_cond_broadcast(cond) } else { pthread_cond_signal(cond) }
@@ -50,6 +55,7 @@ public final class Condition<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` under the lock without waking anyone.
+    @inlinable
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
