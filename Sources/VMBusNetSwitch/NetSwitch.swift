@@ -117,8 +117,9 @@ public final class NetSwitch: @unchecked Sendable {
                 if target == source.id {
                     framesFiltered.wrappingIncrement(ordering: .relaxed)
                 } else if let q = s.ports.first(where: { $0.id == target }) {
-                    q.enqueue(frame)
+                    // Counted before the frame can reach its NIC, so whoever sees the frame sees the count.
                     framesForwarded.wrappingIncrement(ordering: .relaxed)
+                    q.enqueue(frame)
                 }
                 return
             }
