@@ -159,6 +159,8 @@ extension NetVSPCounters {
             where value != 0 {
             fields.append("\(name)=\(value)")
         }
+        // What the last protocol error was: what an operator needs to see first when a guest's NIC fails.
+        if protocolErrors != 0, let lastError { fields.append("last_error=\"\(lastError)\"") }
         return fields.joined(separator: " ")
     }
 }

@@ -85,7 +85,10 @@ struct ICProcessTests {
         #expect(host.isRunning)
     }
 
-    @Test func aGuestWithDevVMBusServesTheDaemonsFilesAndForwardsToAnAttachedDaemon() throws {
+    /// Not under ThreadSanitizer: the guest process's runtime dies (exit 66) when libfuse cancels the workers of
+    /// its /dev/vmbus mount as it stops (docs/CONFORMANCE.md "Sanitizers").
+    @Test(.enabled(if: Sanitizer.active != .thread))
+    func aGuestWithDevVMBusServesTheDaemonsFilesAndForwardsToAnAttachedDaemon() throws {
         let f = try Fixture()
         defer { f.directory.remove() }
         let dir = f.directory.path + "/dev-vmbus"
