@@ -6,7 +6,8 @@ import VMBusRing
 public protocol VMBusDeviceProvider: AnyObject, Sendable {
     /// The offer to publish. Read once, when the device is added.
     var offer: HostDeviceOffer { get }
-    /// Called once when the device is added, with the handle for requests to the server.
+    /// Called once when the device is added, with the handle for requests to the server, before the offer
+    /// reaches the guest. It runs under the host's lock: store the handle, make no request with it here.
     func attached(_ device: HostDeviceHandle)
     /// The guest opened a channel (primary or sub-channel) of this device. Throw to refuse the open
     /// (the guest gets a failing OPENCHANNEL_RESULT).

@@ -88,20 +88,24 @@ public final class VMBusHost: HostMessageSink, @unchecked Sendable {
     @discardableResult
     public func addDevice(_ provider: any VMBusDeviceProvider) -> HostDeviceHandle? {
         let offer = provider.offer
-        var index = -1
+        var handle: HostDeviceHandle?
         process { s -> [ServerAction] in
             guard let (relID, actions) = s.server.addOffer(offer, subchannelIndex: 0) else { return [] }
-            index = s.devices.count
+            let index = s.devices.count
             s.devices.append(Device(provider: provider, offer: offer, relIDs: [relID]))
             s.owners[relID] = (index, 0)
+            // The provider has its handle before the offer is posted: a guest that opens the channel at once
+            // must not reach a provider that cannot yet look up its GPADLs (a hot-added NIC refused its receive
+            // buffer that way).
+            let h = HostDeviceHandle(host: self, deviceIndex: index)
+            provider.attached(h)
+            handle = h
             return actions
         }
-        guard index >= 0 else {
+        guard let handle else {
             logger.error("no relid left for device \(offer.instanceID)")
             return nil
         }
-        let handle = HostDeviceHandle(host: self, deviceIndex: index)
-        provider.attached(handle)
         return handle
     }
 
