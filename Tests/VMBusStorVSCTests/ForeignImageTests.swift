@@ -97,11 +97,15 @@ import VMBusTestSupport
         try VHDXBackend.create(path: image, size: UInt64(Self.size), type: type, blockSize: 1 << 20, logicalSectorSize: sector)
         var expected = [UInt8](repeating: 0, count: Self.size)
         do {
-            let rig = try StorageRig(luns: [:], images: [0: try VHDXBackend(path: image)])
-            defer { rig.stop() }
+            let backend = try VHDXBackend(path: image)
+            let rig = try StorageRig(luns: [:], images: [0: backend])
             let disk = try rig.disk()
             #expect(disk.blockSize == Int(sector))
             try Self.writeThrough(disk, &expected)
+            rig.stop()
+            // As a host that stops does (HostDiskSet.close): the log closed before another tool opens the image.
+            // Leaving it to the backend's deinit raced with qemu-img: the stopped system lets go of it a moment later.
+            try backend.closeCleanly()
         }
         // qemu reads VHDX with 512-byte logical sectors only.
         if Self.qemu && sector == 512 {
@@ -143,9 +147,11 @@ import VMBusTestSupport
         try VHDBackend.create(path: image, size: UInt64(Self.size), type: type)
         var expected = [UInt8](repeating: 0, count: Self.size)
         do {
-            let rig = try StorageRig(luns: [:], images: [0: try VHDBackend(path: image)])
-            defer { rig.stop() }
+            let backend = try VHDBackend(path: image)
+            let rig = try StorageRig(luns: [:], images: [0: backend])
             try Self.writeThrough(try rig.disk(), &expected)
+            rig.stop()
+            try backend.closeCleanly()
         }
         #expect(runTool(["qemu-img", "convert", "-f", "vpc", "-O", "raw", image, raw]) == 0)
         #expect(byteDifference(fileBytes(raw), expected) == "", "qemu reads what we wrote through the stack")
