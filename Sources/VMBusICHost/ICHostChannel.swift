@@ -46,7 +46,6 @@ public final class ICHostChannel: VMBusDeviceProvider, @unchecked Sendable {
         /// A caller waits for the answer; when false (a posted request), the answer is dropped.
         var awaited: Bool
         var deadline: UInt64
-        var answer: ICMessage?
     }
 
     private struct State {
@@ -157,13 +156,11 @@ public final class ICHostChannel: VMBusDeviceProvider, @unchecked Sendable {
             return
         }
         state.update { s in
-            guard s.channel === channel, var f = s.inFlight, f.id == id, f.answer == nil else {
+            guard s.channel === channel, let f = s.inFlight, f.id == id, s.answered?.id != id else {
                 s.strayAnswers += 1
                 return
             }
             if f.awaited {
-                f.answer = message
-                s.inFlight = f
                 s.answered = (id, message)
             } else {
                 s.inFlight = nil
@@ -263,7 +260,7 @@ public final class ICHostChannel: VMBusDeviceProvider, @unchecked Sendable {
             if let f = s.inFlight, monotonicNanoseconds() < f.deadline { return nil }
             let id = s.nextID
             s.nextID &+= 1
-            s.inFlight = InFlight(id: id, awaited: awaited, deadline: deadline, answer: nil)
+            s.inFlight = InFlight(id: id, awaited: awaited, deadline: deadline)
             let header = ICMessageHeader(icverframe: versions.framework, icmsgtype: type,
                                          icvermsg: versions.service, icmsgsize: 0)
             return .success((id, channel, s.generation, ICMessage(header: header, body: body)))
