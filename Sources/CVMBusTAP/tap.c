@@ -5,6 +5,8 @@
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/virtio_net.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -35,6 +37,53 @@ int vmbus_tap_open(const char *name, char *actual) {
 
 int vmbus_tap_set_offload(int fd, unsigned int flags) { return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags); }
 unsigned int vmbus_tap_offload_csum(void) { return TUN_F_CSUM; }
+unsigned int vmbus_tap_offload_tso4(void) { return TUN_F_TSO4; }
+unsigned int vmbus_tap_offload_tso6(void) { return TUN_F_TSO6; }
+unsigned int vmbus_tap_offload_tso_ecn(void) { return TUN_F_TSO_ECN; }
+
+/* RTM_NEWLINK with IFLA_GSO_MAX_SIZE on the interface's index, then the kernel's acknowledgement. */
+static int ifreq_call(const char *name, unsigned long request, struct ifreq *ifr);
+
+int vmbus_tap_set_gso_max_size(const char *name, unsigned int size) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ifreq_call(name, SIOCGIFINDEX, &ifr) < 0) return -1;
+    int index = ifr.ifr_ifindex;
+    struct {
+        struct nlmsghdr header;
+        struct ifinfomsg info;
+        struct rtattr attribute;
+        unsigned int value;
+    } request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = sizeof request;
+    request.header.nlmsg_type = RTM_NEWLINK;
+    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    request.header.nlmsg_seq = 1;
+    request.info.ifi_family = AF_UNSPEC;
+    request.info.ifi_index = index;
+    request.attribute.rta_type = IFLA_GSO_MAX_SIZE;
+    request.attribute.rta_len = RTA_LENGTH(sizeof(unsigned int));
+    request.value = size;
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) return -1;
+    int result = -1;
+    if (send(s, &request, sizeof request, 0) == (ssize_t)sizeof request) {
+        char answer[512];
+        ssize_t n = recv(s, answer, sizeof answer, 0);
+        struct nlmsghdr *h = (struct nlmsghdr *)answer;
+        if (n >= (ssize_t)(sizeof *h + sizeof(struct nlmsgerr)) && h->nlmsg_type == NLMSG_ERROR) {
+            int error = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            if (error == 0) result = 0; else errno = -error;
+        } else {
+            errno = EPROTO;
+        }
+    }
+    int e = errno;
+    close(s);
+    errno = e;
+    return result;
+}
 
 int vmbus_tap_set_carrier(int fd, int on) {
 #ifdef TUNSETCARRIER

@@ -2,6 +2,7 @@ import Atomics
 import Logging
 import VMBusGuest
 import VMBusNetVSC
+import VMBusNetVSP
 import VMBusSync
 import VMBusTransport
 
@@ -15,6 +16,12 @@ import VMBusTransport
 /// Frames from the TAP are sent on the reader's thread; while the NIC is busy (no section, ring full) it
 /// retries after short sleeps, for up to a second, then drops.
 ///
+/// Offloads, as `hv_netvsc` offers them to its stack: once the NIC knows what the host takes, the TAP asks the
+/// kernel for partial checksums (TCP and UDP) and for TSO over the IP versions the host segments, with the
+/// kernel's GSO frames capped at the host's LSO size; a frame the kernel left partial goes out with
+/// `TCPIP_CHKSUM_PKTINFO`, a GSO frame as one LSOv2 send, rewritten as Linux's netvsc rewrites it (IP length 0, the
+/// pseudo-header sum without the length). What the host does not take is finished here.
+///
 /// The stack's changes to the interface (another MAC, a larger MTU) are not passed on: frames larger than the
 /// NIC's ``NetVSC/maxFrameSize`` are dropped by it.
 public final class GuestTAPInterface: @unchecked Sendable {
@@ -22,6 +29,8 @@ public final class GuestTAPInterface: @unchecked Sendable {
     public let nic: NetVSC
     private let reader: TAPFrameReader
     private static let header = VirtioNetHeader().bytes
+    /// What the TAP hands over unfinished (what the NIC negotiated).
+    public let offloads: TAPFrameReader.OffloadPolicy
 
     public let framesToStack = ManagedAtomic<Int>(0)
     /// Frames the NIC received that the TAP refused (queue full, interface down).
@@ -51,10 +60,12 @@ public final class GuestTAPInterface: @unchecked Sendable {
         self.nic = nic
         let fromStack = framesFromStack, sendDrops = self.sendDrops
         do {
-            reader = try TAPFrameReader(device: device, maxFrameSize: 65_535) { frame, reader in
-                Self.send(frame, nic, reader, sent: fromStack, dropped: sendDrops)
-            }
             try nic.start()
+            offloads = try Self.askForOffloads(device, nic, logger)
+            let policy = offloads
+            reader = try TAPFrameReader(device: device, maxFrameSize: NetVSC.largeSendLimit, policy: policy) { frame, offload, reader in
+                Self.send(frame, offload, nic, reader, sent: fromStack, dropped: sendDrops)
+            }
             device.setCarrier(nic.linkUp)
             try device.setMACAddress(nic.macAddress)
             try device.setMTU(nic.mtu)
@@ -74,11 +85,42 @@ public final class GuestTAPInterface: @unchecked Sendable {
         device.close()
     }
 
-    private static func send(_ frame: UnsafeRawBufferPointer, _ nic: NetVSC, _ reader: TAPFrameReader,
-                             sent: ManagedAtomic<Int>, dropped: ManagedAtomic<Int>) {
+    /// Turns on the TAP's offloads the NIC can carry; what it asks for is what the reader passes on.
+    private static func askForOffloads(_ device: TAPDevice, _ nic: NetVSC, _ logger: Logger?) throws -> TAPFrameReader.OffloadPolicy {
+        var policy = TAPFrameReader.OffloadPolicy()
+        // TUN_F_CSUM covers both IP versions: the reader finishes the one the host does not take.
+        guard nic.checksumOffload || nic.checksumOffloadIPv6 else { return policy }
+        policy.checksumIPv4 = nic.checksumOffload
+        policy.checksumIPv6 = nic.checksumOffloadIPv6
+        var asked: TAPDevice.Offloads = [.checksum]
+        if nic.largeSendMaxSize > 0 {
+            // TSO needs the partial checksum of that IP version (the host fills it in per segment).
+            policy.segmentationIPv4 = nic.checksumOffload
+            policy.segmentationIPv6 = nic.largeSendIPv6 && nic.checksumOffloadIPv6
+            policy.maxSegmentationFrame = nic.largeSendMaxSize
+            if policy.segmentationIPv4 { asked.insert(.tcpSegmentationIPv4) }
+            if policy.segmentationIPv6 { asked.insert(.tcpSegmentationIPv6) }
+            if !asked.isDisjoint(with: [.tcpSegmentationIPv4, .tcpSegmentationIPv6]) { asked.insert(.tcpSegmentationECN) }
+            do { try device.setGSOMaxSize(nic.largeSendMaxSize) } catch {
+                // The reader cuts what is larger than the NIC takes; only slower.
+                logger?.notice("\(device.name): \(error); larger GSO frames are cut in software")
+            }
+        }
+        try device.setOffloads(asked)
+        return policy
+    }
+
+    private static func send(_ frame: UnsafeMutableRawBufferPointer, _ offload: FrameOffload?, _ nic: NetVSC,
+                             _ reader: TAPFrameReader, sent: ManagedAtomic<Int>, dropped: ManagedAtomic<Int>) {
+        let request = offload.flatMap { NetVSC.TransmitOffload(kernel: $0, rewriting: frame) }
+        if offload != nil && request == nil {
+            // Headers that do not add up for what the kernel asked: nothing we could send would be right.
+            dropped.wrappingIncrement(ordering: .relaxed)
+            return
+        }
         var deadline: UInt64 = 0
         while !reader.isStopping {
-            switch nic.send(frame) {
+            switch nic.send(UnsafeRawBufferPointer(frame), offload: request) {
             case .sent:
                 sent.wrappingIncrement(ordering: .relaxed)
                 return

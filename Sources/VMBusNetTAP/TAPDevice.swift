@@ -45,6 +45,11 @@ public final class TAPDevice: @unchecked Sendable {
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// `TUN_F_CSUM`: TCP and UDP checksums may be left partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
         public static let checksum = Offloads(rawValue: vmbus_tap_offload_csum())
+        /// `TUN_F_TSO4`, `TUN_F_TSO6`, `TUN_F_TSO_ECN`: TCP segments of up to 64 KiB, cut by whoever takes
+        /// them (each needs ``checksum`` too).
+        public static let tcpSegmentationIPv4 = Offloads(rawValue: vmbus_tap_offload_tso4())
+        public static let tcpSegmentationIPv6 = Offloads(rawValue: vmbus_tap_offload_tso6())
+        public static let tcpSegmentationECN = Offloads(rawValue: vmbus_tap_offload_tso_ecn())
     }
 
     /// Opens (creating if needed) the TAP interface `name` (1...15 bytes). With no `offloads` (what the
@@ -64,6 +69,18 @@ public final class TAPDevice: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// Changes what the kernel may hand over unfinished (TUNSETOFFLOAD).
+    public func setOffloads(_ offloads: Offloads) throws(TAPError) {
+        guard vmbus_tap_set_offload(fd, offloads.rawValue) == 0 else { throw TAPError("TUNSETOFFLOAD \(name)", errno: errno) }
+    }
+
+    /// Caps the GSO frames the kernel hands over at `bytes` (IFLA_GSO_MAX_SIZE), in the caller's namespace.
+    public func setGSOMaxSize(_ bytes: Int) throws(TAPError) {
+        guard vmbus_tap_set_gso_max_size(name, UInt32(clamping: bytes)) == 0 else {
+            throw TAPError("IFLA_GSO_MAX_SIZE \(name) \(bytes)", errno: errno)
+        }
+    }
 
     public func close() {
         let was = closed.withLock { c -> Bool in defer { c = true }; return c }
@@ -97,17 +114,29 @@ public final class TAPDevice: @unchecked Sendable {
 
     /// Writes `header` and `frame` as one packet; never blocks.
     public func write(header: [UInt8], frame: UnsafeRawBufferPointer) -> WriteResult {
-        closed.withLock { isClosed in
-            isClosed ? .failed(EBADF) : writeOpen(header: header, frame: frame)
+        header.withUnsafeBytes { h in write(encodedHeader: h, frame: frame) }
+    }
+
+    /// The same with a header encoded on the stack (one per frame, no allocation).
+    public func write(header: VirtioNetHeader, frame: UnsafeRawBufferPointer) -> WriteResult {
+        withUnsafeTemporaryAllocation(byteCount: VirtioNetHeader.size, alignment: 2) { h in
+            header.encode(into: h)
+            return write(encodedHeader: UnsafeRawBufferPointer(h), frame: frame)
         }
     }
 
-    private func writeOpen(header: [UInt8], frame: UnsafeRawBufferPointer) -> WriteResult {
-        header.withUnsafeBytes { h in
-            var vectors = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress), iov_len: h.count),
-                           iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)]
+    private func write(encodedHeader h: UnsafeRawBufferPointer, frame: UnsafeRawBufferPointer) -> WriteResult {
+        closed.withLock { isClosed in
+            isClosed ? .failed(EBADF) : writeOpen(header: h, frame: frame)
+        }
+    }
+
+    private func writeOpen(header h: UnsafeRawBufferPointer, frame: UnsafeRawBufferPointer) -> WriteResult {
+        withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors in
+            vectors[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress), iov_len: h.count)
+            vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count)
             while true {
-                let n = writev(fd, &vectors, 2)
+                let n = writev(fd, vectors.baseAddress, 2)
                 if n >= 0 { return .written }
                 switch errno {
                 case EINTR: continue

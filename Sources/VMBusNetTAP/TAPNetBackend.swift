@@ -11,6 +11,10 @@ import VMBusTransport
 /// thread, which waits (bounded, then retries) for receive space when the guest has none, so nothing read is
 /// lost to a guest that is merely slow; without an attached NIC they are dropped and counted.
 ///
+/// Offloads: what the guest left to the host (a partial checksum, an LSO segment) is written with a virtio-net
+/// header that leaves it to the kernel (GSO), which finishes it once per segment, or not at all for a local
+/// socket; `passesOffloads: false` makes NetVSP finish both in software first.
+///
 /// One NIC at a time: a NIC that attaches replaces the one before (a host serving partitions one after another
 /// hands each the same TAP).
 public final class TAPNetBackend: NetBackend, @unchecked Sendable {
@@ -33,14 +37,17 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     /// Frames from the kernel no guest took: none attached, or the NIC refused them (filter, size, link).
     public let deliveriesDropped = ManagedAtomic<Int>(0)
 
+    public let acceptsOffloads: Bool
+
     /// Serves `device`; frames are read from the moment it is created.
-    public init(device: TAPDevice, maxFrameSize: Int = 65_535) throws(TAPError) {
+    public init(device: TAPDevice, maxFrameSize: Int = 65_535, passesOffloads: Bool = true) throws(TAPError) {
         self.device = device
+        acceptsOffloads = passesOffloads
         let port = self.port
         let dropped = deliveriesDropped
         let delivered = framesDelivered
-        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize) { frame, reader in
-            Self.deliver(frame, port: port, delivered: delivered, dropped: dropped, stopping: { reader.isStopping })
+        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize) { frame, _, reader in
+            Self.deliver(UnsafeRawBufferPointer(frame), port: port, delivered: delivered, dropped: dropped, stopping: { reader.isStopping })
         }
         self.reader = reader
         reader.start()
@@ -66,6 +73,13 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
 
     public func transmit(_ frame: UnsafeRawBufferPointer, from port: any NetPort) {
         switch device.write(header: Self.header, frame: frame) {
+        case .written: framesWritten.wrappingIncrement(ordering: .relaxed)
+        case .wouldBlock, .failed: writesDropped.wrappingIncrement(ordering: .relaxed)
+        }
+    }
+
+    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, from port: any NetPort) {
+        switch device.write(header: VirtioNetHeader(offload), frame: frame) {
         case .written: framesWritten.wrappingIncrement(ordering: .relaxed)
         case .wouldBlock, .failed: writesDropped.wrappingIncrement(ordering: .relaxed)
         }

@@ -161,7 +161,7 @@ extension NetVSC {
     }
 
     /// An IPv4 datagram's limit plus the Ethernet header and one tag.
-    static let largeSendLimit = 65_535 + 18
+    public static let largeSendLimit = 65_535 + 18
 
     // MARK: NVSP
 
@@ -359,7 +359,8 @@ extension NetVSC {
     }
 
     /// Asks for the offload capabilities at the revision Linux uses for this NVSP version and turns on
-    /// transmit checksums (IPv4 header, TCP and UDP) when offered; no LSO, no receive offloads.
+    /// transmit checksums (IPv4 header, TCP and UDP over IPv4 and IPv6) and, when configured, LSOv2 for the IP
+    /// versions offered; no receive offloads.
     private func negotiateOffloads() throws(NetVSCError) {
         guard let version else { return }
         let (revision, size): (UInt8, Int) = version >= .v5 ? (NDISOffload.revision3, NDISOffload.wireSize)
@@ -373,26 +374,42 @@ extension NetVSC {
             counters.malformed.bump()
             return
         }
-        let tx4 = offload.checksum.ip4TXChecksum
+        let tx4 = offload.checksum.ip4TXChecksum, tx6 = offload.checksum.ip6TXChecksum
         let wanted = NDISChecksumOffload.capIP4 | NDISChecksumOffload.allTCP4 | NDISChecksumOffload.capUDP4
         let checksums = tx4 & wanted == wanted
-        // Linux: TSO for IPv4 when `ip4_encap` names 802.3, its limit `ip4_maxsz`.
+        // As netvsc: TCP over IPv6 when all of ALL_TCP6 is offered, UDP when CAP_UDP6 is.
+        let checksums6 = offload.checksum.ip6TXEncapsulation & NDISOffload.encapsulation8023 != 0
+            && tx6 & NDISChecksumOffload.allTCP6 == NDISChecksumOffload.allTCP6 && tx6 & NDISChecksumOffload.capUDP6 != 0
+        // Linux: TSO for IPv4 when `ip4_encap` names 802.3, its limit `ip4_maxsz`; for IPv6 when `ip6_encap`
+        // does and `ip6_opts` has all of NDIS_LSOV2_CAP_IP6.
         let lso = configuration.largeSendOffload && offload.lsoV2.ip4Encapsulation & NDISOffload.encapsulation8023 != 0
             && offload.lsoV2.ip4MaxSize > 0
-        guard checksums || lso else { return }
+        let lso6 = lso && offload.lsoV2.ip6Encapsulation & NDISOffload.encapsulation8023 != 0
+            && offload.lsoV2.ip6Options & NDISLSOv2Offload.capIP6 == NDISLSOv2Offload.capIP6 && offload.lsoV2.ip6MaxSize > 0
+        guard checksums || checksums6 || lso else { return }
         var params = NDISOffloadParams(header: NDISOffloadParams.header(legacy: version <= .v4))
         if checksums {
             params.ipV4Checksum = NDISOffloadParams.txEnabledRXDisabled
             params.tcpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
             params.udpIPv4Checksum = NDISOffloadParams.txEnabledRXDisabled
         }
+        if checksums6 {
+            params.tcpIPv6Checksum = NDISOffloadParams.txEnabledRXDisabled
+            params.udpIPv6Checksum = NDISOffloadParams.txEnabledRXDisabled
+        }
         params.lsoV2IPv4 = lso ? NDISOffloadParams.lsoV2Enabled : NDISOffloadParams.lsoV2Disabled
-        params.lsoV2IPv6 = NDISOffloadParams.lsoV2Disabled
+        params.lsoV2IPv6 = lso6 ? NDISOffloadParams.lsoV2Enabled : NDISOffloadParams.lsoV2Disabled
         var pw = WireWriter(capacity: NDISOffloadParams.wireSize)
         params.encode(into: &pw)
         guard try set(.tcpOffloadParameters, pw.bytes) == .success else { return }
         checksumOffload = checksums
-        if lso { largeSendMaxSize = min(Int(offload.lsoV2.ip4MaxSize), Self.largeSendLimit) }
+        checksumOffloadIPv6 = checksums6
+        if lso {
+            var limit = min(Int(offload.lsoV2.ip4MaxSize), Self.largeSendLimit)
+            if lso6 { limit = min(limit, Int(offload.lsoV2.ip6MaxSize)) }
+            largeSendMaxSize = limit
+            largeSendIPv6 = lso6
+        }
     }
 
     /// Linux's RSS set-up (`rndis_filter_device_add`, NVSP 5+): RSS capabilities, SUBCHANNEL for the queues

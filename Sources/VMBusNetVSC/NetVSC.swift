@@ -85,8 +85,12 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     public internal(set) var linkSpeed: UInt32 = 0
     /// Whether the host offered TX checksum offload for TCP/UDP over IPv4 (and enabled it).
     public internal(set) var checksumOffload = false
+    /// The same for TCP/UDP over IPv6.
+    public internal(set) var checksumOffloadIPv6 = false
     /// The largest TCP segment (headers included) the host segments, 0 without LSO.
     public internal(set) var largeSendMaxSize = 0
+    /// Whether LSOv2 covers IPv6 too (``largeSendMaxSize`` applies to both).
+    public internal(set) var largeSendIPv6 = false
     public internal(set) var sendSectionSize = 0
     public internal(set) var receiveSlotSize = 0
     let link = ManagedAtomic<Bool>(false)

@@ -5,8 +5,11 @@ import VMBusTransport
 /// to the guest through ``port`` from the caller's own thread.
 public final class MemoryNetBackend: NetBackend, @unchecked Sendable {
     public let capacity: Int
+    public let acceptsOffloads: Bool
     private struct State {
         var frames: [[UInt8]] = []
+        /// What each frame in ``frames`` was handed over with (a GSO backend's view).
+        var offloads: [FrameOffload?] = []
         var dropped = 0
         var port: (any NetPort)?
         var attachCount = 0
@@ -14,7 +17,12 @@ public final class MemoryNetBackend: NetBackend, @unchecked Sendable {
     }
     private let state = Condition(State())
 
-    public init(capacity: Int = 1 << 16) { self.capacity = capacity }
+    /// `acceptsOffloads`: take partial checksums and whole LSO segments, as a TAP does (see
+    /// ``takeWithOffloads(_:timeoutNanoseconds:)``).
+    public init(capacity: Int = 1 << 16, acceptsOffloads: Bool = false) {
+        self.capacity = capacity
+        self.acceptsOffloads = acceptsOffloads
+    }
 
     /// The port of the NIC while it is attached.
     public var port: (any NetPort)? { state.withLock { $0.port } }
@@ -34,9 +42,19 @@ public final class MemoryNetBackend: NetBackend, @unchecked Sendable {
     }
 
     public func transmit(_ frame: UnsafeRawBufferPointer, from port: any NetPort) {
+        keep(frame, nil)
+    }
+
+    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, from port: any NetPort) {
+        keep(frame, offload)
+    }
+
+    private func keep(_ frame: UnsafeRawBufferPointer, _ offload: FrameOffload?) {
         let copy = [UInt8](frame)
         state.update { s in
-            if s.frames.count < capacity { s.frames.append(copy) } else { s.dropped += 1 }
+            guard s.frames.count < capacity else { return s.dropped += 1 }
+            s.frames.append(copy)
+            s.offloads.append(offload)
         }
     }
 
@@ -52,11 +70,19 @@ public final class MemoryNetBackend: NetBackend, @unchecked Sendable {
     /// Takes up to `count` frames, waiting up to the timeout for the first `count` to arrive; returns what
     /// there is then.
     public func take(_ count: Int, timeoutNanoseconds: UInt64 = 10_000_000_000) -> [[UInt8]] {
+        takeWithOffloads(count, timeoutNanoseconds: timeoutNanoseconds).map(\.frame)
+    }
+
+    /// ``take(_:timeoutNanoseconds:)`` with what each frame was left to do.
+    public func takeWithOffloads(_ count: Int, timeoutNanoseconds: UInt64 = 10_000_000_000) -> [(frame: [UInt8], offload: FrameOffload?)] {
         _ = state.wait(timeoutNanoseconds: timeoutNanoseconds) { $0.frames.count >= count ? true : nil }
         return state.withLock { s in
             let n = min(count, s.frames.count)
-            defer { s.frames.removeFirst(n) }
-            return Array(s.frames.prefix(n))
+            defer {
+                s.frames.removeFirst(n)
+                s.offloads.removeFirst(n)
+            }
+            return (0..<n).map { (s.frames[$0], s.offloads[$0]) }
         }
     }
 

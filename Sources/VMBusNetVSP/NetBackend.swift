@@ -16,12 +16,23 @@ public protocol NetBackend: AnyObject, Sendable {
     func detached(_ port: any NetPort)
     /// The guest returned receive space after ``NetPort/deliver(_:)`` answered ``NetDelivery/busy``.
     func receiveSpaceAvailable(_ port: any NetPort)
+    /// Whether ``transmit(_:offload:from:)`` may be given frames with a partial checksum or a TCP segment of up
+    /// to 64 KiB to cut (a TAP's GSO): the receiving stack then does that work once per segment, or not at
+    /// all for a local socket. False: every frame is finished and cut to the MTU before it comes.
+    var acceptsOffloads: Bool { get }
+    /// The guest sent `frame`, with `offload` left to do (only if ``acceptsOffloads``). The bytes are valid
+    /// only during the call.
+    func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, from port: any NetPort)
 }
 
 extension NetBackend {
     public func attached(_ port: any NetPort) {}
     public func detached(_ port: any NetPort) {}
     public func receiveSpaceAvailable(_ port: any NetPort) {}
+    public var acceptsOffloads: Bool { false }
+    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, from port: any NetPort) {
+        transmit(frame, from: port)
+    }
 }
 
 /// What ``NetPort/deliver(_:)`` did with a frame.

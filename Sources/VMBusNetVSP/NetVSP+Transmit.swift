@@ -120,10 +120,22 @@ extension NetVSP {
     }
 
     private func forward(_ frame: TransmitFrame, _ state: ChannelContext) {
+        let passOffloads = backend.acceptsOffloads
         if let lso = frame.largeSend, configuration.offersLargeSendOffload {
+            // A GSO backend takes the whole segment (its receiver cuts it, or a local socket never does); the
+            // 802.1Q tag emit() may insert must still fit one IP packet's worth of frame.
+            if passOffloads, frame.length <= NetVSP.maxGatherBytes,
+               let offload = LargeSendOffload.leaveForReceiver(lso, frame: &state.scratch, start: frame.index,
+                                                               length: frame.length, maxFrame: maxFrameSize) {
+                counters.largeSendsPassed.bump()
+                return state.scratch.withUnsafeBytes { raw in
+                    emit(UnsafeRawBufferPointer(rebasing: raw[frame.index..<(frame.index + frame.length)]), vlan: frame.vlan,
+                         offload: offload, state)
+                }
+            }
             let ok = LargeSendOffload.segment(lso, source: state.scratch, start: frame.index, length: frame.length,
                                               maxFrame: maxFrameSize, into: &state.segment) { segment in
-                emit(segment, vlan: frame.vlan, state)
+                emit(segment, vlan: frame.vlan, offload: nil, state)
             }
             if !ok { fault("an LSO send whose headers do not add up (\(frame.length) bytes)") }
             return
@@ -131,22 +143,29 @@ extension NetVSP {
         guard frame.length >= 14, frame.length <= maxFrameSize else {
             return fault("a transmitted frame of \(frame.length) bytes")
         }
-        if let checksum = frame.checksum,
-           !ChecksumOffload.apply(checksum, to: &state.scratch, start: frame.index, length: frame.length) {
-            counters.checksumErrors.bump()
+        var offload: FrameOffload?
+        if let checksum = frame.checksum {
+            if passOffloads {
+                offload = ChecksumOffload.leavePartial(checksum, in: &state.scratch, start: frame.index, length: frame.length)
+            }
+            if offload == nil, !ChecksumOffload.apply(checksum, to: &state.scratch, start: frame.index, length: frame.length) {
+                counters.checksumErrors.bump()
+            }
         }
         state.scratch.withUnsafeBytes { raw in
-            emit(UnsafeRawBufferPointer(rebasing: raw[frame.index..<(frame.index + frame.length)]), vlan: frame.vlan, state)
+            emit(UnsafeRawBufferPointer(rebasing: raw[frame.index..<(frame.index + frame.length)]), vlan: frame.vlan,
+                 offload: offload, state)
         }
     }
 
     /// Hands one frame to the backend, with the 802.1Q tag the guest put in a PPI inserted after the MAC
     /// addresses (the backend sees the frame as it would be on a wire).
-    private func emit(_ frame: UnsafeRawBufferPointer, vlan: NDISPacket8021QInfo?, _ state: ChannelContext) {
+    private func emit(_ frame: UnsafeRawBufferPointer, vlan: NDISPacket8021QInfo?, offload: FrameOffload?,
+                      _ state: ChannelContext) {
         counters.txPackets.bump()
         guard let vlan, vlan.value & 0xFFFF != 0, frame.count >= 14 else {
             counters.txBytes.bump(frame.count)
-            return backend.transmit(frame, from: self)
+            return hand(frame, offload)
         }
         let tagged = frame.count + 4
         counters.txBytes.bump(tagged)
@@ -159,7 +178,11 @@ extension NetVSP {
             out[15] = UInt8(truncatingIfNeeded: tci)
             UnsafeMutableRawBufferPointer(rebasing: out[16..<tagged]).copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[12...]))
         }
-        state.tagged.withUnsafeBytes { backend.transmit(UnsafeRawBufferPointer(rebasing: $0[0..<tagged]), from: self) }
+        state.tagged.withUnsafeBytes { hand(UnsafeRawBufferPointer(rebasing: $0[0..<tagged]), offload?.shifted(by: 4)) }
+    }
+
+    private func hand(_ frame: UnsafeRawBufferPointer, _ offload: FrameOffload?) {
+        if let offload { backend.transmit(frame, offload: offload, from: self) } else { backend.transmit(frame, from: self) }
     }
 
     /// One RNDIS control message: the device answers, the answer goes back through the receive buffer.

@@ -150,12 +150,13 @@ final class HostNICSet: @unchecked Sendable {
 }
 
 extension NetVSPCounters {
-    /// `ethtool -S` style, one line: `tx_packets=N tx_bytes=N …`, the error counters only when not zero.
+    /// `ethtool -S` style, one line: `tx_packets=N tx_bytes=N …`, the error and offload counters only when not zero.
     var summary: String {
         var fields = ["tx_packets=\(txPackets)", "tx_bytes=\(txBytes)", "rx_packets=\(rxPackets)", "rx_bytes=\(rxBytes)",
                       "rx_dropped=\(rxDropped)", "rx_busy=\(rxBusy)"]
         for (name, value) in [("protocol_errors", protocolErrors), ("unknown_completions", unknownCompletions),
-                              ("checksum_errors", checksumErrors), ("control_responses_dropped", controlResponsesDropped)]
+                              ("checksum_errors", checksumErrors), ("control_responses_dropped", controlResponsesDropped),
+                              ("large_sends_passed", largeSendsPassed)]
             where value != 0 {
             fields.append("\(name)=\(value)")
         }

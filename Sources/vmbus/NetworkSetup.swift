@@ -126,6 +126,8 @@ final class GuestNetwork: VMBusDriver, @unchecked Sendable {
         var configuration = NetVSC.Configuration()
         // The host's MTU caps it (RNDIS frame size); asking for jumbo frames lets a NIC with mtu=9000 use them.
         configuration.mtu = 9000
+        // hv_netvsc turns TSO on wherever the host offers LSOv2.
+        configuration.largeSendOffload = true
         let tapName = state.withLock { s in taps.first { t in !s.nics.contains { $0.tap?.device.name == t } } }
         let link: @Sendable (Bool) -> Void = { [weak self] up in self?.linkChanged(device, up: up) }
         let entry: NIC

@@ -34,21 +34,7 @@ struct NetOffloadTests {
         let segments = (payload + mss - 1) / mss
         let got = rig.backend.take(segments)
         #expect(got.count == segments)
-        var data: [UInt8] = []
-        let firstSeq = Self.be32(big, 38)
-        for (i, f) in got.enumerated() {
-            #expect(f.count <= 1514)
-            #expect(Self.onesSum(f[14..<34]) == 0xFFFF, "IPv4 header checksum of segment \(i)")
-            let tcpLength = Self.be16(f, 16) - 20
-            #expect(tcpLength + 34 == f.count)
-            let pseudo = UInt32(Self.onesSum(f[26..<34])) + 6 + UInt32(tcpLength)
-            #expect(Self.onesSum(f[34...], pseudo) == 0xFFFF, "TCP checksum of segment \(i)")
-            #expect(Self.be32(f, 38) == firstSeq &+ UInt32(data.count))
-            #expect((f[47] & 0x08 != 0) == (i == segments - 1), "PSH only on the last")
-            data += f[54...]
-        }
-        #expect(data.count == payload)
-        #expect(firstDifference(data, Array(big[54...])) == nil)
+        Self.expectSegments(got, of: big, payload: payload)
         #expect(rig.vsp.counterSnapshot.protocolErrors == 0, "\(rig.vsp.counterSnapshot.lastError ?? "")")
     }
 
@@ -80,6 +66,26 @@ struct NetOffloadTests {
         #expect(Self.sendRetrying(rig.nic, ipv4Frame(tcp: true, payload: 5000), .tcpSegmentation(mss: 1, l4Offset: 34, ipv6: false)) == .sent)
         #expect(eventually { rig.vsp.counterSnapshot.protocolErrors == 2 })
         #expect(rig.backend.queuedFrames == 0)
+    }
+
+    /// Each of `got` a valid IPv4/TCP segment of `big` (whose payload starts at 54), in order, together
+    /// carrying its whole payload, PSH only on the last.
+    static func expectSegments(_ got: [[UInt8]], of big: [UInt8], payload: Int) {
+        var data: [UInt8] = []
+        let firstSeq = be32(big, 38)
+        for (i, f) in got.enumerated() {
+            #expect(f.count <= 1514)
+            #expect(onesSum(f[14..<34]) == 0xFFFF, "IPv4 header checksum of segment \(i)")
+            let tcpLength = be16(f, 16) - 20
+            #expect(tcpLength + 34 == f.count)
+            let pseudo = UInt32(onesSum(f[26..<34])) + 6 + UInt32(tcpLength)
+            #expect(onesSum(f[34...], pseudo) == 0xFFFF, "TCP checksum of segment \(i)")
+            #expect(be32(f, 38) == firstSeq &+ UInt32(data.count))
+            #expect((f[47] & 0x08 != 0) == (i == got.count - 1), "PSH only on the last")
+            data += f[54...]
+        }
+        #expect(data.count == payload)
+        #expect(firstDifference(data, Array(big[54...])) == nil)
     }
 
     static func sendRetrying(_ nic: NetVSC, _ frame: [UInt8], _ offload: NetVSC.TransmitOffload) -> NetVSCSendResult {

@@ -17,7 +17,7 @@ struct TAPFrameReaderTests {
         let tap = try TAPDevice(name: "vmtr\(getpid() % 100_000)", offloads: .checksum)
         defer { tap.close() }
         let frames = Condition<[[UInt8]]>([])
-        let reader = try TAPFrameReader(device: tap) { frame, _ in frames.update { $0.append([UInt8](frame)) } }
+        let reader = try TAPFrameReader(device: tap) { frame, _, _ in frames.update { $0.append([UInt8](frame)) } }
         reader.start()
         defer { reader.stop() }
         try ns.adopt(tap.name)

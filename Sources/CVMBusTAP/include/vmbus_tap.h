@@ -18,6 +18,13 @@ int vmbus_tap_open(const char *name, char *actual);
 /* TUNSETOFFLOAD: what the kernel may hand us unfinished (TUN_F_* bits; 0: every frame complete). */
 int vmbus_tap_set_offload(int fd, unsigned int flags);
 unsigned int vmbus_tap_offload_csum(void);
+unsigned int vmbus_tap_offload_tso4(void);
+unsigned int vmbus_tap_offload_tso6(void);
+unsigned int vmbus_tap_offload_tso_ecn(void);
+
+/* The largest GSO frame the kernel hands the interface (IFLA_GSO_MAX_SIZE through rtnetlink, Linux 5.19+
+   for a TAP), so that what it hands over fits what the NIC behind it takes in one send. */
+int vmbus_tap_set_gso_max_size(const char *name, unsigned int size);
 
 /* TUNSETCARRIER (Linux 5.0+): the interface's carrier follows the NIC's link; -1 and ENOTTY before. */
 int vmbus_tap_set_carrier(int fd, int on);

@@ -19,9 +19,10 @@ final class NetRig: @unchecked Sendable {
 
     init(hostVersions: Set<NVSPProtocolVersion> = Set(NVSPProtocolVersion.all), mtu: Int = 9000,
          guest: (inout NetVSC.Configuration) -> Void = { _ in }, host: (inout NetVSP.Configuration) -> Void = { _ in },
-         provider: ((NetVSP) -> any VMBusDeviceProvider)? = nil, memoryPages: Int = 16384) throws {
+         provider: ((NetVSP) -> any VMBusDeviceProvider)? = nil, memoryPages: Int = 16384,
+         backendAcceptsOffloads: Bool = false) throws {
         system = try InProcessSystem(memoryPages: memoryPages)
-        backend = MemoryNetBackend()
+        backend = MemoryNetBackend(acceptsOffloads: backendAcceptsOffloads)
         var hc = NetVSP.Configuration(macAddress: Self.mac)
         hc.mtu = mtu
         hc.acceptedVersions = hostVersions
