@@ -13,7 +13,9 @@ import VMBusTransport
 ///
 /// Offloads: what the guest left to the host (a partial checksum, an LSO segment) is written with a virtio-net
 /// header that leaves it to the kernel (GSO), which finishes it once per segment, or not at all for a local
-/// socket; `passesOffloads: false` makes NetVSP finish both in software first.
+/// socket. The other way, the TAP asks the kernel for partial checksums and TCP segments of up to the LSO size
+/// (TSO4/6), which the NIC passes to a guest that turned RSC on as one packet, or finishes and cuts itself.
+/// `passesOffloads: false` turns both off: every frame crosses complete and at most one MTU.
 ///
 /// One NIC at a time: a NIC that attaches replaces the one before (a host serving partitions one after another
 /// hands each the same TAP).
@@ -40,14 +42,25 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     public let acceptsOffloads: Bool
 
     /// Serves `device`; frames are read from the moment it is created.
-    public init(device: TAPDevice, maxFrameSize: Int = 65_535, passesOffloads: Bool = true) throws(TAPError) {
+    public init(device: TAPDevice, maxFrameSize: Int = 65_535 + 18, passesOffloads: Bool = true) throws(TAPError) {
         self.device = device
         acceptsOffloads = passesOffloads
+        var policy = TAPFrameReader.OffloadPolicy()
+        if passesOffloads {
+            try device.setOffloads([.checksum, .tcpSegmentationIPv4, .tcpSegmentationIPv6, .tcpSegmentationECN])
+            // As large as a guest's LSO sends may be; best effort, since NetVSP cuts larger ones anyway.
+            try? device.setGSOMaxSize(Int(LargeSendOffload.maxOffloadSize))
+            policy.checksumIPv4 = true
+            policy.checksumIPv6 = true
+            policy.segmentationIPv4 = true
+            policy.segmentationIPv6 = true
+            policy.maxSegmentationFrame = maxFrameSize
+        }
         let port = self.port
         let dropped = deliveriesDropped
         let delivered = framesDelivered
-        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize) { frame, _, reader in
-            Self.deliver(UnsafeRawBufferPointer(frame), port: port, delivered: delivered, dropped: dropped, stopping: { reader.isStopping })
+        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize, policy: policy) { frame, offload, reader in
+            Self.deliver(UnsafeRawBufferPointer(frame), offload, port: port, delivered: delivered, dropped: dropped, stopping: { reader.isStopping })
         }
         self.reader = reader
         reader.start()
@@ -86,12 +99,12 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     }
 
     /// On the reader's thread: hands `frame` to the attached NIC, waiting while it is busy.
-    private static func deliver(_ frame: UnsafeRawBufferPointer, port: Condition<PortState>, delivered: ManagedAtomic<Int>,
+    private static func deliver(_ frame: UnsafeRawBufferPointer, _ offload: FrameOffload?, port: Condition<PortState>, delivered: ManagedAtomic<Int>,
                                 dropped: ManagedAtomic<Int>, stopping: () -> Bool) {
         while !stopping() {
             let (target, generation) = port.withLock { ($0.port, $0.spaceSignals) }
             guard let target else { break }
-            switch target.deliver(frame) {
+            switch offload.map({ target.deliver(frame, offload: $0) }) ?? target.deliver(frame) {
             case .accepted:
                 delivered.wrappingIncrement(ordering: .relaxed)
                 return

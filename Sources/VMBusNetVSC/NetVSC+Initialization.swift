@@ -386,7 +386,9 @@ extension NetVSC {
             && offload.lsoV2.ip4MaxSize > 0
         let lso6 = lso && offload.lsoV2.ip6Encapsulation & NDISOffload.encapsulation8023 != 0
             && offload.lsoV2.ip6Options & NDISLSOv2Offload.capIP6 == NDISLSOv2Offload.capIP6 && offload.lsoV2.ip6MaxSize > 0
-        guard checksums || checksums6 || lso else { return }
+        // Linux offers LRO when RSC is there for both IP versions (revision 3 of the structure, NVSP 5+).
+        let rsc = configuration.receiveCoalescing && version >= .v5 && offload.rsc.ip4 != 0 && offload.rsc.ip6 != 0
+        guard checksums || checksums6 || lso || rsc else { return }
         var params = NDISOffloadParams(header: NDISOffloadParams.header(legacy: version <= .v4))
         if checksums {
             params.ipV4Checksum = NDISOffloadParams.txEnabledRXDisabled
@@ -399,11 +401,16 @@ extension NetVSC {
         }
         params.lsoV2IPv4 = lso ? NDISOffloadParams.lsoV2Enabled : NDISOffloadParams.lsoV2Disabled
         params.lsoV2IPv6 = lso6 ? NDISOffloadParams.lsoV2Enabled : NDISOffloadParams.lsoV2Disabled
+        if version >= .v5 {
+            params.rscIPv4 = rsc ? NDISOffloadParams.rscEnabled : NDISOffloadParams.rscDisabled
+            params.rscIPv6 = params.rscIPv4
+        }
         var pw = WireWriter(capacity: NDISOffloadParams.wireSize)
         params.encode(into: &pw)
         guard try set(.tcpOffloadParameters, pw.bytes) == .success else { return }
         checksumOffload = checksums
         checksumOffloadIPv6 = checksums6
+        receiveCoalescing = rsc
         if lso {
             var limit = min(Int(offload.lsoV2.ip4MaxSize), Self.largeSendLimit)
             if lso6 { limit = min(limit, Int(offload.lsoV2.ip6MaxSize)) }

@@ -12,6 +12,13 @@ struct ReceiveState {
     var scratch: [UInt8] = []
     var slotSize = 0
     var perQueue = [Int](repeating: 0, count: 64)
+    /// The RSC packet being joined (all its fragments come in one transfer-page packet, which is handled
+    /// under the receive lock, so one buffer serves every queue): allocated at the first fragment.
+    var joined: [UInt8] = []
+    var joinedLength = 0
+    var joinedFragments = 0
+    var joining = false
+    var joinedVerified = false
 }
 
 /// A receive completion still to send: the transaction id and the channel (sub-channel index) it is for.
@@ -31,6 +38,8 @@ struct PendingCompletions {
 extension NetVSC {
     /// Transfer-page packets name at most this many ranges (Linux: 562 with RSC).
     static let maxRanges = 562
+    /// The largest frame RSC fragments may join into.
+    static let maxJoinedFrame = 72 * 1024
     /// The shortened SEND_RNDIS_PKT_COMPLETE {108, SUCCESS} a guest returns for transfer pages.
     static let receiveCompletion: [UInt8] = {
         var w = WireWriter(capacity: 8)
@@ -94,12 +103,14 @@ extension NetVSC {
         let ranges = r
         receive.withLock { state in
             var walk = ranges
-            for _ in 0..<Int(count) {
+            defer { state.joining = false }
+            for i in 0..<Int(count) {
                 guard let length = try? walk.readUInt32(), let offset = try? walk.readUInt32() else {
                     counters.malformed.bump()
                     return
                 }
-                if receiveRange(offset: Int(offset), length: Int(length), rb, &state), queue < state.perQueue.count {
+                if receiveRange(offset: Int(offset), length: Int(length), last: i == Int(count) - 1, rb, &state),
+                   queue < state.perQueue.count {
                     state.perQueue[queue] += 1
                 }
             }
@@ -107,8 +118,8 @@ extension NetVSC {
     }
 
     /// One range: inside the buffer, no longer than a slot, copied out, then parsed. True if it was a frame
-    /// handed to the handler.
-    private func receiveRange(offset: Int, length: Int, _ rb: GuestPageBuffer, _ state: inout ReceiveState) -> Bool {
+    /// handed to the handler. `last`: the packet's last range (an RSC packet must end in it).
+    private func receiveRange(offset: Int, length: Int, last: Bool, _ rb: GuestPageBuffer, _ state: inout ReceiveState) -> Bool {
         guard length >= RNDISMessage.headerSize, length <= state.slotSize, rb.contains(offset: offset, count: length),
               (try? rb.read(at: offset, count: length, into: &state.scratch)) != nil else {
             counters.malformed.bump()
@@ -124,14 +135,23 @@ extension NetVSC {
                 counters.malformed.bump()
                 return false
             }
+            if let id = view.info.packetID, id.flags & RNDISPacketInfoID.flagSubAllocation != 0 {
+                return receiveFragment(view, id, last: last, &state)
+            }
+            if state.joining {
+                // A plain frame inside an RSC packet: what was joined so far is dropped (Linux resets too).
+                counters.malformed.bump()
+                state.joining = false
+            }
             guard view.dataLength >= 14, view.dataLength <= maxFrameSize, let handler = receiveHandler else {
                 counters.rxDropped.bump()
                 return false
             }
             counters.rxPackets.bump()
             counters.rxBytes.bump(view.dataLength)
+            let info = ReceivedFrameInfo(checksumVerified: Self.verified(view.info.checksum))
             state.scratch.withUnsafeBytes { raw in
-                handler(UnsafeRawBufferPointer(rebasing: raw[view.dataIndex..<(view.dataIndex + view.dataLength)]))
+                handler(UnsafeRawBufferPointer(rebasing: raw[view.dataIndex..<(view.dataIndex + view.dataLength)]), info)
             }
             return true
         }
@@ -141,6 +161,56 @@ extension NetVSC {
         }
         controlReceived(message)
         return false
+    }
+
+    /// One RSC fragment (in `state.scratch`): joined to the frame being built, which goes to the handler with
+    /// the last. A middle fragment with nothing begun, a packet that ends before the last fragment, or a frame
+    /// past ``maxJoinedFrame`` drops what was joined, counted.
+    private func receiveFragment(_ view: RNDISPacketView, _ id: RNDISPacketInfoID, last: Bool, _ state: inout ReceiveState) -> Bool {
+        if id.flags & RNDISPacketInfoID.flagFirstFragment != 0 {
+            state.joining = true
+            state.joinedLength = 0
+            state.joinedFragments = 0
+            state.joinedVerified = Self.verified(view.info.checksum)
+        } else if !state.joining {
+            counters.malformed.bump()
+            return false
+        }
+        let isLast = id.flags & RNDISPacketInfoID.flagLastFragment != 0
+        guard state.joinedLength + view.dataLength <= Self.maxJoinedFrame, isLast || !last else {
+            counters.malformed.bump()
+            state.joining = false
+            return false
+        }
+        if state.joined.isEmpty { state.joined = [UInt8](repeating: 0, count: Self.maxJoinedFrame) }
+        let at = state.joinedLength
+        state.scratch.withUnsafeBytes { raw in
+            state.joined.withUnsafeMutableBytes { out in
+                UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + view.dataLength)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[view.dataIndex..<(view.dataIndex + view.dataLength)]))
+            }
+        }
+        state.joinedLength += view.dataLength
+        state.joinedFragments += 1
+        guard isLast else { return false }
+        state.joining = false
+        guard state.joinedLength >= 14, let handler = receiveHandler else {
+            counters.rxDropped.bump()
+            return false
+        }
+        counters.rxPackets.bump()
+        counters.rxBytes.bump(state.joinedLength)
+        counters.rxCoalesced.bump()
+        let info = ReceivedFrameInfo(checksumVerified: state.joinedVerified, fragments: state.joinedFragments)
+        let length = state.joinedLength
+        state.joined.withUnsafeBytes { handler(UnsafeRawBufferPointer(rebasing: $0[0..<length]), info) }
+        return true
+    }
+
+    static func verified(_ c: NDISTCPIPChecksumInfo?) -> Bool {
+        guard let c else { return false }
+        return (c.tcpChecksumSucceeded || c.udpChecksumSucceeded) && !c.tcpChecksumFailed && !c.udpChecksumFailed
+            && !c.ipChecksumFailed
     }
 
     /// An RNDIS completion for the waiting request, or a status indication.

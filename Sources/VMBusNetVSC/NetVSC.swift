@@ -37,6 +37,10 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
         public var maxPendingCompletions = 8192
         /// Ask for LSOv2 if the host offers it; the GPA-direct buffers then hold 64 KiB sends.
         public var largeSendOffload = false
+        /// Turn on receive segment coalescing (RSC, NVSP 5+) when the host offers it for both IP versions, as
+        /// Linux's LRO does by default: a coalesced TCP segment then arrives as one frame of up to 64 KiB
+        /// (``ReceivedFrameInfo/fragments`` above 1).
+        public var receiveCoalescing = true
         /// Receive queues to ask for (NVSP 5+, RSS): sub-channels beyond the primary, capped by the host's
         /// RSS capabilities and 64. With more than one, call ``start()`` off the bus's work thread: the
         /// sub-channel offers arrive there.
@@ -75,7 +79,7 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     public let configuration: Configuration
     let logger: Logger
     let counters = NetVSCCounterSet()
-    let receiveHandler: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+    let receiveHandler: (@Sendable (UnsafeRawBufferPointer, ReceivedFrameInfo) -> Void)?
     let linkHandler: (@Sendable (Bool) -> Void)?
 
     /// Set by ``start()`` before traffic; read-only after.
@@ -87,6 +91,8 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     public internal(set) var checksumOffload = false
     /// The same for TCP/UDP over IPv6.
     public internal(set) var checksumOffloadIPv6 = false
+    /// Whether RSC is on (the host offered it and took the request).
+    public internal(set) var receiveCoalescing = false
     /// The largest TCP segment (headers included) the host segments, 0 without LSO.
     public internal(set) var largeSendMaxSize = 0
     /// Whether LSOv2 covers IPv6 too (``largeSendMaxSize`` applies to both).
@@ -118,9 +124,11 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     /// - Parameters:
     ///   - onReceive: called with each received frame (valid only during the call) on the bus's interrupt
     ///     thread; it must not block.
+    ///   - onReceiveFrame: the same with what the host said about the frame; used instead of `onReceive`.
     ///   - onLinkChange: called on the interrupt thread when the host indicates MEDIA_CONNECT/DISCONNECT.
     public init(device: GuestDevice, configuration: Configuration = Configuration(), logger: Logger? = nil,
                 onReceive: (@Sendable (UnsafeRawBufferPointer) -> Void)? = nil,
+                onReceiveFrame: (@Sendable (UnsafeRawBufferPointer, ReceivedFrameInfo) -> Void)? = nil,
                 onLinkChange: (@Sendable (Bool) -> Void)? = nil) throws(NetVSCError) {
         guard device.classID == DeviceClass.nic.classID else {
             throw .invalidArgument("device \(device.instanceID) is not a synthetic NIC")
@@ -131,7 +139,7 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
         self.device = device
         self.configuration = configuration
         self.logger = logger ?? Logger(label: "vmbus.netvsc")
-        receiveHandler = onReceive
+        receiveHandler = onReceiveFrame ?? onReceive.map { handler in { @Sendable frame, _ in handler(frame) } }
         linkHandler = onLinkChange
     }
 
@@ -150,4 +158,17 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     public var maxFrameSize: Int { mtu + 18 }
     /// The MAC address in use (the permanent one unless changed).
     public var macAddress: [UInt8] { control.withLock { $0.currentMAC ?? permanentMACAddress } }
+}
+
+/// What the host said about a received frame.
+public struct ReceivedFrameInfo: Equatable, Sendable {
+    /// The host reported the TCP or UDP checksum (and IPv4's) verified (`TCPIP_CHKSUM_PKTINFO` receive bits):
+    /// a stack may skip checking it, as Linux's netvsc marks the skb CHECKSUM_UNNECESSARY.
+    public var checksumVerified: Bool
+    /// The RSC fragments the frame was joined from (1: not coalesced).
+    public var fragments: Int
+    public init(checksumVerified: Bool = false, fragments: Int = 1) {
+        self.checksumVerified = checksumVerified
+        self.fragments = fragments
+    }
 }

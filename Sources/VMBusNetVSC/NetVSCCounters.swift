@@ -6,6 +6,8 @@ public struct NetVSCCounters: Sendable, Equatable {
     public var txBytes = 0
     public var rxPackets = 0
     public var rxBytes = 0
+    /// Received frames joined from RSC fragments.
+    public var rxCoalesced = 0
     /// `tx_send_full`: the ring was full when a frame was sent.
     public var txSendFull = 0
     /// `tx_busy`: no send section or GPA-direct buffer was free.
@@ -35,6 +37,7 @@ final class NetVSCCounterSet: Sendable {
     let txBytes = ManagedAtomic<Int>(0)
     let rxPackets = ManagedAtomic<Int>(0)
     let rxBytes = ManagedAtomic<Int>(0)
+    let rxCoalesced = ManagedAtomic<Int>(0)
     let txSendFull = ManagedAtomic<Int>(0)
     let txBusy = ManagedAtomic<Int>(0)
     let txCopied = ManagedAtomic<Int>(0)
@@ -54,6 +57,7 @@ final class NetVSCCounterSet: Sendable {
         c.txBytes = txBytes.load(ordering: .relaxed)
         c.rxPackets = rxPackets.load(ordering: .relaxed)
         c.rxBytes = rxBytes.load(ordering: .relaxed)
+        c.rxCoalesced = rxCoalesced.load(ordering: .relaxed)
         c.txSendFull = txSendFull.load(ordering: .relaxed)
         c.txBusy = txBusy.load(ordering: .relaxed)
         c.txCopied = txCopied.load(ordering: .relaxed)

@@ -82,17 +82,9 @@ enum ChecksumOffload {
     }
 
     /// One's-complement sum of `count` bytes at `at` (big-endian words, an odd last byte padded), added to
-    /// `initial`, not folded. Frames are below 64 KiB, so a u32 cannot overflow.
+    /// `initial`; folded, so callers may keep adding to it.
     static func add(_ b: [UInt8], _ at: Int, _ count: Int, _ initial: UInt32) -> UInt32 {
-        var sum = initial
-        var i = at
-        let end = at + count
-        while i + 1 < end {
-            sum += UInt32(b[i]) << 8 | UInt32(b[i + 1])
-            i += 2
-        }
-        if i < end { sum += UInt32(b[i]) << 8 }
-        return sum
+        UInt32(InternetChecksum.sum(b, at: at, count: count, initial: initial))
     }
 
     static func fold(_ s: UInt32) -> UInt16 {

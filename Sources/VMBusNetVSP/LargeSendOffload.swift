@@ -12,7 +12,7 @@ public enum LargeSendOffload {
     /// The smallest MSS taken: below it a guest could make one request cost thousands of frames.
     static let minimumMSS = 64
     /// What NetVSP offers as `ip4_maxsz`/`ip6_maxsz` (OpenVMM's figure).
-    static let maxOffloadSize: UInt32 = 62_780
+    public static let maxOffloadSize: UInt32 = 62_780
 
     /// Segments `source[start ..< start + length]` into `out` (at least `maxFrame` bytes) and calls `emit`
     /// with each frame. False (nothing emitted) if the headers do not add up.

@@ -55,6 +55,9 @@ public protocol NetPort: AnyObject, Sendable {
     /// Hands `frame` to the guest. May wait for ring space (bounded) once receive space was reserved; see
     /// ``NetDelivery``. Never call it from ``NetBackend/transmit(_:from:)``.
     func deliver(_ frame: UnsafeRawBufferPointer) -> NetDelivery
+    /// The same for a frame with `offload` left to do (a TAP's GSO frame of up to 64 KiB, a partial checksum):
+    /// the NIC finishes it or passes it on as the guest negotiated.
+    func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery
 }
 
 extension NetPort {

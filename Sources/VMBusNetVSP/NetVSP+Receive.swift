@@ -16,13 +16,22 @@ struct DeliveryState {
     var deliveredPerChannel: [Int]
     var messageSize = NVSPMessage.wireSize
     var message = WireWriter(capacity: 128)
-    var header = WireWriter(capacity: 16)
+    var header = WireWriter(capacity: 16 + 8 * NetVSP.maxCoalescedFragments)
     var payload = WireWriter(capacity: NVSPMessage.wireSize)
     /// The channel type and size `payload` was encoded for (nil: encode again), so a stream of data frames
     /// encodes its SEND_RNDIS_PKT once.
     var payloadKey: (type: UInt32, size: Int)?
     /// A frame's headers (no PPIs on receive): encoded once, lengths patched per frame.
     var plainHeader = RNDISPacketHeaderTemplate()
+    /// The guest turned RSC on (IPv4, IPv6): segments a backend hands over whole go as one coalesced packet.
+    var coalescing = (ipv4: false, ipv6: false)
+    /// A frame the backend left unfinished, copied to be finished or cut in software.
+    var unfinished = [UInt8](repeating: 0, count: NetVSP.maxGatherBytes)
+    var segment: [UInt8] = []
+    /// The slots of one coalesced packet, in order.
+    var chain = [Int32](repeating: 0, count: NetVSP.maxCoalescedFragments)
+    /// Tells the fragments of one coalesced packet from the next (`rndis_pktinfo_id.pkt_id`).
+    var coalescedID: UInt16 = 0
 
     init(queues: Int) {
         channels = [HostChannel?](repeating: nil, count: queues)
@@ -40,9 +49,19 @@ struct DeliveryState {
 }
 
 extension NetVSP {
+    /// The most fragments one coalesced packet is cut into (Linux's `NVSP_RSC_MAX`).
+    static let maxCoalescedFragments = 562
+
     /// Hands a frame to the guest (see ``NetPort/deliver(_:)``).
     public func deliver(_ frame: UnsafeRawBufferPointer) -> NetDelivery {
-        guard frame.count >= 14, frame.count <= maxFrameSize else {
+        withReceiveTarget(frame, upTo: maxFrameSize) { d, rb, channel, queue in deliverComplete(frame, &d, rb, channel, queue) }
+    }
+
+    /// Runs `body` under the delivery lock with the receive buffer and the channel RSS picks, or counts the
+    /// frame dropped if its size is off or the guest is not receiving.
+    private func withReceiveTarget(_ frame: UnsafeRawBufferPointer, upTo limit: Int,
+                                   _ body: (inout DeliveryState, HostReceiveBuffer, HostChannel, Int) -> NetDelivery) -> NetDelivery {
+        guard frame.count >= 14, frame.count <= limit else {
             counters.rxDropped.bump()
             return .dropped
         }
@@ -51,30 +70,149 @@ extension NetVSP {
                 counters.rxDropped.bump()
                 return .dropped
             }
-            guard let slot = takeSlot(rb) else {
+            return body(&d, rb, channel, queue)
+        }
+    }
+
+    /// Hands a frame with work left (see ``NetPort/deliver(_:offload:)``): a TCP segment to cut goes as one
+    /// RSC packet to a guest that turned RSC on; otherwise it is cut and its checksums finished here, as is a
+    /// partial checksum (the guest did not ask for receive checksum offload).
+    public func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery {
+        withReceiveTarget(frame, upTo: Self.maxGatherBytes) { d, rb, channel, queue in
+            if offload.segmentation != .none, offload.segmentation == .tcpIPv6 ? d.coalescing.ipv6 : d.coalescing.ipv4 {
+                return deliverCoalesced(frame, offload, &d, rb, channel, queue)
+            }
+            let length = frame.count
+            d.unfinished.withUnsafeMutableBytes { $0.copyMemory(from: frame) }
+            guard offload.segmentation != .none else {
+                guard length <= maxFrameSize, PartialChecksum.complete(&d.unfinished, frameStart: 0, frameEnd: length,
+                                                                      start: offload.checksumStart, offset: offload.checksumOffset) else {
+                    counters.rxDropped.bump()
+                    return .dropped
+                }
+                return d.unfinished.withUnsafeBytes { deliverComplete(UnsafeRawBufferPointer(rebasing: $0[0..<length]), &d, rb, channel, queue) }
+            }
+            // Every segment needs a slot: a cut that ran out halfway would deliver part of the frame twice.
+            let mss = max(1, min(offload.segmentSize, maxFrameSize - offload.headerLength))
+            guard rb.freeSlots >= (length - offload.headerLength + mss - 1) / mss else {
                 counters.rxBusy.bump()
+                backendWaiting.store(true, ordering: .sequentiallyConsistent)
                 return .busy
             }
-            let header = d.plainHeader.bytes(frameLength: frame.count)
-            let offset = slot * rb.slotSize
-            let headerLength = header.count
-            do {
-                try header.withUnsafeBytes { try rb.pages.write(at: offset, from: $0) }
-                try rb.pages.write(at: offset + headerLength, from: frame)
-            } catch {
-                _ = rb.release(transactionID: HostReceiveBuffer.transactionID(slot: slot))
-                counters.rxDropped.bump()
-                return .dropped
+            if d.segment.isEmpty { d.segment = [UInt8](repeating: 0, count: maxFrameSize) }
+            var segment = d.segment
+            d.segment = []
+            defer { d.segment = segment }
+            let source = d.unfinished
+            var result = NetDelivery.dropped
+            let cut = LargeSendOffload.segment(offload, source: source, start: 0, length: length, maxFrame: maxFrameSize,
+                                               into: &segment) { piece in
+                result = deliverComplete(piece, &d, rb, channel, queue)
             }
-            guard sendTransferPage(&d, rb, channel, slot: slot, length: headerLength + frame.count, type: .data) else {
-                counters.rxDropped.bump()
-                return .dropped
-            }
-            counters.rxPackets.bump()
-            counters.rxBytes.bump(frame.count)
-            d.deliveredPerChannel[queue] += 1
-            return .accepted
+            if !cut { counters.rxDropped.bump() }
+            return cut ? result : .dropped
         }
+    }
+
+    /// One complete frame into one slot, under the delivery lock.
+    private func deliverComplete(_ frame: UnsafeRawBufferPointer, _ d: inout DeliveryState, _ rb: HostReceiveBuffer,
+                                 _ channel: HostChannel, _ queue: Int) -> NetDelivery {
+        guard let slot = takeSlot(rb) else {
+            counters.rxBusy.bump()
+            return .busy
+        }
+        let header = d.plainHeader.bytes(frameLength: frame.count)
+        let offset = slot * rb.slotSize
+        let headerLength = header.count
+        do {
+            try header.withUnsafeBytes { try rb.pages.write(at: offset, from: $0) }
+            try rb.pages.write(at: offset + headerLength, from: frame)
+        } catch {
+            _ = rb.release(transactionID: HostReceiveBuffer.transactionID(slot: slot))
+            counters.rxDropped.bump()
+            return .dropped
+        }
+        guard sendTransferPage(&d, rb, channel, slot: slot, length: headerLength + frame.count, type: .data) else {
+            counters.rxDropped.bump()
+            return .dropped
+        }
+        counters.rxPackets.bump()
+        counters.rxBytes.bump(frame.count)
+        d.deliveredPerChannel[queue] += 1
+        return .accepted
+    }
+
+    /// A TCP segment as one RSC packet: one transfer-page packet whose ranges are slots each holding a PACKET
+    /// message with a piece of the frame, tied by `RNDIS_PKTINFO_ID` (first and last marked), the first also
+    /// carrying the checksum verdict, as Linux's `rndis_filter_receive_data` reassembles them. The TCP checksum
+    /// is finished on the way (the frame's copy in the guest gets it), so the joined frame is right on any wire
+    /// and the verdict is true.
+    private func deliverCoalesced(_ frame: UnsafeRawBufferPointer, _ offload: FrameOffload, _ d: inout DeliveryState,
+                                  _ rb: HostReceiveBuffer, _ channel: HostChannel, _ queue: Int) -> NetDelivery {
+        var verdict = NDISTCPIPChecksumInfo()
+        verdict.tcpChecksumSucceeded = true
+        verdict.ipChecksumSucceeded = true
+        let firstInfo = RNDISPacketInfo(checksum: verdict, packetID: RNDISPacketInfoID(flags: 0, packetID: 0))
+        let perSlot = rb.slotSize - RNDISPacket.messageLength(info: firstInfo, frameLength: 0)
+        let fragments = (frame.count + perSlot - 1) / perSlot
+        let field = offload.checksumStart + offload.checksumOffset
+        guard perSlot > 0, fragments <= Self.maxCoalescedFragments, offload.checksumStart >= 14, field + 2 <= min(perSlot, frame.count) else {
+            counters.rxDropped.bump()
+            return .dropped
+        }
+        let checksum = ~InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: frame[offload.checksumStart...]))
+        guard rb.take(fragments, into: &d.chain) || retryTake(rb, fragments, &d.chain) else {
+            counters.rxBusy.bump()
+            return .busy
+        }
+        d.coalescedID &+= 1
+        d.header.reset()
+        d.header.writeUInt16(rb.id)
+        d.header.writeUInt8(0)
+        d.header.writeUInt8(0)
+        d.header.writeUInt32(UInt32(fragments))
+        var at = 0
+        for k in 0..<fragments {
+            let n = min(perSlot, frame.count - at)
+            var flags = RNDISPacketInfoID.flagSubAllocation
+            if k == 0 { flags |= RNDISPacketInfoID.flagFirstFragment }
+            if k == fragments - 1 { flags |= RNDISPacketInfoID.flagLastFragment }
+            let info = RNDISPacketInfo(checksum: k == 0 ? verdict : nil,
+                                       packetID: RNDISPacketInfoID(flags: flags, packetID: d.coalescedID))
+            d.message.reset()
+            RNDISPacket.encodeHeaders(into: &d.message, info: info, frameLength: n)
+            let offset = Int(d.chain[k]) * rb.slotSize
+            do {
+                try d.message.bytes.withUnsafeBytes { try rb.pages.write(at: offset, from: $0) }
+                try rb.pages.write(at: offset + d.message.count, from: UnsafeRawBufferPointer(rebasing: frame[at..<(at + n)]))
+                if k == 0 {
+                    let value = checksum.bigEndian
+                    try withUnsafeBytes(of: value) { try rb.pages.write(at: offset + d.message.count + field, from: $0) }
+                }
+            } catch {
+                _ = rb.release(transactionID: HostReceiveBuffer.transactionID(slot: Int(d.chain[0])))
+                counters.rxDropped.bump()
+                return .dropped
+            }
+            d.header.writeUInt32(UInt32(d.message.count + n))
+            d.header.writeUInt32(UInt32(offset))
+            at += n
+        }
+        guard sendPreparedTransferPages(&d, rb, channel, first: Int(d.chain[0]), type: .data) else {
+            counters.rxDropped.bump()
+            return .dropped
+        }
+        counters.rxPackets.bump()
+        counters.rxBytes.bump(frame.count)
+        counters.rxCoalesced.bump()
+        d.deliveredPerChannel[queue] += 1
+        return .accepted
+    }
+
+    /// As ``takeSlot(_:)`` for several: the backend is marked waiting before the second look.
+    private func retryTake(_ rb: HostReceiveBuffer, _ count: Int, _ chain: inout [Int32]) -> Bool {
+        backendWaiting.store(true, ordering: .sequentiallyConsistent)
+        return rb.take(count, into: &chain)
     }
 
     /// A free slot; if there is none the backend is marked waiting, then we look once more, so a completion
@@ -96,13 +234,20 @@ extension NetVSP {
         d.header.writeUInt32(1)       // range_cnt
         d.header.writeUInt32(UInt32(length))
         d.header.writeUInt32(UInt32(slot * rb.slotSize))
+        return sendPreparedTransferPages(&d, rb, channel, first: slot, type: type)
+    }
+
+    /// Sends the transfer-page packet whose header and ranges are in `d.header`, completed by the transaction
+    /// id of its `first` slot; on failure every slot of it is given back.
+    private func sendPreparedTransferPages(_ d: inout DeliveryState, _ rb: HostReceiveBuffer, _ channel: HostChannel, first: Int,
+                                           type: NVSPSendRNDISPacket.ChannelType) -> Bool {
         if d.payloadKey?.type != type.rawValue || d.payloadKey?.size != d.messageSize {
             d.payload.reset()
             NVSPMessage.sendRNDISPacket(NVSPSendRNDISPacket(channelType: type)).encode(into: &d.payload,
                                                                                      minimumSize: d.messageSize)
             d.payloadKey = (type.rawValue, d.messageSize)
         }
-        let id = HostReceiveBuffer.transactionID(slot: slot)
+        let id = HostReceiveBuffer.transactionID(slot: first)
         let sent: Bool = d.header.bytes.withUnsafeBytes { h in
             d.payload.bytes.withUnsafeBytes { p in
                 (try? channel.endpoint.send(type: .dataUsingXferPages, flags: PacketDescriptor.flagCompletionRequested,
@@ -142,7 +287,9 @@ extension NetVSP {
     /// before the change or sees it.
     func refreshReceiveGate() {
         delivery.withLock { d in
-            d.receiving = rndis.withLock { r in r.stage == .initialized && !r.packetFilter.isEmpty && r.linkUp }
+            (d.receiving, d.coalescing) = rndis.withLock { r in
+                (r.stage == .initialized && !r.packetFilter.isEmpty && r.linkUp, r.receiveCoalescing)
+            }
         }
     }
 

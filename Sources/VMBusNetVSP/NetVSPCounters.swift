@@ -17,6 +17,8 @@ public struct NetVSPCounters: Sendable, Equatable {
     public var unknownCompletions = 0
     /// Frames whose checksum offload request could not be honoured (headers that do not add up).
     public var checksumErrors = 0
+    /// Frames delivered as one RSC packet of several fragments.
+    public var rxCoalesced = 0
     /// LSO sends handed to a GSO backend whole instead of being cut here.
     public var largeSendsPassed = 0
     /// Control messages (RNDIS requests) handled, and responses that found no receive slot.
@@ -37,6 +39,7 @@ final class NetVSPCounterSet: Sendable {
     let unknownCompletions = ManagedAtomic<Int>(0)
     let checksumErrors = ManagedAtomic<Int>(0)
     let largeSendsPassed = ManagedAtomic<Int>(0)
+    let rxCoalesced = ManagedAtomic<Int>(0)
     let controlMessages = ManagedAtomic<Int>(0)
     let controlResponsesDropped = ManagedAtomic<Int>(0)
 
@@ -52,6 +55,7 @@ final class NetVSPCounterSet: Sendable {
         c.unknownCompletions = unknownCompletions.load(ordering: .relaxed)
         c.checksumErrors = checksumErrors.load(ordering: .relaxed)
         c.largeSendsPassed = largeSendsPassed.load(ordering: .relaxed)
+        c.rxCoalesced = rxCoalesced.load(ordering: .relaxed)
         c.controlMessages = controlMessages.load(ordering: .relaxed)
         c.controlResponsesDropped = controlResponsesDropped.load(ordering: .relaxed)
         c.lastError = lastError

@@ -19,6 +19,9 @@ public struct RNDISDevice: Sendable {
         public var offersChecksumOffload: Bool
         /// Whether LSOv2 for TCP over IPv4 and IPv6 is offered (``NetVSP`` segments).
         public var offersLargeSendOffload: Bool
+        /// Whether receive segment coalescing (RSC) is offered (revision 3 of the offload structure, NVSP 5+):
+        /// TCP segments a backend hands over unsegmented (a TAP's GSO) then reach the guest as one packet.
+        public var offersReceiveCoalescing = true
         /// Receive queues offered through RSS (the primary channel and up to 63 sub-channels); 1: no RSS.
         public var receiveQueues = 1
         /// RNDIS INIT_C figures (OpenVMM: 8 packets per message, 8-byte alignment).
@@ -58,6 +61,12 @@ public struct RNDISDevice: Sendable {
     public private(set) var currentMACAddress: [UInt8]
     public private(set) var offloadParameters: NDISOffloadParams?
     public var linkUp = true
+
+    /// Whether the guest turned RSC on (for IPv4, IPv6), and it was offered.
+    public var receiveCoalescing: (ipv4: Bool, ipv6: Bool) {
+        guard configuration.offersReceiveCoalescing, let p = offloadParameters else { return (false, false) }
+        return (p.rscIPv4 == NDISOffloadParams.rscEnabled, p.rscIPv6 == NDISOffloadParams.rscEnabled)
+    }
     /// OIDs answered with NOT_SUPPORTED, and messages of types a host does not take.
     public private(set) var unsupportedRequests = 0
 
@@ -178,6 +187,10 @@ public struct RNDISDevice: Sendable {
             caps.lsoV2.ip6MaxSize = LargeSendOffload.maxOffloadSize
             caps.lsoV2.ip6MinSegments = 2
             caps.lsoV2.ip6Options = NDISLSOv2Offload.capIP6
+        }
+        if configuration.offersReceiveCoalescing && revision >= NDISOffload.revision3 {
+            caps.rsc.ip4 = 1
+            caps.rsc.ip6 = 1
         }
         var w = WireWriter(capacity: NDISOffload.wireSize)
         caps.encode(into: &w)

@@ -156,7 +156,7 @@ extension NetVSPCounters {
                       "rx_dropped=\(rxDropped)", "rx_busy=\(rxBusy)"]
         for (name, value) in [("protocol_errors", protocolErrors), ("unknown_completions", unknownCompletions),
                               ("checksum_errors", checksumErrors), ("control_responses_dropped", controlResponsesDropped),
-                              ("large_sends_passed", largeSendsPassed)]
+                              ("large_sends_passed", largeSendsPassed), ("rx_coalesced", rxCoalesced)]
             where value != 0 {
             fields.append("\(name)=\(value)")
         }

@@ -95,6 +95,47 @@ struct NetVSCHostileHostTests {
         }
     }
 
+    /// RSC fragments that do not make a packet: a middle fragment with nothing begun, a packet that ends
+    /// before the last fragment, a join past the largest frame. None reaches the handler; a good pair does.
+    @Test func brokenRSCFragmentsAreDroppedAndAGoodPairIsJoined() throws {
+        try Self.withRig { rig, host, rb in
+            func fragment(_ flags: UInt8, _ data: [UInt8]) -> [UInt8] {
+                rndisPacketBytes(frame: data, info: RNDISPacketInfo(packetID: RNDISPacketInfoID(
+                    flags: RNDISPacketInfoID.flagSubAllocation | flags, packetID: 1)))
+            }
+            var seed = SplitMix64(seed: 5)
+            let head = testFrame(length: 1000, sequence: 0, seed: &seed)
+            let big = [UInt8](repeating: 0xAB, count: rb.slot - 200)
+            // Three slots from the end: a first fragment, a middle one, a last one.
+            let slots = [rb.lastSlot - 2 * rb.slot, rb.lastSlot - rb.slot, rb.lastSlot]
+            let pieces = [fragment(RNDISPacketInfoID.flagFirstFragment, head), fragment(0, big),
+                          fragment(RNDISPacketInfoID.flagLastFragment, [1, 2, 3, 4])]
+            for (slot, bytes) in zip(slots, pieces) {
+                try bytes.withUnsafeBytes { try rb.buffer.write(at: slot, from: $0) }
+            }
+            func range(_ i: Int) -> (UInt32, UInt32) { (UInt32(pieces[i].count), UInt32(slots[i])) }
+            var malformed = rig.nic.counterSnapshot.malformed
+            func expectOneMore(_ what: String) {
+                #expect(eventually { rig.nic.counterSnapshot.malformed == malformed + 1 }, "\(what): \(rig.nic.counterSnapshot)")
+                malformed += 1
+            }
+            try host.sendTransferPage(ranges: [range(1)], transactionID: 0xDEAD_0001)
+            expectOneMore("a middle fragment alone")
+            try host.sendTransferPage(ranges: [range(0), range(1)], transactionID: 0xDEAD_0002)
+            expectOneMore("a packet that ends before its last fragment")
+            let tooMany = 72 * 1024 / big.count + 1
+            try host.sendTransferPage(ranges: [range(0)] + [(UInt32, UInt32)](repeating: range(1), count: tooMany) + [range(2)],
+                                      transactionID: 0xDEAD_0003)
+            // The join that overflows, then the last fragment, which finds nothing begun.
+            #expect(eventually { rig.nic.counterSnapshot.malformed == malformed + 2 }, "a join past the largest frame")
+            #expect(rig.receivedCount == 0)
+            try host.sendTransferPage(ranges: [range(0), range(1), range(2)], transactionID: 0xDEAD_0004)
+            let got = rig.takeReceived(1)
+            #expect(got.count == 1 && firstDifference(got[0], head + big + [1, 2, 3, 4]) == nil, "a good packet is joined")
+            #expect(rig.nic.counterSnapshot.rxCoalesced == 1)
+        }
+    }
+
     @Test func unsolicitedAndUnknownPacketsAreCounted() throws {
         try Self.withRig { rig, host, rb in
             try host.sendCompletion(transactionID: 0x1234_5678, [108, 0, 0, 0, 1, 0, 0, 0])

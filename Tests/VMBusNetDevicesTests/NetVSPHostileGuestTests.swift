@@ -21,6 +21,19 @@ struct NetVSPHostileGuestTests {
             let bytes = buffer.payloadArray(of: packet)
             completions.update { $0[context] = bytes }
         }
+        /// Transfer-page packets from the host: transaction id and (length, offset) ranges.
+        let transfers = Condition<[(id: UInt64, ranges: [(UInt32, UInt32)])]>([])
+        func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
+            guard packet.descriptor.type == .dataUsingXferPages else { return }
+            var r = buffer.wireReader(wholePacket: packet)
+            guard (try? r.skip(PacketDescriptor.wireSize + 4)) != nil, let count = try? r.readUInt32() else { return }
+            var ranges: [(UInt32, UInt32)] = []
+            for _ in 0..<count {
+                guard let length = try? r.readUInt32(), let offset = try? r.readUInt32() else { return }
+                ranges.append((length, offset))
+            }
+            transfers.update { $0.append((packet.descriptor.transactionID, ranges)) }
+        }
         func wait(_ context: UInt64) -> [UInt8]? {
             completions.wait(timeoutNanoseconds: 5_000_000_000) { $0.removeValue(forKey: context) }
         }
@@ -82,6 +95,51 @@ struct NetVSPHostileGuestTests {
             channel.close()
             system.stop()
         }
+    }
+
+    /// A guest that turned RSC on and then completes a coalesced packet wrongly (by a later fragment's slot,
+    /// or twice): only the first slot's id completes it, and then all of its slots come back.
+    @Test func anRSCPacketIsCompletedOnlyByItsFirstSlotAndOnlyOnce() throws {
+        let g = try RawGuest()
+        defer { g.stop() }
+        try g.setUp()
+        func control(_ m: RNDISMessage) throws {
+            var w = WireWriter()
+            m.encode(into: &w)
+            #expect(try g.sendSection(w.bytes) == .success)
+        }
+        try control(.initializeRequest(RNDISInitializeRequest(requestID: 1, maxTransferSize: 0x4000)))
+        try control(.setRequest(RNDISSetRequest(requestID: 2, oid: .genCurrentPacketFilter, infoBuffer: [0x0D, 0, 0, 0])))
+        var params = NDISOffloadParams(header: NDISOffloadParams.header(legacy: false))
+        params.rscIPv4 = NDISOffloadParams.rscEnabled
+        params.rscIPv6 = NDISOffloadParams.rscEnabled
+        var pw = WireWriter()
+        params.encode(into: &pw)
+        try control(.setRequest(RNDISSetRequest(requestID: 3, oid: .tcpOffloadParameters, infoBuffer: pw.bytes)))
+        #expect(eventually { g.handler.transfers.withLock { $0.count } >= 3 }, "the three control answers")
+        g.handler.transfers.update { $0.removeAll() }
+        let (frame, offload) = NetReceiveCoalescingTests.gsoFrame(payload: 20_000)
+        #expect(frame.withUnsafeBytes { g.vsp.deliver($0, offload: offload) } == .accepted)
+        #expect(eventually { g.handler.transfers.withLock { $0.count } == 1 })
+        let packet = try #require(g.handler.transfers.withLock { $0.first })
+        #expect(packet.ranges.count > 10)
+        let slot = UInt64(g.vsp.receiveSlotSize)
+        let later = UInt64(packet.ranges[3].1) / slot + 1
+        let unknown = g.vsp.counterSnapshot.unknownCompletions
+        func complete(_ id: UInt64) throws {
+            try [UInt8](repeating: 0, count: 8).withUnsafeBytes { try g.channel.sendCompletion(transactionID: id, $0) }
+        }
+        try complete(later)
+        #expect(eventually { g.vsp.counterSnapshot.unknownCompletions == unknown + 1 }, "a later fragment's id names nothing")
+        try complete(packet.id)
+        try complete(packet.id)
+        #expect(eventually { g.vsp.counterSnapshot.unknownCompletions == unknown + 2 }, "the second completion names nothing")
+        // Every slot came back once: the whole buffer's worth of coalesced packets fits again, no more.
+        g.handler.transfers.update { $0.removeAll() }
+        var accepted = 0
+        while accepted < 1000, frame.withUnsafeBytes({ g.vsp.deliver($0, offload: offload) }) == .accepted { accepted += 1 }
+        let slots = 64 * 4096 / g.vsp.receiveSlotSize
+        #expect(accepted == slots / packet.ranges.count, "\(accepted) packets of \(packet.ranges.count) in \(slots) slots")
     }
 
     @Test func malformedNVSPIsRefusedAndCounted() throws {

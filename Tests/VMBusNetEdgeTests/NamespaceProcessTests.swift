@@ -81,6 +81,9 @@ struct NamespaceProcessTests {
         #expect(nics.wait(seconds: 30) == .exited(0), "\(nics.stderr)")
         let passed = nics.stdout.ranges(of: "large_sends_passed=").first.map { Int(nics.stdout[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
         #expect(passed > 1000, "\(nics.stdout)")
+        // And the host kernel's GSO frames reached the guest as RSC packets.
+        let coalesced = nics.stdout.ranges(of: "rx_coalesced=").first.map { Int(nics.stdout[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
+        #expect(coalesced > 1000, "\(nics.stdout)")
 
         try a.ip("link set \(guestTAP) mtu 9000")
         try b.ip("link set \(hostTAP) mtu 9000")

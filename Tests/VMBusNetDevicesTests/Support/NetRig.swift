@@ -14,13 +14,15 @@ final class NetRig: @unchecked Sendable {
     let vsp: NetVSP
     let nic: NetVSC
     let received = Condition<[[UInt8]]>([])
+    /// What the host said about each frame in ``received`` (in the same order, kept until taken).
+    let receivedInfo = Condition<[ReceivedFrameInfo]>([])
     let links = Condition<[Bool]>([])
     static let mac: [UInt8] = [0x00, 0x15, 0x5D, 0x12, 0x34, 0x56]
 
     init(hostVersions: Set<NVSPProtocolVersion> = Set(NVSPProtocolVersion.all), mtu: Int = 9000,
          guest: (inout NetVSC.Configuration) -> Void = { _ in }, host: (inout NetVSP.Configuration) -> Void = { _ in },
          provider: ((NetVSP) -> any VMBusDeviceProvider)? = nil, memoryPages: Int = 16384,
-         backendAcceptsOffloads: Bool = false) throws {
+         backendAcceptsOffloads: Bool = false, recordsReceiveInfo: Bool = false) throws {
         system = try InProcessSystem(memoryPages: memoryPages)
         backend = MemoryNetBackend(acceptsOffloads: backendAcceptsOffloads)
         var hc = NetVSP.Configuration(macAddress: Self.mac)
@@ -38,10 +40,13 @@ final class NetRig: @unchecked Sendable {
         gc.mtu = mtu
         gc.controlTimeoutNanoseconds = 3_000_000_000
         guest(&gc)
-        let received = self.received
+        let received = self.received, receivedInfo = self.receivedInfo
         let links = self.links
         nic = try NetVSC(device: device, configuration: gc,
-                         onReceive: { frame in received.update { $0.append([UInt8](frame)) } },
+                         onReceiveFrame: { frame, info in
+                             if recordsReceiveInfo { receivedInfo.update { $0.append(info) } }
+                             received.update { $0.append([UInt8](frame)) }
+                         },
                          onLinkChange: { up in links.update { $0.append(up) } })
     }
 
@@ -58,6 +63,16 @@ final class NetRig: @unchecked Sendable {
     }
 
     /// Waits until `count` frames arrived in the guest, then takes them.
+    /// ``takeReceived(_:timeoutNanoseconds:)`` with the info of each (`recordsReceiveInfo` rigs only).
+    func takeReceivedWithInfo(_ count: Int, timeoutNanoseconds: UInt64 = 10_000_000_000) -> [([UInt8], ReceivedFrameInfo)] {
+        let frames = takeReceived(count, timeoutNanoseconds: timeoutNanoseconds)
+        let infos = receivedInfo.withLock { i in
+            defer { i.removeFirst(min(frames.count, i.count)) }
+            return Array(i.prefix(frames.count))
+        }
+        return Array(zip(frames, infos))
+    }
+
     func takeReceived(_ count: Int, timeoutNanoseconds: UInt64 = 10_000_000_000) -> [[UInt8]] {
         _ = received.wait(timeoutNanoseconds: timeoutNanoseconds) { $0.count >= count ? true : nil }
         return received.withLock { r in

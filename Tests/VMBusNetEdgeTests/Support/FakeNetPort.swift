@@ -23,6 +23,9 @@ final class FakeNetPort: NetPort, @unchecked Sendable {
         }
     }
 
+    /// The switch hands over complete frames only.
+    func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery { .dropped }
+
     /// Waits (up to `seconds`) for `count` frames, then takes what there is.
     func take(_ count: Int, seconds: Double = 5) -> [[UInt8]] {
         _ = state.wait(timeoutNanoseconds: UInt64(seconds * 1e9)) { $0.frames.count >= count ? true : nil }
