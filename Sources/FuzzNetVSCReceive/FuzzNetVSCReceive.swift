@@ -91,7 +91,7 @@ final class Rig: @unchecked Sendable {
     let nic: NetVSC
     let buffer: GuestPageBuffer
     let channel: HostChannel
-    let frames = Condition<[[UInt8]]>([])
+    let frames = Condition<[([UInt8], Int)]>([])
     var transaction: UInt64 = 0
 
     init() {
@@ -107,9 +107,9 @@ final class Rig: @unchecked Sendable {
             configuration.receiveBufferBytes = 256 << 10
             configuration.sendBufferBytes = 64 << 10
             let frames = self.frames
-            nic = try NetVSC(device: device, configuration: configuration, onReceive: { frame in
+            nic = try NetVSC(device: device, configuration: configuration, onReceiveFrame: { frame, info in
                 let copy = [UInt8](frame)
-                frames.update { $0.append(copy) }
+                frames.update { $0.append((copy, info.fragments)) }
             })
             try nic.start()
             guard let b = host.receiveBuffer(), let c = host.channel else { fatalError("no receive buffer") }
@@ -168,14 +168,19 @@ func step(_ input: inout FuzzInput) {
 /// What one range should yield: the frame a PACKET header in it declares, if the range and the declaration lie
 /// inside the buffer, a slot and the range.
 func declaredFrame(offset: Int, length: Int) -> [UInt8]? {
-    guard length >= 8, length <= rig.nic.receiveSlotSize, offset >= 0, offset + length <= rig.buffer.size else { return nil }
-    guard length >= 16 else { return nil }
+    guard let data = declaredData(offset: offset, length: length), data.count >= 14, data.count <= rig.nic.maxFrameSize else { return nil }
+    return data
+}
+
+/// The data a PACKET header in the range declares, of any length (an RSC fragment's piece).
+func declaredData(offset: Int, length: Int) -> [UInt8]? {
+    guard length >= 16, length <= rig.nic.receiveSlotSize, offset >= 0, offset + length <= rig.buffer.size else { return nil }
     var bytes = [UInt8](repeating: 0, count: length)
     guard (try? rig.buffer.read(at: offset, count: length, into: &bytes)) != nil else { return nil }
     func u32(_ i: Int) -> Int { Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24 }
     guard u32(0) == 1 else { return nil }
     let start = 8 + u32(8), count = u32(12)
-    guard count >= 14, count <= rig.nic.maxFrameSize, start + count <= length else { return nil }
+    guard start + count <= length else { return nil }
     return Array(bytes[start..<(start + count)])
 }
 
@@ -214,6 +219,7 @@ func transferPages(_ input: inout FuzzInput) {
     guard payload.count <= 4096 else { return }
     // Later ranges may overwrite earlier ones: the model reads the buffer as the guest will.
     let expected = ranges.map { declaredFrame(offset: Int($0.offset), length: Int($0.length)) }
+    let pieces = ranges.map { declaredData(offset: Int($0.offset), length: Int($0.length)) }
     var w = WireWriter()
     w.writeUInt16(setID)
     w.writeUInt8(0)
@@ -239,12 +245,18 @@ func transferPages(_ input: inout FuzzInput) {
     }
     // NetVSC completes a transfer-page packet after handing its frames up, whatever it held.
     fuzzCheck(rig.host.waitCompleted(id), "no completion for a transfer-page packet of \(rangeCount) ranges")
-    let delivered = rig.frames.withLock { f -> [[UInt8]] in defer { f.removeAll() }; return Array(f[before...]) }
+    let delivered = rig.frames.withLock { f -> [([UInt8], Int)] in defer { f.removeAll() }; return Array(f[before...]) }
     fuzzLog("  \(delivered.count) frames handed up, link \(rig.nic.linkUp ? "up" : "down")")
     var next = 0
-    for frame in delivered {
-        guard let i = expected[next...].firstIndex(where: { $0 == frame }) else {
-            return fuzzCheck(false, "a frame of \(frame.count) bytes that no range declared (ranges \(ranges), \(delivered.count) frames)")
+    for (frame, fragments) in delivered {
+        // A joined RSC frame is the pieces of `fragments` ranges in a row, in order.
+        let found: Int? = fragments <= 1 ? expected[next...].firstIndex(where: { $0 == frame })
+            : (next...max(next, pieces.count - fragments)).first { i in
+                i + fragments <= pieces.count && pieces[i..<(i + fragments)].allSatisfy { $0 != nil }
+                    && pieces[i..<(i + fragments)].flatMap { $0 ?? [] } == frame
+            }.map { $0 + fragments - 1 }
+        guard let i = found else {
+            return fuzzCheck(false, "a frame of \(frame.count) bytes (\(fragments) fragments) that no range declared (ranges \(ranges), \(delivered.count) frames)")
         }
         next = i + 1
     }
@@ -268,6 +280,8 @@ func rangeMessage(_ input: inout FuzzInput) -> (bytes: [UInt8], pristine: Bool, 
         if flags & 2 != 0 { info.vlan = NDISPacket8021QInfo(value: input.u32()) }
         if flags & 4 != 0 { info.hashValue = input.u32() }
         if flags & 8 != 0 { info.largeSend = NDISTCPLSOInfo(value: input.u32()) }
+        // An RSC fragment: SUBALLOC with first, last, both or neither.
+        if flags & 16 != 0 { info.packetID = RNDISPacketInfoID(flags: RNDISPacketInfoID.flagSubAllocation | (input.byte() & 6), packetID: 1) }
         let frame = input.chunk() + [UInt8](repeating: 0x3C, count: Int(input.byte()) * 8)
         var w = WireWriter()
         RNDISPacket.encodeMessage(into: &w, info: info, frame: frame)

@@ -219,8 +219,15 @@ func step(_ input: inout FuzzInput, _ channel: GuestChannel, _ run: inout Run) {
     case 5:
         // The backend delivers a frame (host → guest), as a switch port would.
         let frame = input.chunk() + [UInt8](repeating: 0xA5, count: Int(input.byte()) * 8)
-        let outcome = rig.vsp.deliver(bytes: frame)
-        fuzzLog("deliver \(frame.count) bytes: \(outcome)")
+        // Sometimes with work left, as a TAP hands over its kernel's GSO frames: offsets and sizes the
+        // input chooses (a backend's, not the guest's, but NetVSP must not trust them into a crash either).
+        let offload: FrameOffload? = input.bool() ? nil : FrameOffload(
+            checksumStart: Int(input.byte()), checksumOffset: input.bool() ? 16 : Int(input.byte()),
+            segmentation: [FrameOffload.Segmentation.none, .tcpIPv4, .tcpIPv6][Int(input.byte()) % 3],
+            segmentSize: Int(input.byte()) << 4, headerLength: Int(input.byte()))
+        let outcome = offload.map { o in frame.withUnsafeBytes { rig.vsp.deliver($0, offload: o) } } ?? rig.vsp.deliver(bytes: frame)
+        fuzzLog("deliver \(frame.count) bytes (\(offload.map { "\($0)" } ?? "complete")): \(outcome)")
+        // Accepted: at least one transfer-page packet (a frame cut in software makes several).
         if outcome == .accepted { run.accepted += 1 }
     case 6:
         let up = input.bool()

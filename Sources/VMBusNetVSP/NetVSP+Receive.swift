@@ -305,4 +305,7 @@ extension NetVSP {
     }
 
     public var linkUp: Bool { rndis.withLock { $0.linkUp } }
+
+    /// The guest's open receive queues: the primary channel and its open sub-channels.
+    public var openQueues: Int { delivery.withLock { d in d.channels.filter { $0 != nil }.count } }
 }

@@ -133,7 +133,7 @@ final class HostNICSet: @unchecked Sendable {
     }
 
     /// One line per NIC (index, backend, MTU, link), then one per live partition: its MAC, whether its guest
-    /// initialized RNDIS, and the NetVSP's counters.
+    /// initialized RNDIS, its open queues and the NetVSP's counters.
     var listing: String {
         state.withLock { s in
             s.nics.map { nic in
@@ -141,7 +141,7 @@ final class HostNICSet: @unchecked Sendable {
                 for p in s.partitions {
                     guard let vsp = p.ports[nic.index]?.vsp else { continue }
                     let state = vsp.rndisStage == .initialized ? "initialized" : "not initialized"
-                    out += "\tpartition \(p.id)\tMAC \(macString(vsp.macAddress))\t\(state)\t\(vsp.counterSnapshot.summary)\n"
+                    out += "\tpartition \(p.id)\tMAC \(macString(vsp.macAddress))\t\(state)\tqueues \(vsp.openQueues)\t\(vsp.counterSnapshot.summary)\n"
                 }
                 return out
             }.joined()

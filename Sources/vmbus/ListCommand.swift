@@ -1,4 +1,5 @@
 import ArgumentParser
+import VMBusControl
 import VMBusGuest
 import VMBusProtocol
 import VMBusTestSupport
@@ -11,9 +12,10 @@ struct ListCommand: ParsableCommand {
         abstract: "Print the VMBus device tree in lsvmbus format.",
         discussion: """
             With --socket it attaches to a running host as a guest (a fresh partition), lists what the host \
-            offers, and unloads; -v also lists the disks (a running host's NICs, with each partition's MAC and \
-            counters, are `vmbus nic list`). Without it, it lists the embedded default system; -v then also \
-            lists the disks and the NICs (MAC, MTU, queues, link). Without it, it lists the embedded default system.
+            offers, and unloads; -v also lists the disks, and the host's NICs as its control socket (SOCKET.ctl) \
+            has them: backend, MTU and link, then per partition the MAC, queues and counters (`vmbus nic list`). \
+            Without it, it lists the embedded default system; -v then also lists the disks and the NICs (MAC, \
+            MTU, queues, link).
             """)
 
     @Option(name: .long, help: "Path of a running host's Unix socket.")
@@ -40,7 +42,10 @@ struct ListCommand: ParsableCommand {
             if verbose > 0 && !json { bus.register(storage.driver); bus.flushWork() }
             // NICs stay unbound: initializing one here would make this partition the one a TAP backend serves.
             print(json ? bus.jsonListing() : bus.lsvmbusListing(verbosity: verbose), terminator: json ? "\n" : "")
-            if verbose > 0 && !json { print(storage.listing, terminator: "") }
+            if verbose > 0 && !json {
+                print(storage.listing, terminator: "")
+                print(Self.hostNICs(controlPath: socket + ".ctl"), terminator: "")
+            }
             bus.disconnect()
         } else {
             let disks: HostDiskSet
@@ -58,5 +63,19 @@ struct ListCommand: ParsableCommand {
             network?.stop()
             system.stop()
         }
+    }
+
+    /// The running host's NICs, indented under "nics:", from its control socket (or why not); nothing for a
+    /// host without NICs.
+    static func hostNICs(controlPath: String) -> String {
+        let body: String
+        do {
+            let response = try ControlClient.request(path: controlPath, ["nic", "list"])
+            body = response.ok ? response.body : "(\(response.body.split(separator: "\n").joined(separator: "; ")))\n"
+        } catch {
+            body = "(the host's control socket \(controlPath): \(describe(error)))\n"
+        }
+        guard !body.isEmpty else { return "" }
+        return "nics:\n" + body.split(separator: "\n").map { "  " + $0 + "\n" }.joined()
     }
 }

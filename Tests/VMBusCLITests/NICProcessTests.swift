@@ -28,7 +28,7 @@ extension HostGuestProcessTests {
         let first = try nic(["list"]).stdout.lines
         #expect(first.count == 2, "\(first)")
         #expect(first.last?.hasPrefix("\tpartition \(partition)\tMAC 00:15:5d:") == true, "\(first)")
-        #expect(first.last?.contains("\tinitialized\ttx_packets=") == true, "\(first)")
+        #expect(first.last?.contains("\tinitialized\tqueues 1\ttx_packets=") == true, "\(first)")
 
         // Hot add: offered to the live partition, bound by its NetVSC as Linux binds a new offer.
         #expect(try nic(["attach", "switch:lab,mtu=9000"]).stdout == "attached nic 1 (switch:lab), offered to 1 partition\n")
@@ -46,6 +46,12 @@ extension HostGuestProcessTests {
         let list = try f.vmbus("list", ["list", "--socket", f.socket])
         #expect(list.wait(seconds: 60) == .exited(0), "\(list.stdout) \(list.stderr)")
         #expect(list.stdout.occurrences(of: "Synthetic network adapter") == 2, "\(list.stdout)")
+        // Its -v listing shows the host's NICs with every partition's MAC, queues and counters.
+        let verbose = try f.vmbus("list-v-socket", ["list", "-v", "--socket", f.socket])
+        #expect(verbose.wait(seconds: 60) == .exited(0), "\(verbose.stdout) \(verbose.stderr)")
+        #expect(verbose.stdout.contains("nics:\n  nic 0\t"), "\(verbose.stdout)")
+        #expect(verbose.stdout.contains("  nic 1\tswitch:lab\tMTU 9000\tlink up\n"), "\(verbose.stdout)")
+        #expect(verbose.stdout.contains("\tMAC \(mac)\tinitialized\tqueues 1\ttx_packets="), "\(verbose.stdout)")
         // The embedded system's `list -v` binds its NICs and shows what the guest sees.
         let embedded = try f.vmbus("list-v", ["list", "-v", "--nic", "switch", "--nic", "switch:b,mtu=9000"])
         #expect(embedded.wait(seconds: 60) == .exited(0), "\(embedded.stdout) \(embedded.stderr)")
