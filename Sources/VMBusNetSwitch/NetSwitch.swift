@@ -8,6 +8,9 @@ import VMBusTransport
 /// to the port it came from), broadcast, multicast and unknown unicast are flooded to every other attached
 /// port. Entries age out (300 s by default, as Linux's bridge).
 ///
+/// Offloads cross the switch: a guest's LSO segment or partial checksum is queued as it is and the receiving
+/// NIC finishes it (``PortQueue``), as a bridge passes GSO packets between virtual NICs.
+///
 /// Threads: ``NetSwitchPort/transmit(_:from:)`` (a NIC's channel worker) only learns, looks up and copies the
 /// frame into the destination ports' queues; each attached port has a delivery thread of the switch's that
 /// hands its queue to the NIC (``PortQueue``).
@@ -104,7 +107,8 @@ public final class NetSwitch: @unchecked Sendable {
     // MARK: Forwarding
 
     /// On the source NIC's worker: learn, look up, queue the frame for its destinations.
-    func forward(_ frame: UnsafeRawBufferPointer, from source: PortQueue, now: UInt64 = monotonicNanoseconds()) {
+    func forward(_ frame: UnsafeRawBufferPointer, offload: FrameOffload? = nil, from source: PortQueue,
+                 now: UInt64 = monotonicNanoseconds()) {
         guard frame.count >= 14 else {
             framesMalformed.wrappingIncrement(ordering: .relaxed)
             return
@@ -119,12 +123,12 @@ public final class NetSwitch: @unchecked Sendable {
                 } else if let q = s.ports.first(where: { $0.id == target }) {
                     // Counted before the frame can reach its NIC, so whoever sees the frame sees the count.
                     framesForwarded.wrappingIncrement(ordering: .relaxed)
-                    q.enqueue(frame)
+                    q.enqueue(frame, offload: offload)
                 }
                 return
             }
             framesFlooded.wrappingIncrement(ordering: .relaxed)
-            for q in s.ports where q.id != source.id { q.enqueue(frame) }
+            for q in s.ports where q.id != source.id { q.enqueue(frame, offload: offload) }
         }
     }
 }

@@ -38,4 +38,12 @@ public final class NetSwitchPort: NetBackend, @unchecked Sendable {
         guard let q = queue.withLock({ $0 }) else { return }
         self.switch.forward(frame, from: q)
     }
+
+    /// The receiving NIC finishes what the sender left (see ``PortQueue``).
+    public var acceptsOffloads: Bool { true }
+
+    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, from port: any NetPort) {
+        guard let q = queue.withLock({ $0 }) else { return }
+        self.switch.forward(frame, offload: offload, from: q)
+    }
 }

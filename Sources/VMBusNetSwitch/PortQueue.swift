@@ -6,6 +6,11 @@ import VMBusTransport
 /// NIC attaches) and the thread that delivers them, so no transmitting worker ever calls
 /// ``NetPort/deliver(_:)``. A busy NIC is waited for (its ``NetBackend/receiveSpaceAvailable(_:)``, or a
 /// short timeout); frames that find the queue full are dropped and counted.
+///
+/// A frame with work left (a guest's LSO segment of up to 64 KiB, a partial checksum) keeps its
+/// ``FrameOffload`` and is delivered with it, so the receiving NIC finishes it (RSC to its guest, or cut there).
+/// Segments larger than a slot borrow one of ``largeBuffers`` buffers while queued (made at the first one):
+/// what a guest's large sends can pin per port is that many, not a 64 KiB slot each.
 final class PortQueue: @unchecked Sendable {
     let id: Int
     let port: any NetPort
@@ -13,14 +18,22 @@ final class PortQueue: @unchecked Sendable {
     private final class Slot {
         var bytes: [UInt8]
         var length = 0
+        var offload: FrameOffload?
+        /// The slot's own buffer while it holds a borrowed large one.
+        var own: [UInt8]?
         init(size: Int) { bytes = [UInt8](repeating: 0, count: size) }
     }
     private let slots: [Slot]
+    /// Large frames queued at once, at most; and how large one may be (an IPv4 or IPv6 packet of 64 KiB, a tag).
+    static let largeBuffers = 32
+    static let largeFrameSize = 65_535 + 18 + 40
     private struct State {
         var head = 0
         var count = 0
         var spaceSignals = 0
         var stopped = false
+        var large: [[UInt8]] = []
+        var largeMade = false
     }
     private let state = Condition(State())
     let done = Latch()
@@ -38,8 +51,8 @@ final class PortQueue: @unchecked Sendable {
 
     /// Copies `frame` in (on the transmitting worker's thread); false if it was dropped.
     @discardableResult
-    func enqueue(_ frame: UnsafeRawBufferPointer) -> Bool {
-        guard frame.count <= slotSize else {
+    func enqueue(_ frame: UnsafeRawBufferPointer, offload: FrameOffload? = nil) -> Bool {
+        guard frame.count <= slotSize || (offload != nil && frame.count <= Self.largeFrameSize) else {
             dropped.wrappingIncrement(ordering: .relaxed)
             return false
         }
@@ -49,8 +62,18 @@ final class PortQueue: @unchecked Sendable {
         let ok = state.update { s -> Bool in
             guard !s.stopped, s.count < slots.count else { return false }
             let slot = slots[(s.head + s.count) % slots.count]
-            slot.bytes.withUnsafeMutableBytes { $0.copyMemory(from: frame) }
+            if frame.count > slotSize {
+                if !s.largeMade {
+                    s.large = (0..<Self.largeBuffers).map { _ in [UInt8](repeating: 0, count: Self.largeFrameSize) }
+                    s.largeMade = true
+                }
+                guard let buffer = s.large.popLast() else { return false }
+                slot.own = slot.bytes
+                slot.bytes = buffer
+            }
+            slot.bytes.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[0..<frame.count]).copyMemory(from: frame) }
             slot.length = frame.count
+            slot.offload = offload
             s.count += 1
             return true
         }
@@ -71,7 +94,10 @@ final class PortQueue: @unchecked Sendable {
             }) else { continue }
             if state.withLock({ $0.stopped }) { break }
             // The head slot stays ours until it is popped: producers only write past head + count.
-            let result = slot.bytes.withUnsafeBytes { port.deliver(UnsafeRawBufferPointer(rebasing: $0[0..<slot.length])) }
+            let result = slot.bytes.withUnsafeBytes { raw -> NetDelivery in
+                let frame = UnsafeRawBufferPointer(rebasing: raw[0..<slot.length])
+                return slot.offload.map { port.deliver(frame, offload: $0) } ?? port.deliver(frame)
+            }
             switch result {
             case .busy:
                 _ = state.wait(timeoutNanoseconds: 20_000_000) { s in s.spaceSignals != generation || s.stopped ? true : nil }
@@ -80,6 +106,11 @@ final class PortQueue: @unchecked Sendable {
             case .dropped: dropped.wrappingIncrement(ordering: .relaxed)
             }
             state.update { s in
+                if let own = slot.own {
+                    s.large.append(slot.bytes)
+                    slot.bytes = own
+                    slot.own = nil
+                }
                 s.head = (s.head + 1) % slots.count
                 s.count -= 1
             }

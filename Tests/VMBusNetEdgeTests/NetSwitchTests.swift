@@ -128,6 +128,33 @@ struct NetSwitchTests {
         #expect(sw.learnedAddresses == 16)
     }
 
+    /// A guest's LSO segment crosses the switch whole, with its offload, for the receiving NIC to finish; large
+    /// ones borrow one of a port's few large buffers while queued, and more than those are dropped and counted.
+    @Test func offloadedFramesCrossWholeAndLargeOnesAreCappedPerPort() throws {
+        let (sw, ports, nics) = Self.make(2)
+        defer { sw.stop() }
+        let gso = FrameOffload(checksumStart: 34, checksumOffset: 16, segmentation: .tcpIPv4, segmentSize: 1448, headerLength: 54)
+        // Port 1's address first, so what follows goes to it alone.
+        Self.send(ports, nics, from: 1, to: nics[0].macAddress, tag: 0)
+        _ = nics[0].take(1)
+        var big = nics[0].frame(to: nics[1].macAddress, tag: 7) + [UInt8](repeating: 0x5A, count: 40_000)
+        big[13] = 0x00
+        big.withUnsafeBytes { ports[0].transmit($0, offload: gso, from: nics[0]) }
+        #expect(eventually { nics[1].offloaded.withLock { $0.count } == 1 })
+        let (got, offload) = try #require(nics[1].offloaded.withLock { $0.first })
+        #expect(offload == gso)
+        #expect(got.count == big.count && got.elementsEqual(big), "the frame as sent")
+        nics[1].offloaded.update { $0.removeAll() }
+        // While port 1's NIC is busy, only 32 large frames can wait; the 33rd is dropped.
+        let before = sw.droppedFrames
+        nics[1].answerBusy(1_000_000)
+        for _ in 0..<34 { big.withUnsafeBytes { ports[0].transmit($0, offload: gso, from: nics[0]) } }
+        #expect(eventually { sw.droppedFrames == before + 2 }, "\(sw.droppedFrames)")
+        nics[1].answerBusy(0)
+        ports[1].receiveSpaceAvailable(nics[1])
+        #expect(eventually(10) { nics[1].offloaded.withLock { $0.count } == 32 })
+    }
+
     @Test func twoGuestNICsOnOneSwitchReachEachOtherOverVMBus() throws {
         let sw = NetSwitch(name: "vmbus")
         defer { sw.stop() }

@@ -23,8 +23,20 @@ final class FakeNetPort: NetPort, @unchecked Sendable {
         }
     }
 
-    /// The switch hands over complete frames only.
-    func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery { .dropped }
+    /// Frames delivered with work left, and what was left, in order (busy answers apply as above).
+    let offloaded = Condition<[([UInt8], FrameOffload)]>([])
+
+    func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery {
+        let busy = state.update { s -> Bool in
+            guard s.busyLeft > 0 else { return false }
+            s.busyLeft -= 1
+            return true
+        }
+        if busy { return .busy }
+        let copy = [UInt8](frame)
+        offloaded.update { $0.append((copy, offload)) }
+        return .accepted
+    }
 
     /// Waits (up to `seconds`) for `count` frames, then takes what there is.
     func take(_ count: Int, seconds: Double = 5) -> [[UInt8]] {
