@@ -64,7 +64,7 @@ extension NetVSC {
         opened.endpoint.sendTimeoutNanoseconds = 0
         for c in subchannels { c.endpoint.sendTimeoutNanoseconds = 0 }
         if let sb = sendBuffer {
-            let path = TransmitPath(channel: opened, sendBuffer: sb, sectionSize: sendSectionSize, maxFrameSize: maxFrameSize,
+            let path = TransmitPath(channel: opened, queues: [opened] + subchannels, sendBuffer: sb, sectionSize: sendSectionSize, maxFrameSize: maxFrameSize,
                                     largeSendMaxSize: largeSendMaxSize, checksumOffload: checksumOffload)
             transmit.withLock { $0.path = path }
         }

@@ -53,9 +53,13 @@ extension NetVSC {
             receiveTransferPages(packet, buffer, queue: Int(channel.subchannelIndex))
             complete(packet.descriptor.transactionID, on: channel)
         case .dataInband:
-            // SEND_INDIRECTION_TABLE and VF_ASSOCIATION: decoded, nothing to do with one queue and no VF.
+            // SEND_INDIRECTION_TABLE picks the transmit queues; VF_ASSOCIATION is decoded (we have no VF).
             var r = buffer.wireReader(for: packet)
-            if (try? NVSPMessage(from: &r, direction: .hostToGuest, version: version)) == nil { counters.malformed.bump() }
+            switch try? NVSPMessage(from: &r, direction: .hostToGuest, version: version) {
+            case .sendIndirectionTable(let t)?: sendTableReceived(t.entries)
+            case nil: counters.malformed.bump()
+            default: break
+            }
             if packet.descriptor.completionRequested { complete(packet.descriptor.transactionID, on: channel) }
         default:
             counters.malformed.bump()

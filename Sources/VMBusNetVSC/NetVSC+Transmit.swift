@@ -32,11 +32,16 @@ struct TransmitState {
     static let sectionIndexOffset = 8
     static let sectionSizeOffset = 12
     var ranges = WireWriter(capacity: 64)
+    /// The host's send indirection table (NVSP 5 SEND_INDIRECTION_TABLE): a flow's hash picks an entry, the
+    /// entry a queue (`netvsc_select_queue`). Empty until the host sends one: everything goes on the primary.
+    var sendTable: [UInt32] = []
 }
 
 /// The negotiated facts a send reads, fixed while the NIC runs.
 struct TransmitPath {
     let channel: GuestChannel
+    /// Every open queue in sub-channel index order (the primary first).
+    let queues: [GuestChannel]
     let sendBuffer: GuestPageBuffer
     let sectionSize: Int
     let maxFrameSize: Int
@@ -78,8 +83,10 @@ extension NetVSC {
                 RNDISPacket.encodeHeaders(into: &t.header, info: info, frameLength: frame.count)
                 header = t.header.bytes
             }
-            return copied ? sendCopied(frame, header: header, length: length, section: slot, path, &t)
-                : sendGPADirect(frame, header: header, length: length, buffer: slot, path, &t)
+            let channel = t.sendTable.isEmpty || path.queues.count < 2 ? path.channel
+                : path.queues[Int(t.sendTable[Self.flowHash(frame) & (t.sendTable.count - 1)]) % path.queues.count]
+            return copied ? sendCopied(frame, header: header, length: length, section: slot, channel, path, &t)
+                : sendGPADirect(frame, header: header, length: length, buffer: slot, channel, &t)
         }
     }
 
@@ -87,9 +94,9 @@ extension NetVSC {
         bytes.withUnsafeBytes { send($0, offload: offload) }
     }
 
-    private func sendCopied(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, _ path: TransmitPath,
-                            _ t: inout TransmitState) -> NetVSCSendResult {
-        let sb = path.sendBuffer, channel = path.channel
+    private func sendCopied(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, _ channel: GuestChannel,
+                            _ path: TransmitPath, _ t: inout TransmitState) -> NetVSCSendResult {
+        let sb = path.sendBuffer
         let at = section * path.sectionSize
         do {
             try header.withUnsafeBytes { try sb.write(at: at, from: $0) }
@@ -107,9 +114,8 @@ extension NetVSC {
         return outcome(result, bytes: frame.count, counter: counters.txCopied) { t.freeSections.append(section) }
     }
 
-    private func sendGPADirect(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, buffer index: Int, _ path: TransmitPath,
-                               _ t: inout TransmitState) -> NetVSCSendResult {
-        let channel = path.channel
+    private func sendGPADirect(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, buffer index: Int,
+                               _ channel: GuestChannel, _ t: inout TransmitState) -> NetVSCSendResult {
         let buffer = t.large[index]
         guard length <= buffer.size else {
             t.freeLarge.append(index)
@@ -159,6 +165,51 @@ extension NetVSC {
         default:
             return .dropped
         }
+    }
+
+    /// A flow's hash for picking its queue: the IP addresses, and the ports of TCP and UDP (an IPv4 fragment
+    /// without them), folded; 0 for anything else. Every frame of a flow hashes alike, so a flow keeps one
+    /// queue and its order.
+    static func flowHash(_ frame: UnsafeRawBufferPointer) -> Int {
+        guard frame.count >= 14 else { return 0 }
+        var l3 = 14
+        var type = UInt16(frame[12]) << 8 | UInt16(frame[13])
+        if type == 0x8100, frame.count >= 18 {
+            l3 = 18
+            type = UInt16(frame[16]) << 8 | UInt16(frame[17])
+        }
+        var hash: UInt32 = 2_166_136_261
+        func mix(_ from: Int, _ count: Int) {
+            for i in from..<(from + count) { hash = (hash ^ UInt32(frame[i])) &* 16_777_619 }
+        }
+        let l4: Int, proto: UInt8
+        switch type {
+        case 0x0800:
+            guard frame.count >= l3 + 20 else { return 0 }
+            mix(l3 + 12, 8)
+            proto = frame[l3 + 9]
+            let fragment = (UInt16(frame[l3 + 6]) << 8 | UInt16(frame[l3 + 7])) & 0x3FFF != 0
+            l4 = fragment ? -1 : l3 + Int(frame[l3] & 0xF) * 4
+        case 0x86DD:
+            guard frame.count >= l3 + 40 else { return 0 }
+            mix(l3 + 8, 32)
+            proto = frame[l3 + 6]
+            l4 = l3 + 40
+        default:
+            return 0
+        }
+        if proto == 6 || proto == 17, l4 > 0, frame.count >= l4 + 4 { mix(l4, 4) }
+        return Int(hash ^ hash >> 16)
+    }
+
+    /// The host sent its send indirection table: entries past the open queues wrap (Linux: `txq -= num`),
+    /// a table whose size is not a power of two is ignored.
+    func sendTableReceived(_ entries: [UInt32]) {
+        guard !entries.isEmpty, entries.count & (entries.count - 1) == 0 else {
+            counters.malformed.bump()
+            return
+        }
+        transmit.withLock { $0.sendTable = entries }
     }
 
     /// The host completed (or will never complete) the send that used `context`'s section or buffer.

@@ -17,6 +17,7 @@ extension NetVSP {
         guard let length = gatherRequest(m, gather, state) else { return completeWithFailure(packet, state) }
         guard parseMessages(length: length, state) else { return completeWithFailure(packet, state) }
         for frame in state.frames { forward(frame, state) }
+        state.transmitted.wrappingIncrement(by: state.frames.count, ordering: .relaxed)
         state.frames.removeAll(keepingCapacity: true)
         if packet.descriptor.completionRequested {
             replySuccess(packet.descriptor.transactionID, state)

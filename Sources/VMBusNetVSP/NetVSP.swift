@@ -85,6 +85,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         /// frame is completed with it, so it is encoded once.
         var success = WireWriter(capacity: NVSPMessage.wireSize)
         var successSize = -1
+        /// Frames the guest sent on this channel (read by ``NetVSP/transmitPacketsPerQueue``).
+        let transmitted = ManagedAtomic<Int>(0)
         init(channel: HostChannel, maxFrameSize: Int) {
             self.channel = channel
             scratch = [UInt8](repeating: 0, count: NetVSP.maxGatherBytes)
@@ -175,6 +177,14 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
             r.linkUp = up
         }
         if was { backend.detached(self) }
+    }
+
+    /// Frames the guest sent on each open channel, by sub-channel index (0 = primary).
+    public var transmitPacketsPerQueue: [Int] {
+        contexts.withLock { c in
+            let last = c.keys.max().map(Int.init) ?? -1
+            return (0...max(0, last)).map { c[UInt16($0)]?.transmitted.load(ordering: .relaxed) ?? 0 }
+        }
     }
 
     // MARK: Packets
@@ -281,7 +291,10 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
                                                                  subchannelCount: UInt32(granted))), id, state)
             }
             if !allowed { fault("SUBCHANNEL request before NVSP 5 or not ALLOCATE") }
-            if granted > 0 { _ = device.withLock({ $0 })?.offerSubchannels(granted) }
+            if granted > 0 {
+                _ = device.withLock({ $0 })?.offerSubchannels(granted)
+                sendIndirectionTable(queues: granted + 1, state)
+            }
         case .switchDataPath:
             // No VF: the synthetic path stays; the completion is empty (PROTOCOL.md §8.3).
             if wants { reply(nil, id, state) }
@@ -349,6 +362,21 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         state.writer.reset()
         message?.encode(into: &state.writer, minimumSize: negotiation.withLock { $0.messageSize })
         sendCompletion(state.writer.bytes, id, state)
+    }
+
+    /// SEND_INDIRECTION_TABLE (NVSP 5), as Hyper-V sends it once sub-channels are granted: the guest picks the
+    /// channel of each send from its 16 entries by the flow's hash, so transmit spreads over the queues too. The
+    /// entries name the queues round robin.
+    func sendIndirectionTable(queues: Int, _ state: ChannelContext) {
+        let entries = (0..<NVSPSendIndirectionTable.linuxEntryCount).map { UInt32($0 % queues) }
+        var w = WireWriter(capacity: NVSPMessage.wireSize + 4 * entries.count)
+        NVSPMessage.sendIndirectionTable(NVSPSendIndirectionTable(entries: entries))
+            .encode(into: &w, minimumSize: negotiation.withLock { $0.messageSize })
+        let sent: Bool = w.bytes.withUnsafeBytes { p in
+            (try? state.channel.endpoint.send(type: .dataInband, flags: 0, transactionID: 0, header: UnsafeRawBufferPointer(start: nil, count: 0),
+                                              payload: p)) != nil
+        }
+        if !sent { lastError.withLock { $0 = "SEND_INDIRECTION_TABLE could not be sent" } }
     }
 
     /// SEND_RNDIS_PKT_COMPLETE with SUCCESS, the same bytes ``reply(_:_:_:)`` would write.

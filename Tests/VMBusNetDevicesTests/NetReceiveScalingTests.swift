@@ -52,6 +52,34 @@ struct NetReceiveScalingTests {
         #expect(rig.nic.receivePacketsPerQueue == perChannel)
     }
 
+    /// The host's send indirection table spreads the guest's sends over the queues by flow, and each flow
+    /// stays on one queue, so it reaches the backend in order.
+    @Test func sendsSpreadOverTheQueuesByTheHostsTableAndEachFlowKeepsItsOrder() throws {
+        let rig = try NetRig(mtu: 1500, guest: { $0.queues = 4 }, host: { $0.receiveQueues = 4 })
+        defer { rig.stop() }
+        try rig.start()
+        #expect(rig.nic.queueCount == 4)
+        let flows = 32, perFlow = 40
+        for s in 0..<perFlow {
+            for flow in 0..<flows {
+                #expect(NetDataPathTests.sendRetrying(rig.nic, Self.flowFrame(flow: flow, sequence: s)) == .sent)
+            }
+        }
+        let got = rig.backend.take(flows * perFlow)
+        #expect(got.count == flows * perFlow)
+        var next = [Int](repeating: 0, count: flows)
+        for f in got {
+            let flow = (Int(f[34]) << 8 | Int(f[35])) - 1000
+            let sequence = Int(f[54]) | Int(f[55]) << 8 | Int(f[56]) << 16 | Int(f[57]) << 24
+            guard flow >= 0, flow < flows else { Issue.record("flow \(flow)"); return }
+            #expect(sequence == next[flow], "flow \(flow) out of order")
+            next[flow] = sequence + 1
+        }
+        let perQueue = rig.vsp.transmitPacketsPerQueue
+        #expect(perQueue.filter { $0 > 0 }.count >= 3, "spread: \(perQueue)")
+        #expect(perQueue.reduce(0, +) == flows * perFlow)
+    }
+
     @Test func aGuestAskingForOneQueueGetsNoSubchannels() throws {
         let rig = try NetRig(guest: { $0.queues = 1 }, host: { $0.receiveQueues = 4 })
         defer { rig.stop() }

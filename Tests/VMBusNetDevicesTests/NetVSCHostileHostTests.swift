@@ -136,6 +136,22 @@ struct NetVSCHostileHostTests {
         }
     }
 
+    /// A send indirection table of a size Linux would not take is counted and ignored; entries naming queues
+    /// that do not exist wrap to open ones, so sends still go out.
+    @Test func oddSendTablesAreIgnoredOrWrapped() throws {
+        try Self.withRig { rig, host, _ in
+            let before = rig.nic.counterSnapshot.malformed
+            try host.sendInband(NVSPMessage.sendIndirectionTable(NVSPSendIndirectionTable(entries: [0, 1, 2])).wireBytes)
+            #expect(eventually { rig.nic.counterSnapshot.malformed == before + 1 })
+            try host.sendInband(NVSPMessage.sendIndirectionTable(NVSPSendIndirectionTable(
+                entries: [UInt32](repeating: 0xFFFF_FFFF, count: 16))).wireBytes)
+            var seed = SplitMix64(seed: 3)
+            #expect(eventually { NetDataPathTests.sendRetrying(rig.nic, testFrame(length: 200, sequence: 0, seed: &seed)) == .sent })
+            #expect(rig.backend.take(1).count == 1)
+            #expect(rig.nic.counterSnapshot.malformed == before + 1)
+        }
+    }
+
     @Test func unsolicitedAndUnknownPacketsAreCounted() throws {
         try Self.withRig { rig, host, rb in
             try host.sendCompletion(transactionID: 0x1234_5678, [108, 0, 0, 0, 1, 0, 0, 0])
