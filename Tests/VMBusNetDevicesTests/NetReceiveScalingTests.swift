@@ -25,6 +25,19 @@ struct NetReceiveScalingTests {
         return f
     }
 
+    /// Every frame of `got` belongs to one of `flows` (``flowFrame(flow:sequence:)``), and each flow's arrive in
+    /// sequence.
+    static func expectEachFlowInOrder(_ got: [[UInt8]], flows: Int) {
+        var next = [Int](repeating: 0, count: flows)
+        for f in got {
+            let flow = (Int(f[34]) << 8 | Int(f[35])) - 1000
+            let sequence = Int(f[54]) | Int(f[55]) << 8 | Int(f[56]) << 16 | Int(f[57]) << 24
+            guard flow >= 0, flow < flows else { Issue.record("flow \(flow)"); return }
+            #expect(sequence == next[flow], "flow \(flow) out of order")
+            next[flow] = sequence + 1
+        }
+    }
+
     @Test func framesSpreadOverTheQueuesAndEachFlowKeepsItsOrder() throws {
         let rig = try NetRig(mtu: 1500, guest: { $0.queues = 4 }, host: { $0.receiveQueues = 4 })
         defer { rig.stop() }
@@ -39,14 +52,7 @@ struct NetReceiveScalingTests {
         }
         let got = rig.takeReceived(flows * perFlow)
         #expect(got.count == flows * perFlow)
-        var next = [Int](repeating: 0, count: flows)
-        for f in got {
-            let flow = (Int(f[34]) << 8 | Int(f[35])) - 1000
-            let sequence = Int(f[54]) | Int(f[55]) << 8 | Int(f[56]) << 16 | Int(f[57]) << 24
-            guard flow >= 0, flow < flows else { Issue.record("flow \(flow)"); return }
-            #expect(sequence == next[flow], "flow \(flow) out of order")
-            next[flow] = sequence + 1
-        }
+        Self.expectEachFlowInOrder(got, flows: flows)
         let perChannel = rig.vsp.receivePacketsPerChannel
         #expect(perChannel.filter { $0 > 0 }.count >= 3, "spread: \(perChannel)")
         #expect(rig.nic.receivePacketsPerQueue == perChannel)
@@ -67,14 +73,7 @@ struct NetReceiveScalingTests {
         }
         let got = rig.backend.take(flows * perFlow)
         #expect(got.count == flows * perFlow)
-        var next = [Int](repeating: 0, count: flows)
-        for f in got {
-            let flow = (Int(f[34]) << 8 | Int(f[35])) - 1000
-            let sequence = Int(f[54]) | Int(f[55]) << 8 | Int(f[56]) << 16 | Int(f[57]) << 24
-            guard flow >= 0, flow < flows else { Issue.record("flow \(flow)"); return }
-            #expect(sequence == next[flow], "flow \(flow) out of order")
-            next[flow] = sequence + 1
-        }
+        Self.expectEachFlowInOrder(got, flows: flows)
         let perQueue = rig.vsp.transmitPacketsPerQueue
         #expect(perQueue.filter { $0 > 0 }.count >= 3, "spread: \(perQueue)")
         #expect(perQueue.reduce(0, +) == flows * perFlow)
