@@ -17,8 +17,8 @@ import VMBusTransport
 /// (TSO4/6), which the NIC passes to a guest that turned RSC on as one packet, or finishes and cuts itself.
 /// `passesOffloads: false` turns both off: every frame crosses complete and at most one MTU.
 ///
-/// One NIC at a time: a NIC that attaches replaces the one before (a host serving partitions one after another
-/// hands each the same TAP).
+/// One NIC at a time: a NIC that attaches takes over from the one before (a host serving partitions one after
+/// another hands each the same TAP), and when it detaches the newest one still attached takes over again.
 public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     public let device: TAPDevice
     /// Reads the kernel's frames; see ``TAPFrameReader``.
@@ -28,7 +28,9 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     private static let header = VirtioNetHeader().bytes
 
     private struct PortState {
-        var port: (any NetPort)?
+        /// The NICs that attached and are still attached, oldest first: the newest gets the kernel's frames.
+        var attached: [any NetPort] = []
+        var port: (any NetPort)? { attached.last }
         var spaceSignals = 0
     }
 
@@ -73,11 +75,15 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     }
 
     public func attached(_ port: any NetPort) {
-        self.port.update { $0.port = port }
+        self.port.update { s in
+            s.attached.removeAll { $0 === port }
+            s.attached.append(port)
+        }
     }
 
     public func detached(_ port: any NetPort) {
-        self.port.update { s in if s.port === port { s.port = nil } }
+        // The one before it (another partition's NIC still running) gets the frames again.
+        self.port.update { s in s.attached.removeAll { $0 === port } }
     }
 
     public func receiveSpaceAvailable(_ port: any NetPort) {

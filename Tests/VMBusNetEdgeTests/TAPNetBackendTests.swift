@@ -63,6 +63,28 @@ struct TAPNetBackendTests {
         #expect(backend.deliveriesDropped.load(ordering: .relaxed) > 0)
     }
 
+    /// Two NICs on one TAP (two partitions): the newest gets the kernel's frames, and when it detaches the
+    /// other gets them again.
+    @Test func whenTheNewestNICDetachesTheOneBeforeGetsTheFramesAgain() throws {
+        if let why = NetworkNamespace.unavailable { print("skipped: \(why)"); return }
+        let ns = try NetworkNamespace("tapf")
+        defer { ns.remove() }
+        let backend = try Self.kernelPeer(ns, mtu: 1500)
+        defer { backend.stop() }
+        let first = FakeNetPort(1), second = FakeNetPort(2)
+        backend.attached(first)
+        backend.attached(second)
+        // Pings to a neighbour nobody answers make the kernel send ARP requests (broadcasts) through the TAP.
+        ns.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.77.0.9"])
+        #expect(!second.take(1, seconds: 2).isEmpty, "the newest NIC gets the frames")
+        #expect(first.take(1, seconds: 0.1).isEmpty)
+        backend.detached(second)
+        _ = second.take(100, seconds: 0.1)
+        ns.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.77.0.9"])
+        #expect(!first.take(1, seconds: 2).isEmpty, "the one before takes over again")
+        #expect(second.take(1, seconds: 0.1).isEmpty)
+    }
+
     @Test func stoppingTheBackendEndsItsReaderAtOnce() throws {
         if let why = NetworkNamespace.unavailable { print("skipped: \(why)"); return }
         let tap = try TAPDevice(name: "vmbs\(getpid() % 100_000)")
