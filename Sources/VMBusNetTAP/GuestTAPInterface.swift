@@ -14,7 +14,7 @@ import VMBusTransport
 /// Threads: received frames are written on the bus's interrupt thread, which must not block, so a TAP whose
 /// queue is full (or that is down) drops the frame and counts it, as a NIC with no receive buffers would.
 /// Frames from the TAP are sent on the reader's thread; while the NIC is busy (no section, ring full) it
-/// retries after short sleeps, for up to a second, then drops.
+/// waits for the host to complete a send and retries, for up to a second, then drops.
 ///
 /// Offloads, as `hv_netvsc` offers them to its stack: once the NIC knows what the host takes, the TAP asks the
 /// kernel for partial checksums (TCP and UDP) and for TSO over the IP versions the host segments, with the
@@ -126,6 +126,8 @@ public final class GuestTAPInterface: @unchecked Sendable {
             return
         }
         var deadline: UInt64 = 0
+        var generation: Int?
+        defer { if generation != nil { nic.endWaitingForSendSpace() } }
         while !reader.isStopping {
             switch nic.send(UnsafeRawBufferPointer(frame), offload: request) {
             case .sent:
@@ -134,11 +136,17 @@ public final class GuestTAPInterface: @unchecked Sendable {
             case .dropped:
                 break
             case .busy:
-                // The host frees sections as it completes sends; NetVSC has no "space" callback, so poll.
+                // The host frees sections and buffers as it completes sends; wait for one (bounded, so a stop
+                // is seen), up to a second in all.
                 let now = monotonicNanoseconds()
                 if deadline == 0 { deadline = now + 1_000_000_000 }
                 guard now < deadline else { break }
-                sleepNanoseconds(20_000)
+                guard let seen = generation else {
+                    // Counting completions from now on, one more try catches any that came before.
+                    generation = nic.beginWaitingForSendSpace()
+                    continue
+                }
+                generation = nic.waitForSendSpace(after: seen, timeoutNanoseconds: 10_000_000) ?? seen
                 continue
             }
             break

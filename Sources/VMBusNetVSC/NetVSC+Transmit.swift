@@ -222,5 +222,26 @@ extension NetVSC {
                 t.freeSections.append(Int(context))
             }
         }
+        // Only a sender that found everything in flight pays for the wake-up.
+        if sendSpaceWaiters.load(ordering: .sequentiallyConsistent) > 0 { sendSpace.update { $0 &+= 1 } }
+    }
+
+    /// For a sender answered ``NetVSCSendResult/busy`` that wants to wait for the host to complete a send rather
+    /// than poll: from this call on completions are counted; retry the send once, then wait with
+    /// ``waitForSendSpace(after:timeoutNanoseconds:)`` (a completion between the two is not missed), and end
+    /// with ``endWaitingForSendSpace()``. Returns the count to wait past.
+    public func beginWaitingForSendSpace() -> Int {
+        sendSpaceWaiters.wrappingIncrement(ordering: .sequentiallyConsistent)
+        return sendSpace.withLock { $0 }
+    }
+
+    /// Waits (at most `timeoutNanoseconds`) until a completion beyond `generation`; the new count, or nil on
+    /// timeout.
+    public func waitForSendSpace(after generation: Int, timeoutNanoseconds: UInt64) -> Int? {
+        sendSpace.wait(timeoutNanoseconds: timeoutNanoseconds) { $0 != generation ? $0 : nil }
+    }
+
+    public func endWaitingForSendSpace() {
+        sendSpaceWaiters.wrappingDecrement(ordering: .releasing)
     }
 }

@@ -115,6 +115,9 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     var allPages: [UInt64] = []
 
     let transmit = Lock(TransmitState())
+    /// Counts completions that freed a send resource while someone waits in ``waitForSendSpace(timeoutNanoseconds:)``.
+    let sendSpace = Condition<Int>(0)
+    let sendSpaceWaiters = ManagedAtomic<Int>(0)
     let control = Condition(ControlState())
     let receive = Lock(ReceiveState())
     let pendingCompletions = Condition(PendingCompletions())
