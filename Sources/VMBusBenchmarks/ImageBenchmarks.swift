@@ -77,18 +77,23 @@ enum ImageBenchmarks {
         _ = stackReads(stack.disk, requests: requests / 10, buffers: buffers)
         var baseline: [Double] = [], ours: [Double] = [], ratios: [Double] = []
         var ok = true
+        var allocations: UInt64 = 0
         for _ in 0..<5 {
             guard let b = qemu() else {
                 context.require(false, "qemu-img bench failed")
                 return
             }
+            let m = mallocCount()
             let (s, okS) = stackReads(stack.disk, requests: requests, buffers: buffers)
+            allocations += mallocCount() - m
             baseline.append(b); ours.append(s); ratios.append(s / b)
             ok = ok && okS
         }
         context.row("qemu", "\(format(median(baseline), 0)) IOPS (\(theirs), QD\(depth))")
         context.row("stack", "\(format(median(ours), 0)) IOPS (StorVSC→StorVSP, 1 submitting thread, QD\(depth), \(stack.controller.channelCount) channels)")
         context.row("ratio", "stack/qemu median \(format(median(ratios), 3)), spread \(format(ratios.min() ?? 0, 3))…\(format(ratios.max() ?? 0, 3)) over 5 interleaved rounds")
+        let perRead = Double(allocations) / Double(5 * requests)
+        context.row("allocs", "\(format(perRead, 4)) heap allocations per read in the stack's rounds (this process)")
         context.require(ok, "an I/O failed")
     }
 
