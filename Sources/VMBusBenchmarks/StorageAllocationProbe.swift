@@ -97,20 +97,6 @@ enum StorageAllocationProbe {
 
 /// A backend that says it completes asynchronously but completes each request inline on the submitting
 /// thread: StorVSP's asynchronous path without a server behind it.
-final class InlineAsyncBackend: BlockBackend, @unchecked Sendable {
-    let inner: any BlockBackend
-    init(_ inner: any BlockBackend) { self.inner = inner }
-    var info: BlockBackendInfo { inner.info }
-    var completesAsynchronously: Bool { true }
-    func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) {
-        try inner.read(at: offset, length: length, into: buffers)
-    }
-    func write(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool) throws(BackendError) {
-        try inner.write(at: offset, length: length, from: buffers, fua: fua)
-    }
-    func flush() throws(BackendError) { try inner.flush() }
-    func unmap(at offset: UInt64, length: UInt64) throws(BackendError) { try inner.unmap(at: offset, length: length) }
-    func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(BackendError) {
-        try inner.writeZeroes(at: offset, length: length, unmap: unmap)
-    }
+final class InlineAsyncBackend: ForwardingBackend, @unchecked Sendable {
+    override var completesAsynchronously: Bool { true }
 }
