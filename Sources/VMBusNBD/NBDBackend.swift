@@ -160,8 +160,10 @@ public final class NBDBackend: BlockBackend, @unchecked Sendable {
         slot.pending = completion
         slot.pendingLength = length
         slot.backend = self
+        let connection = connections[index % connections.count]
+        slot.connection = connection
         do throws(BackendError) {
-            try connections[index % connections.count].issue { h in issue(h, data, slot.asyncCompletion) }
+            try connection.issue { h in issue(h, data, slot.asyncCompletion) }
         } catch {
             // libnbd did not take it, so it will not call back: the request ends here.
             let caller = release(slot)
@@ -185,6 +187,7 @@ public final class NBDBackend: BlockBackend, @unchecked Sendable {
         slot.pending = nil
         slot.copyBack = nil
         slot.backend = nil
+        slot.connection = nil
         freeSlots.updateWakingOne { $0.append(slot.index) }
         return caller
     }

@@ -26,6 +26,9 @@ final class NBDRequestSlot: @unchecked Sendable {
     var pendingLength = 0
     /// The backend of an asynchronous request, held while it is in flight (its connections must outlive it).
     var backend: NBDBackend?
+    /// The connection an asynchronous request went on, which finishes it, and the errno libnbd gave it.
+    var connection: NBDConnection?
+    var pendingErrno: Int32 = 0
 
     init(index: Int) { self.index = index }
 
@@ -68,8 +71,10 @@ final class NBDRequestSlot: @unchecked Sendable {
 private func nbdAsyncRequestCompleted(_ userData: UnsafeMutableRawPointer?, _ error: UnsafeMutablePointer<Int32>?) -> Int32 {
     guard let userData else { return 1 }
     let slot = Unmanaged<NBDRequestSlot>.fromOpaque(userData).takeUnretainedValue()
-    guard let backend = slot.backend else { return 1 }
-    backend.finish(slot, errno: error?.pointee ?? EIO)
+    slot.pendingErrno = error?.pointee ?? EIO
+    // libnbd calls back holding its handle's lock, which every request issued on the handle needs: the
+    // connection's thread finishes the request (copy, the caller's completion) once libnbd let go of it.
+    slot.connection?.defer(slot)
     return 1
 }
 
