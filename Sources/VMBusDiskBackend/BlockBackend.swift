@@ -65,7 +65,8 @@ public protocol BlockBackend: AnyObject, Sendable {
     var completesAsynchronously: Bool { get }
     /// Starts a read of `length` bytes at `offset` into the first `length` bytes of `buffers`, and calls
     /// `completion` exactly once when the data is there (or the read failed), possibly before this returns and
-    /// possibly on another thread. `buffers` and the memory it points at belong to the backend until then.
+    /// possibly on another thread. `buffers` and the memory it points at belong to the backend until then; after
+    /// a failed read their contents are unspecified.
     func submitRead(at offset: UInt64, length: Int, into buffers: IOVector, completion: any BlockIOCompletion)
     /// Starts a write, as ``write(at:length:from:fua:)`` describes, completed as ``submitRead(at:length:into:completion:)`` is.
     func submitWrite(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool, completion: any BlockIOCompletion)
