@@ -49,9 +49,9 @@ enum StorageBenchmarks {
             if sleeping.load(ordering: .sequentiallyConsistent) { wake.updateWakingOne { $0 += 1 } }
         }
 
-        /// Returns once more than `count` requests are done: yielding the CPU in a loop
-        /// (`VMBUS_BENCH_SUBMITTER=yield`), or asleep until a completion wakes it (the default), as a guest's
-        /// vCPU with nothing to do halts rather than spins.
+        /// Returns once more than `count` requests are done, or at once after one `sched_yield` (the default, the
+        /// loop the figures were taken with); with `VMBUS_BENCH_SUBMITTER=sleep`, asleep until a completion wakes
+        /// it, as a guest's vCPU with nothing to do halts rather than spins.
         func waitForMore(than count: Int) {
             guard ProcessEnv.sleepingSubmitter else { _ = sched_yield(); return }
             while done.load(ordering: .sequentiallyConsistent) <= count {
@@ -259,9 +259,9 @@ enum ProcessEnv {
     }
     /// `VMBUS_BENCH_NBD_CONNECTIONS`: connections of the NBD backend. Default 2 (the backend's default).
     static var nbdConnections: Int { getenv("VMBUS_BENCH_NBD_CONNECTIONS").flatMap { Int(String(cString: $0)) } ?? 2 }
-    /// `VMBUS_BENCH_SUBMITTER`: `yield` makes a submitting thread with its queue full spin on `sched_yield`;
-    /// by default it sleeps until a completion comes.
-    static let sleepingSubmitter = getenv("VMBUS_BENCH_SUBMITTER").map { String(cString: $0) != "yield" } ?? true
+    /// `VMBUS_BENCH_SUBMITTER`: `sleep` makes a submitting thread with its queue full sleep until a completion
+    /// comes; by default it spins on `sched_yield`.
+    static let sleepingSubmitter = getenv("VMBUS_BENCH_SUBMITTER").map { String(cString: $0) == "sleep" } ?? false
     /// `VMBUS_BENCH_SUBCHANNELS`: sub-channels StorVSC asks for. Default 1.
     static var subchannels: Int { getenv("VMBUS_BENCH_SUBCHANNELS").flatMap { Int(String(cString: $0)) } ?? 1 }
 }
