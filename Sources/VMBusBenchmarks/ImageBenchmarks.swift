@@ -61,7 +61,7 @@ enum ImageBenchmarks {
                 } catch { return (0, false) }
                 sent += 1
             }
-            sched_yield()
+            completions.waitForMore(than: sent - depth)
         }
         let seconds = Double(now() - start) / 1e9
         return (Double(requests) / seconds, completions.failed.load(ordering: .relaxed) == 0)
@@ -77,22 +77,37 @@ enum ImageBenchmarks {
         _ = stackReads(stack.disk, requests: requests / 10, buffers: buffers)
         var baseline: [Double] = [], ours: [Double] = [], ratios: [Double] = []
         var ok = true
+        var allocations: UInt64 = 0, cpuNanoseconds: UInt64 = 0
         for _ in 0..<5 {
             guard let b = qemu() else {
                 context.require(false, "qemu-img bench failed")
                 return
             }
+            let m = mallocCount(), cpu = processCPUNanoseconds()
             let (s, okS) = stackReads(stack.disk, requests: requests, buffers: buffers)
+            allocations += mallocCount() - m
+            cpuNanoseconds += processCPUNanoseconds() - cpu
             baseline.append(b); ours.append(s); ratios.append(s / b)
             ok = ok && okS
         }
         context.row("qemu", "\(format(median(baseline), 0)) IOPS (\(theirs), QD\(depth))")
         context.row("stack", "\(format(median(ours), 0)) IOPS (StorVSC→StorVSP, 1 submitting thread, QD\(depth), \(stack.controller.channelCount) channels)")
         context.row("ratio", "stack/qemu median \(format(median(ratios), 3)), spread \(format(ratios.min() ?? 0, 3))…\(format(ratios.max() ?? 0, 3)) over 5 interleaved rounds")
+        let perRead = Double(allocations) / Double(5 * requests)
+        context.row("allocs", "\(format(perRead, 4)) heap allocations per read in the stack's rounds (this process)")
+        context.row("cpu", "\(format(Double(cpuNanoseconds) / 1000 / Double(5 * requests), 2)) µs of this process's CPU per read (guest, host and backend threads; the server's not counted)")
         context.require(ok, "an I/O failed")
     }
 
     static func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+
+    /// User and system time of every thread of this process so far.
+    static func processCPUNanoseconds() -> UInt64 {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        func ns(_ t: timeval) -> UInt64 { UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_usec) * 1000 }
+        return ns(usage.ru_utime) + ns(usage.ru_stime)
+    }
 
     /// A dynamic VHDX of `size` bytes, every block written (1 MiB at a time) by our backend.
     static func makeVHDX(_ path: String) throws {

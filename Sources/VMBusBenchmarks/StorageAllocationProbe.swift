@@ -81,6 +81,22 @@ enum StorageAllocationProbe {
             m = mallocCount()
             for _ in 0..<1000 { try stack.disk.flush() }
             context.row("flush-qd1", "\(format(Double(mallocCount() - m) / 1000, 3)) per SYNCHRONIZE CACHE (in-band, no data)")
+
+            // StorVSP's asynchronous path (job, bounce buffer, completion from the backend's call), as NBD takes it.
+            let asyncStack = try StorageBenchmarks.Stack(backend: InlineAsyncBackend(try RawFileBackend(path: path)))
+            defer { asyncStack.stop() }
+            for i in 0..<100 { try asyncStack.disk.read(at: UInt64(i) * 4096, into: buffer) }
+            m = mallocCount()
+            for i in 0..<n { try asyncStack.disk.read(at: UInt64(i % 1000) * 4096, into: buffer) }
+            let perRead = Double(mallocCount() - m) / Double(n)
+            context.row("stack-qd1-async", "\(format(perRead, 3)) per 4 KiB read (StorVSP's asynchronous path)")
+            context.require(perRead < 0.01, "StorVSP's asynchronous path allocates per request: \(perRead)")
         }
     }
+}
+
+/// A backend that says it completes asynchronously but completes each request inline on the submitting
+/// thread: StorVSP's asynchronous path without a server behind it.
+final class InlineAsyncBackend: ForwardingBackend, @unchecked Sendable {
+    override var completesAsynchronously: Bool { true }
 }

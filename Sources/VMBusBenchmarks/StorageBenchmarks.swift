@@ -40,9 +40,25 @@ enum StorageBenchmarks {
     final class Completions: StorVSCRequestHandler, @unchecked Sendable {
         let done = ManagedAtomic<Int>(0)
         let failed = ManagedAtomic<Int>(0)
+        /// Set while the submitting thread sleeps in ``waitForMore(than:)``.
+        private let sleeping = ManagedAtomic<Bool>(false)
+        private let wake = Condition(0)
         func requestFinished(tag: UInt64, result: Result<Int, StorVSCError>) {
             if case .failure = result { failed.wrappingIncrement(ordering: .relaxed) }
-            done.wrappingIncrement(ordering: .releasing)
+            done.wrappingIncrement(ordering: .sequentiallyConsistent)
+            if sleeping.load(ordering: .sequentiallyConsistent) { wake.updateWakingOne { $0 += 1 } }
+        }
+
+        /// Returns once more than `count` requests are done, or at once after one `sched_yield` (the default, the
+        /// loop the figures were taken with); with `VMBUS_BENCH_SUBMITTER=sleep`, asleep until a completion wakes
+        /// it, as a guest's vCPU with nothing to do halts rather than spins.
+        func waitForMore(than count: Int) {
+            guard ProcessEnv.sleepingSubmitter else { _ = sched_yield(); return }
+            while done.load(ordering: .sequentiallyConsistent) <= count {
+                sleeping.store(true, ordering: .sequentiallyConsistent)
+                _ = wake.wait(timeoutNanoseconds: 1_000_000) { _ in done.load(ordering: .sequentiallyConsistent) > count ? true : nil }
+                sleeping.store(false, ordering: .sequentiallyConsistent)
+            }
         }
     }
 
@@ -243,6 +259,9 @@ enum ProcessEnv {
     }
     /// `VMBUS_BENCH_NBD_CONNECTIONS`: connections of the NBD backend. Default 2 (the backend's default).
     static var nbdConnections: Int { getenv("VMBUS_BENCH_NBD_CONNECTIONS").flatMap { Int(String(cString: $0)) } ?? 2 }
+    /// `VMBUS_BENCH_SUBMITTER`: `sleep` makes a submitting thread with its queue full sleep until a completion
+    /// comes; by default it spins on `sched_yield`.
+    static let sleepingSubmitter = getenv("VMBUS_BENCH_SUBMITTER").map { String(cString: $0) == "sleep" } ?? false
     /// `VMBUS_BENCH_SUBCHANNELS`: sub-channels StorVSC asks for. Default 1.
     static var subchannels: Int { getenv("VMBUS_BENCH_SUBCHANNELS").flatMap { Int(String(cString: $0)) } ?? 1 }
 }

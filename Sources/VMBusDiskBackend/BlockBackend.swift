@@ -57,10 +57,54 @@ public protocol BlockBackend: AnyObject, Sendable {
     /// format's open state (a VHDX's live log) closed, so that other tools open it without a repair. Called once
     /// no I/O is in flight; a later write opens the image again.
     func closeCleanly() throws(BackendError)
+
+    /// True when ``submitRead(at:length:into:completion:)`` and ``submitWrite(at:length:from:fua:completion:)``
+    /// return once the request is on its way and complete it from the backend's own threads (NBD), so a caller
+    /// keeps many requests in flight without a thread for each. False (the default): they run the synchronous
+    /// call on the caller's thread.
+    var completesAsynchronously: Bool { get }
+    /// Starts a read of `length` bytes at `offset` into the first `length` bytes of `buffers`, and calls
+    /// `completion` exactly once when the data is there (or the read failed), possibly before this returns and
+    /// possibly on another thread. `buffers` and the memory it points at belong to the backend until then; after
+    /// a failed read their contents are unspecified.
+    func submitRead(at offset: UInt64, length: Int, into buffers: IOVector, completion: any BlockIOCompletion)
+    /// Starts a write, as ``write(at:length:from:fua:)`` describes, completed as ``submitRead(at:length:into:completion:)`` is.
+    func submitWrite(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool, completion: any BlockIOCompletion)
+}
+
+/// Where an asynchronous backend request ends: called once per request, with nil for success. Implemented by a
+/// caller's preallocated per-request slot, so that submitting allocates nothing.
+public protocol BlockIOCompletion: AnyObject, Sendable {
+    func blockIOCompleted(_ error: BackendError?)
 }
 
 extension BlockBackend {
     public func closeCleanly() throws(BackendError) {
         if !info.isReadOnly { try flush() }
+    }
+
+    public var completesAsynchronously: Bool { false }
+
+    public func submitRead(at offset: UInt64, length: Int, into buffers: IOVector, completion: any BlockIOCompletion) {
+        completeSynchronously(completion) { () throws(BackendError) in try read(at: offset, length: length, into: buffers) }
+    }
+
+    public func submitWrite(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool, completion: any BlockIOCompletion) {
+        completeSynchronously(completion) { () throws(BackendError) in
+            try write(at: offset, length: length, from: buffers, fua: fua)
+        }
+    }
+
+    /// Runs `body` (a synchronous I/O) on this thread and hands its outcome to `completion`: the submit calls of a
+    /// backend without asynchronous I/O, and an asynchronous backend's fallback for requests it does not pipeline.
+    public func completeSynchronously(_ completion: any BlockIOCompletion, _ body: () throws(BackendError) -> Void) {
+        let failure: BackendError?
+        do throws(BackendError) {
+            try body()
+            failure = nil
+        } catch {
+            failure = error
+        }
+        completion.blockIOCompleted(failure)
     }
 }

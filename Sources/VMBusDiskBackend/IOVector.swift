@@ -45,6 +45,13 @@ public final class IOVector: @unchecked Sendable {
         try append(base: base, length: buffer.count)
     }
 
+    /// The start of the vector when its first `length` bytes are one segment (so a call that takes one
+    /// contiguous buffer can use the caller's memory directly); nil otherwise.
+    public func contiguousBase(length: Int) -> UnsafeMutableRawPointer? {
+        guard count > 0, segments[0].iov_len >= length else { return nil }
+        return segments[0].iov_base
+    }
+
     /// Calls `body` with iovecs that cover bytes `skipping ..< skipping + length` of the vector (for a system
     /// call that resumes after a short transfer). `length` must fit: see ``require(_:)``.
     func withWindow<R, E: Error>(skipping: Int, length: Int, _ body: (UnsafePointer<iovec>, Int32) throws(E) -> R) throws(E) -> R {

@@ -89,14 +89,107 @@ public final class NBDBackend: BlockBackend, @unchecked Sendable {
         before(buffer)
         let c = connections[(connection ?? index) % connections.count]
         try c.issue { h in issue(h, buffer, slot.completion) }
-        let error = slot.waitForCompletion()
-        guard error == 0 else {
-            if error == ENOTCONN || error == ESHUTDOWN || error == ECONNRESET || error == EPIPE {
-                throw .disconnected("\(uri): the connection ended (errno \(error))")
-            }
-            throw .io(call: "nbd", errno: error)
-        }
+        if let failure = failure(errno: slot.waitForCompletion()) { throw failure }
         after(buffer)
+    }
+
+    /// What a request's errno from libnbd means; nil for success.
+    private func failure(errno error: Int32) -> BackendError? {
+        guard error != 0 else { return nil }
+        if error == ENOTCONN || error == ESHUTDOWN || error == ECONNRESET || error == EPIPE {
+            return .disconnected("\(uri): the connection ended (errno \(error))")
+        }
+        return .io(call: "nbd", errno: error)
+    }
+
+    // MARK: Asynchronous requests
+
+    /// Reads and writes of up to ``maxRequestBytes`` go to the server and complete on the connection's thread.
+    public var completesAsynchronously: Bool { true }
+
+    public func submitRead(at offset: UInt64, length: Int, into buffers: IOVector, completion: any BlockIOCompletion) {
+        do throws(BackendError) {
+            try info.check(offset: offset, length: UInt64(max(0, length)))
+            try buffers.require(length)
+        } catch {
+            return completion.blockIOCompleted(error)
+        }
+        guard length > 0, length <= Self.maxRequestBytes else {
+            return completeSynchronously(completion) { () throws(BackendError) in try read(at: offset, length: length, into: buffers) }
+        }
+        submit(length, buffers: buffers, isRead: true, completion) { h, b, done in
+            nbd_aio_pread(h, b, length, offset, done, 0)
+        }
+    }
+
+    public func submitWrite(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool, completion: any BlockIOCompletion) {
+        do throws(BackendError) {
+            guard !info.isReadOnly else { throw .readOnly }
+            try info.check(offset: offset, length: UInt64(max(0, length)))
+            try buffers.require(length)
+        } catch {
+            return completion.blockIOCompleted(error)
+        }
+        // A FUA the server cannot do needs a flush after the write: that one waits.
+        guard length > 0, length <= Self.maxRequestBytes, !fua || canFUA else {
+            return completeSynchronously(completion) { () throws(BackendError) in
+                try write(at: offset, length: length, from: buffers, fua: fua)
+            }
+        }
+        let flags: UInt32 = fua ? LIBNBD_CMD_FLAG_FUA : 0
+        submit(length, buffers: buffers, isRead: false, completion) { h, b, done in
+            nbd_aio_pwrite(h, b, length, offset, done, flags)
+        }
+    }
+
+    /// Issues one asynchronous request on a free slot (waiting for one when all are in flight). libnbd moves the
+    /// data through the caller's memory when `buffers` starts with `length` contiguous bytes, else through the
+    /// slot's bounce buffer; ``finish(_:errno:)`` completes it.
+    private func submit(_ length: Int, buffers: IOVector, isRead: Bool, _ completion: any BlockIOCompletion,
+                        _ issue: (OpaquePointer, UnsafeMutableRawPointer?, nbd_completion_callback) -> Int64) {
+        let index = freeSlots.wait { $0.popLast() } ?? 0
+        let slot = slots[index]
+        let data: UnsafeMutableRawPointer?
+        if let direct = buffers.contiguousBase(length: length) {
+            data = direct
+        } else {
+            let bounce = slot.bytes(length)
+            if isRead { slot.copyBack = buffers } else { _ = buffers.copy(toBuffer: bounce, fromOffset: 0) }
+            data = bounce.baseAddress
+        }
+        slot.pending = completion
+        slot.pendingLength = length
+        slot.backend = self
+        let connection = connections[index % connections.count]
+        slot.connection = connection
+        do throws(BackendError) {
+            try connection.issue { h in issue(h, data, slot.asyncCompletion) }
+        } catch {
+            // libnbd did not take it, so it will not call back: the request ends here.
+            let caller = release(slot)
+            caller?.blockIOCompleted(error)
+        }
+    }
+
+    /// On the connection's thread (or the issuing one, when the connection dies as the request goes out): the
+    /// server answered, or the connection ended.
+    func finish(_ slot: NBDRequestSlot, errno error: Int32) {
+        if error == 0, let target = slot.copyBack {
+            _ = target.copy(from: UnsafeRawBufferPointer(rebasing: slot.buffer[0..<slot.pendingLength]), toOffset: 0)
+        }
+        let caller = release(slot)
+        caller?.blockIOCompleted(failure(errno: error))
+    }
+
+    /// Frees `slot` for the next request and returns the caller it served.
+    private func release(_ slot: NBDRequestSlot) -> (any BlockIOCompletion)? {
+        let caller = slot.pending
+        slot.pending = nil
+        slot.copyBack = nil
+        slot.backend = nil
+        slot.connection = nil
+        freeSlots.updateWakingOne { $0.append(slot.index) }
+        return caller
     }
 
     public func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) {

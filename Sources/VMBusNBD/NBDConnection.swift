@@ -1,4 +1,5 @@
 import CNBD
+import Synchronization
 import VMBusDiskBackend
 import VMBusSync
 import VMBusTransport
@@ -24,11 +25,19 @@ final class NBDConnection: @unchecked Sendable {
     private let running = Condition<State>(.running)
     /// Counts the dead handles the thread closed, so a request can wait for the one it found.
     private let retired = Condition(0)
+    /// The connection's thread (its pthread_t), once it runs.
+    private let thread = Atomic<UInt>(0)
     private enum State { case running, stopping, stopped }
+    /// Asynchronous requests libnbd completed, for the thread to finish outside libnbd's lock (capacity for
+    /// every slot, so that deferring allocates nothing), and the thread's own batch being finished.
+    private let completed = Lock<[NBDRequestSlot]>([])
+    private var finishing: [NBDRequestSlot] = []
 
     init(uri: String, handle h: OpaquePointer) throws(BackendError) {
         self.uri = uri
         handle = Lock(h)
+        completed.withLock { $0.reserveCapacity(NBDBackend.maxInFlight) }
+        finishing.reserveCapacity(NBDBackend.maxInFlight)
         do { wake = try EventFD() } catch { throw .io(call: "eventfd", errno: EMFILE) }
         guard startThread(name: "vmbus-nbd", { [self] in run() }) else {
             throw .io(call: "pthread_create(vmbus-nbd)", errno: EAGAIN)
@@ -38,6 +47,9 @@ final class NBDConnection: @unchecked Sendable {
     /// Opens a handle to `uri`, connected and negotiated.
     static func connect(_ uri: String) throws(BackendError) -> OpaquePointer {
         guard let h = nbd_create() else { throw .io(call: "nbd_create", errno: ENOMEM) }
+        // libnbd would zero every read's buffer before sending the request; nothing here reads a failed read's
+        // buffer (the bounce is copied out only on success), so that memset per read is skipped.
+        _ = nbd_set_pread_initialize(h, false)
         guard nbd_connect_uri(h, uri) == 0 else {
             let why = nbd_get_error().map { String(cString: $0) } ?? "unknown error"
             nbd_close(h)
@@ -80,9 +92,25 @@ final class NBDConnection: @unchecked Sendable {
 
     private func signal() { wake.signal() }
 
+    /// From libnbd's completion callback: `slot`'s request is done; the thread finishes it. libnbd calls back on
+    /// this connection's thread, or on an issuing thread when the handle dies as it sends: wake the thread then.
+    func `defer`(_ slot: NBDRequestSlot) {
+        completed.withLock { $0.append(slot) }
+        if pthread_self() != thread.load(ordering: .relaxed) { signal() }
+    }
+
+    /// On the thread, outside libnbd's lock: finishes the requests libnbd completed.
+    private func finishCompleted() {
+        completed.withLock { swap(&$0, &finishing) }
+        for slot in finishing { slot.backend?.finish(slot, errno: slot.pendingErrno) }
+        finishing.removeAll(keepingCapacity: true)
+    }
+
     private func run() {
+        thread.store(pthread_self(), ordering: .relaxed)
         var fds = [pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0), pollfd(fd: -1, events: 0, revents: 0)]
         while running.withLock({ $0 == .running }) {
+            finishCompleted()
             guard let h = handle.withLock({ $0 }) else {
                 // No handle until a request reconnects: sleep on the wake descriptor alone.
                 fds[1].fd = -1
@@ -116,6 +144,7 @@ final class NBDConnection: @unchecked Sendable {
                 _ = nbd_aio_notify_read(h)
             }
         }
+        finishCompleted()
         running.update { $0 = .stopped }
     }
 

@@ -1,4 +1,5 @@
 import CNBD
+import VMBusDiskBackend
 import VMBusTransport
 
 #if canImport(Glibc)
@@ -14,6 +15,20 @@ final class NBDRequestSlot: @unchecked Sendable {
     private(set) var buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// The request's errno (0 for success) once libnbd completed it.
     private let result = Condition<Int32?>(nil)
+
+    /// An asynchronous request's caller, set while it is in flight (a strong reference: the caller's slot lives
+    /// until libnbd is done with the memory it lent).
+    var pending: (any BlockIOCompletion)?
+    /// Where a read that went through the bounce buffer is copied when it completes; nil: libnbd read into the
+    /// caller's memory directly, or a write.
+    var copyBack: IOVector?
+    /// The asynchronous request's length.
+    var pendingLength = 0
+    /// The backend of an asynchronous request, held while it is in flight (its connections must outlive it).
+    var backend: NBDBackend?
+    /// The connection an asynchronous request went on, which finishes it, and the errno libnbd gave it.
+    var connection: NBDConnection?
+    var pendingErrno: Int32 = 0
 
     init(index: Int) { self.index = index }
 
@@ -45,6 +60,22 @@ final class NBDRequestSlot: @unchecked Sendable {
         nbd_completion_callback(callback: nbdRequestCompleted,
                                 user_data: Unmanaged.passUnretained(self).toOpaque(), free: nil)
     }
+
+    /// The completion callback of an asynchronous request: the slot's backend finishes it on libnbd's thread.
+    var asyncCompletion: nbd_completion_callback {
+        nbd_completion_callback(callback: nbdAsyncRequestCompleted,
+                                user_data: Unmanaged.passUnretained(self).toOpaque(), free: nil)
+    }
+}
+
+private func nbdAsyncRequestCompleted(_ userData: UnsafeMutableRawPointer?, _ error: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guard let userData else { return 1 }
+    let slot = Unmanaged<NBDRequestSlot>.fromOpaque(userData).takeUnretainedValue()
+    slot.pendingErrno = error?.pointee ?? EIO
+    // libnbd calls back holding its handle's lock, which every request issued on the handle needs: the
+    // connection's thread finishes the request (copy, the caller's completion) once libnbd let go of it.
+    slot.connection?.defer(slot)
+    return 1
 }
 
 private func nbdRequestCompleted(_ userData: UnsafeMutableRawPointer?, _ error: UnsafeMutablePointer<Int32>?) -> Int32 {

@@ -27,6 +27,34 @@ public enum SCSIOutcome: Equatable, Sendable {
     case lunAbsent
 }
 
+/// A READ or WRITE that passed its checks: what the backend is asked to move.
+public struct SCSIDiskTransfer: Equatable, Sendable {
+    public var lba: UInt64
+    /// Bytes from the start of the disk.
+    public var offset: UInt64
+    public var bytes: Int
+    public var isWrite: Bool
+    public var fua: Bool
+
+    public init(lba: UInt64, offset: UInt64, bytes: Int, isWrite: Bool, fua: Bool) {
+        self.lba = lba
+        self.offset = offset
+        self.bytes = bytes
+        self.isWrite = isWrite
+        self.fua = fua
+    }
+}
+
+/// What ``SCSIDisk/prepareTransfer(_:data:dataLength:)`` found.
+public enum SCSITransferStart: Equatable, Sendable {
+    /// Not a READ or WRITE: run it with ``SCSIDisk/execute(_:data:dataLength:)``.
+    case notReadWrite
+    /// Answered without the backend (refused, or no blocks to move).
+    case completed(SCSICommandResult)
+    /// Ready for ``SCSIDisk/start(_:data:completion:)``.
+    case transfer(SCSIDiskTransfer)
+}
+
 /// Which way a command's data moves.
 public enum SCSIDataDirection: Sendable {
     case none

@@ -37,12 +37,7 @@ public final class SCSIDisk: Sendable {
 
     /// Executes `cdb`. `data` holds at least `dataLength` bytes: the initiator's buffer for either direction.
     public func execute(_ cdb: SCSICDB, data: IOVector, dataLength: Int) -> SCSICommandResult {
-        guard cdb.length > 0, !cdb.isTruncated, dataLength >= 0, dataLength <= data.totalLength else {
-            return .invalidField
-        }
-        guard cdb.hasGroupLength else {
-            return SCSIOpcode.cdbLength(of: cdb.opcode) == nil ? .invalidOpcode : .invalidField
-        }
+        if let refusal = refusal(cdb, data: data, dataLength: dataLength) { return refusal }
         if let transfer = BlockTransfer(cdb) { return readWrite(transfer, data: data, dataLength: dataLength) }
         switch cdb.opcode {
         case SCSIOpcode.TEST_UNIT_READY, SCSIOpcode.START_STOP:
@@ -77,35 +72,92 @@ public final class SCSIDisk: Sendable {
         }
     }
 
+    /// The answer to a CDB no command may carry (empty, cut short, a group code without a length) or a data
+    /// length the buffer does not hold; nil when the command may run.
+    private func refusal(_ cdb: SCSICDB, data: IOVector, dataLength: Int) -> SCSICommandResult? {
+        guard cdb.length > 0, !cdb.isTruncated, dataLength >= 0, dataLength <= data.totalLength else {
+            return .invalidField
+        }
+        guard cdb.hasGroupLength else {
+            return SCSIOpcode.cdbLength(of: cdb.opcode) == nil ? .invalidOpcode : .invalidField
+        }
+        return nil
+    }
+
     // MARK: READ and WRITE
 
-    private func readWrite(_ t: BlockTransfer, data: IOVector, dataLength: Int) -> SCSICommandResult {
+    /// True when the backend completes reads and writes on its own threads: a caller with many requests in
+    /// flight then runs READ and WRITE through ``prepareTransfer(_:data:dataLength:)`` and
+    /// ``start(_:data:completion:)`` instead of ``execute(_:data:dataLength:)``.
+    public var completesAsynchronously: Bool { backend.completesAsynchronously }
+
+    /// Checks a READ or WRITE as ``execute(_:data:dataLength:)`` does (CDB, bounds, read-only, transfer length
+    /// against `dataLength`) without moving data. `data` is the initiator's buffer.
+    public func prepareTransfer(_ cdb: SCSICDB, data: IOVector, dataLength: Int) -> SCSITransferStart {
+        if let refusal = refusal(cdb, data: data, dataLength: dataLength) { return .completed(refusal) }
+        guard let t = BlockTransfer(cdb) else { return .notReadWrite }
+        return prepare(t, dataLength: dataLength)
+    }
+
+    private func prepare(_ t: BlockTransfer, dataLength: Int) -> SCSITransferStart {
         let info = backend.info
         let (end, overflow) = t.lba.addingReportingOverflow(UInt64(t.blocks))
-        guard !overflow, end <= info.blockCount else { return .lbaOutOfRange }
-        if t.isWrite && info.isReadOnly { return .writeProtected }
-        guard t.blocks > 0 else { return .good() }
-        guard t.blocks <= maxTransferBlocks else { return .invalidField }
+        guard !overflow, end <= info.blockCount else { return .completed(.lbaOutOfRange) }
+        if t.isWrite && info.isReadOnly { return .completed(.writeProtected) }
+        guard t.blocks > 0 else { return .completed(.good()) }
+        guard t.blocks <= maxTransferBlocks else { return .completed(.invalidField) }
         let bytes = Int(t.blocks) * blockSize
-        guard dataLength >= bytes else { return .invalidField }
-        let offset = t.lba * UInt64(blockSize)
-        do {
-            if t.isWrite {
-                try backend.write(at: offset, length: bytes, from: data, fua: t.fua)
-            } else {
-                try backend.read(at: offset, length: bytes, into: data)
-            }
-        } catch .readOnly {
+        guard dataLength >= bytes else { return .completed(.invalidField) }
+        return .transfer(SCSIDiskTransfer(lba: t.lba, offset: t.lba * UInt64(blockSize), bytes: bytes,
+                                          isWrite: t.isWrite, fua: t.fua))
+    }
+
+    /// Hands a prepared transfer to the backend; `completion` gets the backend's outcome (turn it into the
+    /// command's result with ``result(of:_:)``), possibly before this returns. `data` holds the transfer's bytes
+    /// and belongs to the backend until then.
+    public func start(_ t: SCSIDiskTransfer, data: IOVector, completion: any BlockIOCompletion) {
+        if t.isWrite {
+            backend.submitWrite(at: t.offset, length: t.bytes, from: data, fua: t.fua, completion: completion)
+        } else {
+            backend.submitRead(at: t.offset, length: t.bytes, into: data, completion: completion)
+        }
+    }
+
+    /// The result of transfer `t` whose backend call ended with `error` (nil: success), with the sense a
+    /// failure carries.
+    public func result(of t: SCSIDiskTransfer, _ error: BackendError?) -> SCSICommandResult {
+        switch error {
+        case nil:
+            return .good(t.bytes)
+        case .readOnly:
             return .writeProtected
-        } catch .outOfRange {
+        case .outOfRange:
             return .lbaOutOfRange
-        } catch .disconnected {
+        case .disconnected:
             return .checkCondition(SenseKey.NOT_READY, .logicalUnitCommunicationFailure)
-        } catch {
+        default:
             return .checkCondition(SenseKey.MEDIUM_ERROR, t.isWrite ? .writeError : .unrecoveredReadError,
                                    information: UInt32(truncatingIfNeeded: t.lba))
         }
-        return .good(bytes)
+    }
+
+    private func readWrite(_ transfer: BlockTransfer, data: IOVector, dataLength: Int) -> SCSICommandResult {
+        let t: SCSIDiskTransfer
+        switch prepare(transfer, dataLength: dataLength) {
+        case .transfer(let prepared): t = prepared
+        case .completed(let answer): return answer
+        case .notReadWrite: return .invalidOpcode
+        }
+        do throws(BackendError) {
+            if t.isWrite {
+                try backend.write(at: t.offset, length: t.bytes, from: data, fua: t.fua)
+            } else {
+                try backend.read(at: t.offset, length: t.bytes, into: data)
+            }
+        } catch {
+            return result(of: t, error)
+        }
+        return result(of: t, nil)
     }
 
     // MARK: Data-in helpers

@@ -42,6 +42,9 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         let vector: IOVector
         var writer = WireWriter(capacity: 128)
         let inflight = Condition(0)
+        /// True once the channel closed: a backend's late completion then leaves the guest's pages alone and
+        /// sends nothing. Held while a completion writes into those pages.
+        let gate = Lock(false)
         init(pages: Int) { vector = IOVector(capacity: pages) }
     }
 
@@ -49,11 +52,13 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
     private let pool = Lock<StorVSPIOPool?>(nil)
     private let ioThreads: Int
     private let queueDepth: Int
+    /// How long a close waits for the channel's requests in flight before it abandons them.
+    private let closeTimeoutNanoseconds: UInt64
 
     public init(kind: StorageControllerKind, instanceID: GUID, luns: SCSILUNTable = SCSILUNTable(),
                 maxSubchannels: Int = 0, maxTransferBytes: Int = 1 << 20,
                 acceptedVersions: Set<StorageProtocolVersion> = Set(StorageProtocolVersion.all),
-                ioThreads: Int = 4, queueDepth: Int = 64) {
+                ioThreads: Int = 4, queueDepth: Int = 64, closeTimeoutNanoseconds: UInt64 = 60_000_000_000) {
         let transfer = max(4096, maxTransferBytes / 4096 * 4096)
         let subchannels = kind == .ide ? 0 : maxSubchannels
         self.kind = kind
@@ -61,6 +66,7 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         self.maxTransferBytes = transfer
         self.ioThreads = max(0, ioThreads)
         self.queueDepth = max(queueDepth, ioThreads, 1)
+        self.closeTimeoutNanoseconds = closeTimeoutNanoseconds
         var userDefined: [UInt8] = []
         if kind == .ide { userDefined = IDELocation.userDefined(pathID: 0, targetID: UInt8(truncatingIfNeeded: IDELocation.targetID(fromInstance: instanceID))) }
         offer = HostDeviceOffer(classID: kind.classID, instanceID: instanceID, userDefined: userDefined,
@@ -94,8 +100,12 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         let context = contexts.withLock { $0.removeValue(forKey: channel.relID) }
         // Nothing may touch this channel's guest pages once the host tells the guest the channel is gone:
         // wait for its requests on the I/O threads (each is bounded by the backend's own I/O).
-        if let context, context.inflight.wait(timeoutNanoseconds: 60_000_000_000, until: { $0 == 0 ? true : nil }) == nil {
-            counters.withLock { $0.lastError = "channel \(channel.relID) closed with I/O still running" }
+        if let context {
+            if context.inflight.wait(timeoutNanoseconds: closeTimeoutNanoseconds, until: { $0 == 0 ? true : nil }) == nil {
+                counters.withLock { $0.lastError = "channel \(channel.relID) closed with I/O still running" }
+            }
+            // A backend request that outlived the wait (a server that does not answer) completes into nothing.
+            context.gate.withLock { $0 = true }
         }
         // The last channel gone: the I/O threads end (a new open starts them again).
         if contexts.withLock({ $0.isEmpty }) { pool.withLock { p in p?.shutdown(); p = nil } }
@@ -157,7 +167,7 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
             job.channel = channel
             job.context = context
             context.inflight.update { $0 += 1 }
-            pool.submit(job)
+            if !startAsync(job, pool) { pool.submit(job) }
             return
         }
         guard channel.subchannelIndex == 0 else {
@@ -233,17 +243,30 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         return nil
     }
 
-    /// Runs a prepared EXECUTE_SRB on its LUN, moving data through `vector`; returns its completion.
-    private func runSRB(_ request: VStorPacket, vector: IOVector) -> VStorPacket {
-        var srb = request.srb
+    /// What an EXECUTE_SRB addresses: its LUN (nil when the path or target names no disk of ours), its CDB and
+    /// the bytes of data it moves.
+    private func addressee(_ request: VStorPacket) -> (lun: Int?, cdb: SCSICDB, dataLength: Int) {
+        let srb = request.srb
         let dataLength = srb.dataDirection == VMSCSIRequest.DataDirection.none ? 0 : Int(srb.dataTransferLength)
         // IDE channels carry one disk: the path and target a guest fills in are not to be trusted.
         let lun = kind == .ide ? 0 : Int(srb.lun)
         let addressed = kind == .ide || (srb.pathID == 0 && srb.targetID == 0)
         var cdbBytes = InlineArray<16, UInt8>(repeating: 0)
         for i in 0..<16 { cdbBytes[i] = srb.dataArea[i] }
-        let cdb = SCSICDB(raw: cdbBytes, length: Int(srb.cdbLength))
-        let outcome = addressed ? luns.execute(lun: lun, cdb, data: vector, dataLength: dataLength) : .lunAbsent
+        return (addressed ? lun : nil, SCSICDB(raw: cdbBytes, length: Int(srb.cdbLength)), dataLength)
+    }
+
+    /// Runs a prepared EXECUTE_SRB on its LUN, moving data through `vector`; returns its completion.
+    private func runSRB(_ request: VStorPacket, vector: IOVector) -> VStorPacket {
+        let (lun, cdb, dataLength) = addressee(request)
+        let outcome = lun.map { luns.execute(lun: $0, cdb, data: vector, dataLength: dataLength) } ?? .lunAbsent
+        return Self.reply(request, outcome)
+    }
+
+    /// The COMPLETE_IO for `request` that ended with `outcome`: status, bytes moved, and the sense the guest
+    /// asked room for.
+    private static func reply(_ request: VStorPacket, _ outcome: SCSIOutcome) -> VStorPacket {
+        var srb: VMSCSIRequest
         switch outcome {
         case .lunAbsent:
             return Self.completion(request, .invalidLUN)
@@ -278,6 +301,45 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
             offset = 0
             i += 1
         }
+    }
+
+    // MARK: Asynchronous READ and WRITE
+
+    /// On the channel worker: hands a prepared READ or WRITE for a disk whose backend completes on its own
+    /// threads (NBD) to the backend, through the job's bounce buffer, so that the guest's queue depth reaches
+    /// the backend without an I/O thread per request. False: the job is for the I/O threads.
+    private func startAsync(_ job: StorVSPIOPool.Job, _ pool: StorVSPIOPool) -> Bool {
+        let (lun, cdb, dataLength) = addressee(job.request)
+        guard let lun, let disk = luns.disk(at: lun), disk.completesAsynchronously,
+              case .transfer(let transfer) = disk.prepareTransfer(cdb, data: job.vector, dataLength: dataLength) else {
+            return false
+        }
+        let bounce = job.bounce(transfer.bytes)
+        // The guest's data is copied here, on the worker, while the channel is certainly open.
+        if transfer.isWrite { job.copyToBounce(transfer.bytes) }
+        job.disk = disk
+        job.transfer = transfer
+        job.pool = pool
+        disk.start(transfer, data: bounce, completion: job)
+        return true
+    }
+
+    /// On the backend's thread: the job's backend request ended. Unless the channel was closed meanwhile, the
+    /// data read goes into the guest's pages and the completion to the guest; the channel's gate makes both
+    /// happen before a close returns or not at all.
+    func finishAsync(_ job: StorVSPIOPool.Job, _ error: BackendError?) {
+        guard let channel = job.channel, let context = job.context, let disk = job.disk else { return }
+        let result = disk.result(of: job.transfer, error)
+        context.gate.withLock { closed in
+            guard !closed else { return }
+            if !job.transfer.isWrite, result.transferred > 0 { job.copyFromBounce(result.transferred) }
+            send(Self.reply(job.request, .completed(result)), using: &job.writer, channel, job.transactionID,
+                 length: job.completionLength)
+        }
+        job.channel = nil
+        job.context = nil
+        job.disk = nil
+        context.inflight.update { $0 -= 1 }
     }
 
     /// On an I/O thread: runs `job` and sends its completion.

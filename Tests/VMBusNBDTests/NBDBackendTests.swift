@@ -18,6 +18,17 @@ final class Buffers {
     var bytes: [UInt8] { Array(buffer) }
 }
 
+/// Collects the outcomes of submitted requests.
+final class Outcomes: BlockIOCompletion, @unchecked Sendable {
+    private let results = Condition<[BackendError?]>([])
+    func blockIOCompleted(_ error: BackendError?) { results.update { $0.append(error) } }
+    /// The outcomes once there are `count` of them, or those there are after the timeout.
+    func wait(_ count: Int, timeoutNanoseconds: UInt64 = 10_000_000_000) -> [BackendError?] {
+        _ = results.wait(timeoutNanoseconds: timeoutNanoseconds) { $0.count >= count ? true : nil }
+        return results.withLock { $0 }
+    }
+}
+
 func pattern(_ n: Int, _ seed: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ seed) } }
 
 @Suite(.serialized)
@@ -130,6 +141,64 @@ struct NBDBackendTests {
         var ok = false
         for _ in 0..<8 where !ok { ok = (try? disk.read(at: 0, length: 4096, into: b.vector)) != nil }
         #expect(ok, "the disk reconnects when the server returns")
+    }
+
+    /// Reads submitted from one thread are all in flight at once and complete on the connections' threads:
+    /// eight reads the server holds for 0.4 s finish in about one delay, into a contiguous buffer (libnbd reads
+    /// into it directly) or a scattered one (through the slot's bounce buffer); a write submitted the same
+    /// way reads back.
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func submittedRequestsAreInFlightTogether() throws {
+        let socket = dir + "/a.sock"
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "--filter=delay", "memory", "64M", "rdelay=400ms"], socket: socket)
+        else { return }
+        defer { server.stop() }
+        let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)", connections: 2)
+        #expect(disk.completesAsynchronously)
+        let data = pattern(8192, 3)
+        let source = try Buffers(data)
+        let wrote = Outcomes()
+        disk.submitWrite(at: 1 << 20, length: 8192, from: source.vector, fua: true, completion: wrote)
+        #expect(wrote.wait(1) == [nil])
+        let buffers = try (0..<8).map { _ in try Buffers([UInt8](repeating: 0xEE, count: 8192)) }
+        // The last one scattered: two segments of 4 KiB.
+        let scattered = IOVector(capacity: 2)
+        try scattered.append(UnsafeMutableRawBufferPointer(rebasing: buffers[7].buffer[4096...]))
+        try scattered.append(UnsafeMutableRawBufferPointer(rebasing: buffers[7].buffer[..<4096]))
+        let read = Outcomes()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<8 {
+            disk.submitRead(at: 1 << 20, length: 8192, into: i == 7 ? scattered : buffers[i].vector, completion: read)
+        }
+        let submitted = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        #expect(read.wait(8) == [BackendError?](repeating: nil, count: 8))
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        #expect(submitted < 0.3, "submitting took \(submitted) s: it waited for the server")
+        #expect(seconds < 2.0, "8 delayed reads took \(seconds) s: they were not in flight together")
+        for i in 0..<7 { #expect(buffers[i].bytes == data) }
+        #expect(Array(buffers[7].buffer[4096...]) + Array(buffers[7].buffer[..<4096]) == data)
+        // Refused before the server sees them.
+        let refused = Outcomes()
+        disk.submitRead(at: 64 << 20, length: 4096, into: buffers[0].vector, completion: refused)
+        #expect(refused.wait(1).first??.description.contains("past the capacity") == true)
+    }
+
+    /// The server dies with submitted reads in flight: each completes once, as a disconnect.
+    @Test(.enabled(if: toolInstalled("nbdkit"))) func aDisconnectCompletesEverySubmittedRequest() throws {
+        let socket = dir + "/s.sock"
+        guard let server = ToolServer(["nbdkit", "-f", "-U", socket, "--filter=delay", "memory", "64M", "rdelay=2"], socket: socket)
+        else { return }
+        defer { server.stop() }
+        let disk = try NBDBackend(uri: "nbd+unix:///?socket=\(socket)", connections: 2)
+        let buffers = try (0..<6).map { _ in try Buffers([UInt8](repeating: 0, count: 4096)) }
+        let outcomes = Outcomes()
+        for (i, b) in buffers.enumerated() { disk.submitRead(at: UInt64(i) << 12, length: 4096, into: b.vector, completion: outcomes) }
+        usleep(300_000)
+        server.stop()
+        let all = outcomes.wait(6)
+        #expect(all.count == 6)
+        #expect(all.allSatisfy { if case .disconnected = $0 { return true } else { return false } }, "\(all)")
+        usleep(200_000)
+        #expect(outcomes.wait(7, timeoutNanoseconds: 100_000_000).count == 6, "no request completed twice")
     }
 
     /// A server without multi-conn consistency: a flush covers only its own connection's writes, so ours goes

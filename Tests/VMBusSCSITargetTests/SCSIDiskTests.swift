@@ -255,3 +255,58 @@ final class UnreachableBackend: BlockBackend, @unchecked Sendable {
                     SenseKey.MEDIUM_ERROR, .unrecoveredReadError)
     }
 }
+
+/// Records the backend outcome of an asynchronous READ or WRITE.
+final class OutcomeBox: BlockIOCompletion, @unchecked Sendable {
+    var calls = 0
+    var error: BackendError?
+    func blockIOCompleted(_ error: BackendError?) {
+        calls += 1
+        self.error = error
+    }
+}
+
+@Suite struct SCSIDiskAsyncPathTests {
+    /// prepareTransfer checks what execute checks, start moves the data, result(of:) builds the same answers.
+    @Test func prepareStartAndResultMatchExecute() throws {
+        let f = Fixture(capacity: 1 << 20)
+        let b = try Buffer(4096, fill: 0x5A)
+        guard case .transfer(let w) = f.disk.prepareTransfer(cdb([0x2A, 0x08, 0, 0, 0, 8, 0, 0, 8, 0]), data: b.vector, dataLength: 4096)
+        else { Issue.record("a WRITE(10) is a transfer"); return }
+        #expect(w == SCSIDiskTransfer(lba: 8, offset: 4096, bytes: 4096, isWrite: true, fua: true))
+        let box = OutcomeBox()
+        f.disk.start(w, data: b.vector, completion: box)
+        #expect(box.calls == 1 && box.error == nil, "a synchronous backend completes before start returns")
+        #expect(f.disk.result(of: w, box.error) == .good(4096))
+        let r = try Buffer(4096)
+        guard case .transfer(let t) = f.disk.prepareTransfer(cdb([0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0]), data: r.vector, dataLength: 4096)
+        else { Issue.record("a READ(10) is a transfer"); return }
+        f.disk.start(t, data: r.vector, completion: box)
+        #expect(r.bytes == [UInt8](repeating: 0x5A, count: 4096))
+        #expect(!f.disk.completesAsynchronously)
+
+        // Refusals, without the backend.
+        #expect(f.disk.prepareTransfer(cdb([0x00, 0, 0, 0, 0, 0]), data: r.vector, dataLength: 0) == .notReadWrite)
+        #expect(f.disk.prepareTransfer(cdb([0x28, 0, 0, 0, 0x08, 0, 0, 0, 1, 0]), data: r.vector, dataLength: 512)
+                == .completed(f.run([0x28, 0, 0, 0, 0x08, 0, 0, 0, 1, 0], r)))
+        #expect(f.disk.prepareTransfer(cdb([0x28, 0, 0, 0, 0, 0, 0, 0, 16, 0]), data: r.vector, dataLength: 4096)
+                == .completed(f.run([0x28, 0, 0, 0, 0, 0, 0, 0, 16, 0], try Buffer(4096))),
+                "a transfer longer than the buffer")
+        #expect(f.disk.prepareTransfer(cdb([0x28, 0, 0, 0, 0, 0, 0, 0, 0, 0]), data: r.vector, dataLength: 0) == .completed(.good()))
+        #expect(f.disk.prepareTransfer(cdb([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0]), data: r.vector, dataLength: 8192)
+                == .completed(f.disk.execute(cdb([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0]), data: r.vector, dataLength: 8192)),
+                "a data length past the buffer")
+        expectSense(f.disk.execute(cdb([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0]), data: r.vector, dataLength: 8192),
+                    SenseKey.ILLEGAL_REQUEST, .invalidFieldInCDB)
+        let ro = Fixture(capacity: 1 << 20, readOnly: true)
+        guard case .completed(let refused) = ro.disk.prepareTransfer(cdb([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0]), data: b.vector, dataLength: 512)
+        else { Issue.record("a WRITE to a read-only disk is refused"); return }
+        expectSense(refused, SenseKey.DATA_PROTECT, .writeProtected)
+
+        // The backend's errors, as the synchronous path reports them.
+        expectSense(f.disk.result(of: t, .disconnected("gone")), SenseKey.NOT_READY, .logicalUnitCommunicationFailure)
+        expectSense(f.disk.result(of: t, .io(call: "nbd", errno: 5)), SenseKey.MEDIUM_ERROR, .unrecoveredReadError)
+        expectSense(f.disk.result(of: w, .io(call: "nbd", errno: 5)), SenseKey.MEDIUM_ERROR, .writeError)
+        expectSense(f.disk.result(of: w, .readOnly), SenseKey.DATA_PROTECT, .writeProtected)
+    }
+}

@@ -8,29 +8,19 @@ import VMBusTransport
 
 /// A backend whose reads wait (up to a second) until `width` of them are inside at once, and that records the
 /// most it saw: served one at a time, the peak stays 1.
-final class BarrierBackend: BlockBackend, @unchecked Sendable {
-    let inner: MemoryBackend
+final class BarrierBackend: ForwardingBackend, @unchecked Sendable {
     let width: Int
     private let inside = Condition((now: 0, peak: 0))
     init(capacity: UInt64, width: Int) {
-        inner = MemoryBackend(capacity: capacity)
         self.width = width
+        super.init(MemoryBackend(capacity: capacity))
     }
-    var info: BlockBackendInfo { inner.info }
     var peak: Int { inside.withLock { $0.peak } }
-    func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) {
+    override func read(at offset: UInt64, length: Int, into buffers: IOVector) throws(BackendError) {
         inside.update { s in s.now += 1; s.peak = max(s.peak, s.now) }
         _ = inside.wait(timeoutNanoseconds: 1_000_000_000) { $0.now >= width ? true : nil }
         defer { inside.update { $0.now -= 1 } }
         try inner.read(at: offset, length: length, into: buffers)
-    }
-    func write(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool) throws(BackendError) {
-        try inner.write(at: offset, length: length, from: buffers, fua: fua)
-    }
-    func flush() throws(BackendError) { try inner.flush() }
-    func unmap(at offset: UInt64, length: UInt64) throws(BackendError) { try inner.unmap(at: offset, length: length) }
-    func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(BackendError) {
-        try inner.writeZeroes(at: offset, length: length, unmap: unmap)
     }
 }
 
