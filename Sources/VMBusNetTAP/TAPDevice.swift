@@ -112,22 +112,13 @@ public final class TAPDevice: @unchecked Sendable {
         return vmbus_tap_get_mtu(name, &m) == 0 ? Int(m) : nil
     }
 
-    /// Writes `header` and `frame` as one packet; never blocks.
-    public func write(header: [UInt8], frame: UnsafeRawBufferPointer) -> WriteResult {
-        header.withUnsafeBytes { h in write(encodedHeader: h, frame: frame) }
-    }
-
-    /// The same with a header encoded on the stack (one per frame, no allocation).
+    /// Writes `header` (encoded on the stack: no allocation per frame) and `frame` as one packet; never blocks.
     public func write(header: VirtioNetHeader, frame: UnsafeRawBufferPointer) -> WriteResult {
         withUnsafeTemporaryAllocation(byteCount: VirtioNetHeader.size, alignment: 2) { h in
             header.encode(into: h)
-            return write(encodedHeader: UnsafeRawBufferPointer(h), frame: frame)
-        }
-    }
-
-    private func write(encodedHeader h: UnsafeRawBufferPointer, frame: UnsafeRawBufferPointer) -> WriteResult {
-        closed.withLock { isClosed in
-            isClosed ? .failed(EBADF) : writeOpen(header: h, frame: frame)
+            return closed.withLock { isClosed in
+                isClosed ? .failed(EBADF) : writeOpen(header: UnsafeRawBufferPointer(h), frame: frame)
+            }
         }
     }
 

@@ -25,7 +25,7 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
     public let reader: TAPFrameReader
     private let port = Condition<PortState>(PortState())
     /// NetVSP filled in the checksums the guest left to it; the header says "complete frame, no GSO".
-    private static let header = VirtioNetHeader().bytes
+    private static let header = VirtioNetHeader()
 
     private struct PortState {
         /// The NICs that attached and are still attached, oldest first: the newest gets the kernel's frames.

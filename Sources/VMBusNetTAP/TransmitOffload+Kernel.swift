@@ -32,24 +32,16 @@ extension NetVSC.TransmitOffload {
         }
         guard (offload.segmentation == .tcpIPv6) == ipv6, offload.checksumOffset == 16, l4 + 20 <= frame.count,
               offload.segmentSize > 0 else { return nil }
-        var pseudo: UInt32 = 6   // IPPROTO_TCP, and a length of 0
         if ipv6 {
             Self.put16(frame, l3 + 4, 0)
-            pseudo += Self.sum(frame, l3 + 8, 32)
         } else {
             Self.put16(frame, l3 + 2, 0)
             Self.put16(frame, l3 + 10, 0)
-            pseudo += Self.sum(frame, l3 + 12, 8)
         }
-        while pseudo > 0xFFFF { pseudo = (pseudo & 0xFFFF) + (pseudo >> 16) }
-        Self.put16(frame, l4 + 16, UInt16(pseudo))
+        // The addresses, IPPROTO_TCP and a length of 0.
+        let addresses = ipv6 ? frame[(l3 + 8)..<(l3 + 40)] : frame[(l3 + 12)..<(l3 + 20)]
+        Self.put16(frame, l4 + 16, InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: addresses), initial: 6))
         self = .tcpSegmentation(mss: offload.segmentSize, l4Offset: l4, ipv6: ipv6)
-    }
-
-    private static func sum(_ b: UnsafeMutableRawBufferPointer, _ at: Int, _ count: Int) -> UInt32 {
-        var s: UInt32 = 0
-        for i in stride(from: at, to: at + count, by: 2) { s += UInt32(b[i]) << 8 | UInt32(b[i + 1]) }
-        return s
     }
 
     private static func put16(_ b: UnsafeMutableRawBufferPointer, _ at: Int, _ v: UInt16) {

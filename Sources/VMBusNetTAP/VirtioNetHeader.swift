@@ -96,14 +96,10 @@ public struct VirtioNetHeader: Equatable, Sendable {
     }
 
     public var bytes: [UInt8] {
-        var b = [UInt8](repeating: 0, count: Self.size)
-        b[0] = flags
-        b[1] = gsoType
-        for (at, v) in [(2, headerLength), (4, gsoSize), (6, checksumStart), (8, checksumOffset), (10, numBuffers)] {
-            b[at] = UInt8(truncatingIfNeeded: v)
-            b[at + 1] = UInt8(v >> 8)
+        [UInt8](unsafeUninitializedCapacity: Self.size) { b, n in
+            encode(into: UnsafeMutableRawBufferPointer(b))
+            n = Self.size
         }
-        return b
     }
 }
 

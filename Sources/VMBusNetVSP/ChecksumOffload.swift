@@ -40,12 +40,7 @@ enum ChecksumOffload {
             guard l3 + 20 <= end, frame[l3] >> 4 == 4 else { return nil }
             let ihl = Int(frame[l3] & 0xF) * 4
             guard ihl >= 20, l3 + ihl <= end else { return nil }
-            if info.ipHeaderChecksum {
-                frame[l3 + 10] = 0
-                frame[l3 + 11] = 0
-                let sum = fold(add(frame, l3, ihl, 0))
-                put16(&frame, l3 + 10, ~sum)
-            }
+            if info.ipHeaderChecksum { setIPv4HeaderChecksum(&frame, l3, ihl) }
             guard info.tcpChecksum || info.udpChecksum else { return .some(nil) }
             let total = Int(u16(frame, l3 + 2))
             guard total >= ihl, l3 + total <= end else { return nil }
@@ -66,6 +61,13 @@ enum ChecksumOffload {
         var pseudo = add(frame, l3 + 8, 32, 0)
         pseudo += UInt32(info.tcpChecksum ? 6 : 17) + UInt32(l4Length & 0xFFFF) + UInt32(l4Length >> 16)
         return (l4, l4Length, pseudo)
+    }
+
+    /// Computes the IPv4 header checksum of the `ihl`-byte header at `l3`.
+    static func setIPv4HeaderChecksum(_ frame: inout [UInt8], _ l3: Int, _ ihl: Int) {
+        frame[l3 + 10] = 0
+        frame[l3 + 11] = 0
+        put16(&frame, l3 + 10, ~fold(add(frame, l3, ihl, 0)))
     }
 
     private static func finishL4(_ info: NDISTCPIPChecksumInfo, _ frame: inout [UInt8], _ l4: Int, _ length: Int,

@@ -101,9 +101,7 @@ public enum LargeSendOffload {
         } else {
             guard length - layout.l3 <= 0xFFFF else { return nil }
             ChecksumOffload.put16(&frame, l3 + 2, UInt16(length - layout.l3))
-            frame[l3 + 10] = 0
-            frame[l3 + 11] = 0
-            ChecksumOffload.put16(&frame, l3 + 10, ~ChecksumOffload.fold(ChecksumOffload.add(frame, l3, layout.ipHeader, 0)))
+            ChecksumOffload.setIPv4HeaderChecksum(&frame, l3, layout.ipHeader)
             pseudo = ChecksumOffload.add(frame, l3 + 12, 8, 0)
         }
         pseudo += 6 + UInt32(l4Length & 0xFFFF) + UInt32(l4Length >> 16)
