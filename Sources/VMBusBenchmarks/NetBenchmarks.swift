@@ -73,43 +73,46 @@ enum NetBenchmarks {
             // The same-run baseline: one copy of the frame, the least a frame through a ring costs.
             let copy = memcpyNanosecondsPerCopy(size: size, count: n, window: 4 << 20)
             context.row("memcpy-\(size)B", "\(format(1e3 / copy, 1)) M copies/s")
-            // Guest → host.
-            let before = rig.backend.frames.load(ordering: .relaxed)
-            var m = mallocCount()
-            var t = now()
-            frame.withUnsafeBytes { p in
-                var sent = 0
-                // On busy the CPU goes to the threads that free sections (the host's worker, the guest's
-                // interrupt thread): on 2 vCPUs a sender that spins on busy starves them for a whole
-                // time slice. The TAP edge sleeps on busy for the same reason.
-                while sent < n {
-                    switch rig.nic.send(p) {
-                    case .sent: sent += 1
-                    case .busy: sched_yield()
-                    case .dropped: return
+            for batched in [false, true] {
+                let suffix = batched ? "-batched" : ""
+                // Guest → host; batched: every frame but each 64th says `more`, as a TAP reader's does.
+                let before = rig.backend.frames.load(ordering: .relaxed)
+                var m = mallocCount()
+                var t = now()
+                frame.withUnsafeBytes { p in
+                    var sent = 0
+                    // On busy the CPU goes to the threads that free sections (the host's worker, the guest's
+                    // interrupt thread): on 2 vCPUs a sender that spins on busy starves them for a whole
+                    // time slice. The TAP edge sleeps on busy for the same reason.
+                    while sent < n {
+                        switch rig.nic.send(p, more: batched && sent % 64 != 63 && sent < n - 1) {
+                        case .sent: sent += 1
+                        case .busy: sched_yield()
+                        case .dropped: return
+                        }
                     }
                 }
-            }
-            while rig.backend.frames.load(ordering: .relaxed) - before < n { sleepNanoseconds(1000) }
-            var dt = Double(now() - t) / 1e9
-            context.row("tx-\(size)B", "\(format(Double(n) / dt / 1e6, 3)) M frames/s (\(format(Double(n) / dt / 1e9 * copy, 4)) of memcpy), \(format(Double(mallocCount() - m) / Double(n), 3)) mallocs/frame")
-            // Host → guest.
-            let received = rig.received.load(ordering: .relaxed)
-            m = mallocCount()
-            t = now()
-            frame.withUnsafeBytes { p in
-                var delivered = 0
-                while delivered < n {
-                    switch port.deliver(p) {
-                    case .accepted: delivered += 1
-                    case .busy: sleepNanoseconds(1000)
-                    case .dropped: return
+                while rig.backend.frames.load(ordering: .relaxed) - before < n { sleepNanoseconds(1000) }
+                var dt = Double(now() - t) / 1e9
+                context.row("tx-\(size)B\(suffix)", "\(format(Double(n) / dt / 1e6, 3)) M frames/s (\(format(Double(n) / dt / 1e9 * copy, 4)) of memcpy), \(format(Double(mallocCount() - m) / Double(n), 3)) mallocs/frame")
+                // Host → guest.
+                let received = rig.received.load(ordering: .relaxed)
+                m = mallocCount()
+                t = now()
+                frame.withUnsafeBytes { p in
+                    var delivered = 0
+                    while delivered < n {
+                        switch port.deliver(p, more: batched && delivered % 64 != 63 && delivered < n - 1) {
+                        case .accepted: delivered += 1
+                        case .busy: sleepNanoseconds(1000)
+                        case .dropped: return
+                        }
                     }
                 }
+                while rig.received.load(ordering: .relaxed) - received < n { sleepNanoseconds(1000) }
+                dt = Double(now() - t) / 1e9
+                context.row("rx-\(size)B\(suffix)", "\(format(Double(n) / dt / 1e6, 3)) M frames/s (\(format(Double(n) / dt / 1e9 * copy, 4)) of memcpy), \(format(Double(mallocCount() - m) / Double(n), 3)) mallocs/frame")
             }
-            while rig.received.load(ordering: .relaxed) - received < n { sleepNanoseconds(1000) }
-            dt = Double(now() - t) / 1e9
-            context.row("rx-\(size)B", "\(format(Double(n) / dt / 1e6, 3)) M frames/s (\(format(Double(n) / dt / 1e9 * copy, 4)) of memcpy), \(format(Double(mallocCount() - m) / Double(n), 3)) mallocs/frame")
         }
     }
 }

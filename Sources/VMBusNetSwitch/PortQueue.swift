@@ -89,14 +89,15 @@ final class PortQueue: @unchecked Sendable {
     /// The delivery thread's loop.
     func run() {
         while true {
-            guard let (slot, generation) = state.wait(timeoutNanoseconds: 1_000_000_000, until: { s -> (Slot, Int)? in
-                s.stopped || s.count > 0 ? (slots[s.head], s.spaceSignals) : nil
+            // `more`: another frame is queued behind this one, so the NIC may send them in one packet.
+            guard let (slot, generation, more) = state.wait(timeoutNanoseconds: 1_000_000_000, until: { s -> (Slot, Int, Bool)? in
+                s.stopped || s.count > 0 ? (slots[s.head], s.spaceSignals, s.count > 1) : nil
             }) else { continue }
             if state.withLock({ $0.stopped }) { break }
             // The head slot stays ours until it is popped: producers only write past head + count.
             let result = slot.bytes.withUnsafeBytes { raw -> NetDelivery in
                 let frame = UnsafeRawBufferPointer(rebasing: raw[0..<slot.length])
-                return slot.offload.map { port.deliver(frame, offload: $0) } ?? port.deliver(frame)
+                return slot.offload.map { port.deliver(frame, offload: $0, more: more) } ?? port.deliver(frame, more: more)
             }
             switch result {
             case .busy:

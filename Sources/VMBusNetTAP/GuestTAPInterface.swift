@@ -66,9 +66,11 @@ public final class GuestTAPInterface: @unchecked Sendable {
             try nic.start()
             offloads = try Self.askForOffloads(device, nic, logger)
             let policy = offloads
-            reader = try TAPFrameReader(device: device, maxFrameSize: NetVSC.largeSendLimit, policy: policy) { frame, offload, reader in
+            // Frames go with `more` and the reader's batch ends with a flush: the frames the stack queued together
+            // share send sections (Linux's netvsc batches on `xmit_more` the same way).
+            reader = try TAPFrameReader(device: device, maxFrameSize: NetVSC.largeSendLimit, policy: policy, handler: { frame, offload, reader in
                 Self.send(frame, offload, nic, reader, sent: fromStack, dropped: sendDrops)
-            }
+            }, batchEnd: { nic.flushSends() })
             device.setCarrier(nic.linkUp)
             try device.setMACAddress(nic.macAddress)
             try device.setMTU(nic.mtu)
@@ -125,7 +127,7 @@ public final class GuestTAPInterface: @unchecked Sendable {
         var generation: Int?
         defer { if generation != nil { nic.endWaitingForSendSpace() } }
         while !reader.isStopping {
-            switch nic.send(UnsafeRawBufferPointer(frame), offload: request) {
+            switch nic.send(UnsafeRawBufferPointer(frame), offload: request, more: true) {
             case .sent:
                 sent.wrappingIncrement(ordering: .relaxed)
                 return

@@ -16,12 +16,16 @@ import Glibc
 ///
 /// The thread sleeps in `poll` on the TAP and a wake pipe, so ``stop()`` ends it at once; the handler may wait
 /// (for a guest's receive space, say) but must return when the reader's ``isStopping`` turns true.
+///
+/// Frames come in batches: everything the TAP has queued (up to 64 frames), then `batchEnd` once the queue is
+/// empty, so a handler can pass frames on with `more` (Linux's `xmit_more`) and end the batch there.
 public final class TAPFrameReader: @unchecked Sendable {
     public let device: TAPDevice
     /// The largest frame taken (larger ones are cut by the kernel's read and dropped here).
     public let maxFrameSize: Int
     public let policy: OffloadPolicy
     private let handler: @Sendable (UnsafeMutableRawBufferPointer, FrameOffload?, TAPFrameReader) -> Void
+    private let batchEnd: @Sendable () -> Void
     /// An eventfd: ``stop()`` adds to it, the thread's poll sees it readable.
     private let wake: Int32
     private let stopping = ManagedAtomic<Bool>(false)
@@ -50,11 +54,13 @@ public final class TAPFrameReader: @unchecked Sendable {
     }
 
     public init(device: TAPDevice, maxFrameSize: Int = 65_535, policy: OffloadPolicy = OffloadPolicy(),
-                handler: @escaping @Sendable (UnsafeMutableRawBufferPointer, FrameOffload?, TAPFrameReader) -> Void) throws(TAPError) {
+                handler: @escaping @Sendable (UnsafeMutableRawBufferPointer, FrameOffload?, TAPFrameReader) -> Void,
+                batchEnd: @escaping @Sendable () -> Void = {}) throws(TAPError) {
         self.device = device
         self.maxFrameSize = maxFrameSize
         self.policy = policy
         self.handler = handler
+        self.batchEnd = batchEnd
         wake = vmbus_shim_eventfd(0, vmbus_shim_efd_cloexec() | vmbus_shim_efd_nonblock())
         guard wake >= 0 else { throw TAPError("eventfd", errno: errno) }
     }
@@ -95,6 +101,7 @@ public final class TAPFrameReader: @unchecked Sendable {
             guard r > 0, fds[1].revents == 0 else { break }
             if fds[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { break }
             // A batch, then poll again, so a stop request is seen between batches.
+            defer { batchEnd() }
             for _ in 0..<64 where !isStopping {
                 guard let n = device.read(into: &buffer) else { return }
                 guard n > 0 else { break }

@@ -61,9 +61,11 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
         let port = self.port
         let dropped = deliveriesDropped
         let delivered = framesDelivered
-        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize, policy: policy) { frame, offload, reader in
-            Self.deliver(UnsafeRawBufferPointer(frame), offload, port: port, delivered: delivered, dropped: dropped, stopping: { reader.isStopping })
-        }
+        let batch = Batch()
+        let reader = try TAPFrameReader(device: device, maxFrameSize: maxFrameSize, policy: policy, handler: { frame, offload, reader in
+            Self.deliver(UnsafeRawBufferPointer(frame), offload, port: port, batch: batch, delivered: delivered, dropped: dropped,
+                         stopping: { reader.isStopping })
+        }, batchEnd: { batch.end() })
         self.reader = reader
         reader.start()
     }
@@ -104,13 +106,29 @@ public final class TAPNetBackend: NetBackend, @unchecked Sendable {
         }
     }
 
-    /// On the reader's thread: hands `frame` to the attached NIC, waiting while it is busy.
-    private static func deliver(_ frame: UnsafeRawBufferPointer, _ offload: FrameOffload?, port: Condition<PortState>, delivered: ManagedAtomic<Int>,
-                                dropped: ManagedAtomic<Int>, stopping: () -> Bool) {
+    /// The NIC the reader's current batch went to (only the reader's thread uses it): the batch ends there, and
+    /// a batch whose NIC was replaced midway ends at the old one first.
+    private final class Batch: @unchecked Sendable {
+        var target: (any NetPort)?
+        func switchTo(_ port: any NetPort) {
+            if let target, target !== port { target.flushDeliveries() }
+            target = port
+        }
+        func end() {
+            target?.flushDeliveries()
+            target = nil
+        }
+    }
+
+    /// On the reader's thread: hands `frame` to the attached NIC as part of the reader's batch, waiting while
+    /// it is busy.
+    private static func deliver(_ frame: UnsafeRawBufferPointer, _ offload: FrameOffload?, port: Condition<PortState>, batch: Batch,
+                                delivered: ManagedAtomic<Int>, dropped: ManagedAtomic<Int>, stopping: () -> Bool) {
         while !stopping() {
             let (target, generation) = port.withLock { ($0.port, $0.spaceSignals) }
             guard let target else { break }
-            switch offload.map({ target.deliver(frame, offload: $0) }) ?? target.deliver(frame) {
+            batch.switchTo(target)
+            switch offload.map({ target.deliver(frame, offload: $0, more: true) }) ?? target.deliver(frame, more: true) {
             case .accepted:
                 delivered.wrappingIncrement(ordering: .relaxed)
                 return

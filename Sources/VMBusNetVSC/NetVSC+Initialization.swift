@@ -65,7 +65,8 @@ extension NetVSC {
         for c in subchannels { c.endpoint.sendTimeoutNanoseconds = 0 }
         if let sb = sendBuffer {
             let path = TransmitPath(channel: opened, queues: [opened] + subchannels, sendBuffer: sb, sectionSize: sendSectionSize, maxFrameSize: maxFrameSize,
-                                    largeSendMaxSize: largeSendMaxSize, checksumOffload: checksumOffload)
+                                    largeSendMaxSize: largeSendMaxSize, checksumOffload: checksumOffload,
+                                    batchLimit: batchLimit, packetAlignment: packetAlignment)
             transmit.withLock { $0.path = path }
         }
         running.store(true, ordering: .releasing)
@@ -81,7 +82,10 @@ extension NetVSC {
     public func stop() {
         let wasRunning = running.exchange(false, ordering: .acquiringAndReleasing)
         // A send that is past its running check finishes first; none starts after.
-        transmit.withLock { $0.path = nil }
+        transmit.withLock { t in
+            t.path = nil
+            t.batch = SendBatch()
+        }
         guard let channel else { return }
         if wasRunning {
             _ = try? setPacketFilter([])
@@ -340,6 +344,10 @@ extension NetVSC {
         guard case .initializeComplete(let c) = r, c.status == .success else {
             throw .negotiation("RNDIS INITIALIZE answered with \(r)")
         }
+        // Batching as the host allows (Linux: `max_pkt`, `pkt_align`), within what we take from a host: at
+        // most 64 messages a send, aligned to at most a page (a larger factor turns batching off).
+        batchLimit = c.packetAlignmentFactor <= 12 ? Int(min(max(c.maxPacketsPerMessage, 1), 64)) : 1
+        packetAlignment = c.packetAlignmentFactor <= 12 ? 1 << Int(c.packetAlignmentFactor) : 1
         mtu = configuration.mtu
         let frame = try query(.genMaximumFrameSize)
         if frame.status == .success, let v = Self.u32(frame.infoBuffer), v >= 68, Int(v) < mtu { mtu = Int(v) }

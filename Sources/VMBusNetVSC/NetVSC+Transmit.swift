@@ -35,10 +35,29 @@ struct TransmitState {
     /// The host's send indirection table (NVSP 5 SEND_INDIRECTION_TABLE): a flow's hash picks an entry, the
     /// entry a queue (`netvsc_select_queue`). Empty until the host sends one: everything goes on the primary.
     var sendTable: [UInt32] = []
+    /// The section being filled with frames sent with `more`.
+    var batch = SendBatch()
 }
 
-/// The negotiated facts a send reads, fixed while the NIC runs.
-struct TransmitPath {
+/// A send section holding several RNDIS PACKET messages, sent as one SEND_RNDIS_PKT when the batch ends
+/// (Linux's multi-send data, `netvsc_send`'s `msd`): each message starts at the host's packet alignment, the
+/// padding counted in the message before it (`msg_len`), as Linux pads.
+struct SendBatch {
+    var section = 0
+    /// Messages in it (0: no batch), and on which queue it goes.
+    var count = 0
+    var queue = 0
+    /// Bytes used (the last message's end) and where the last message starts.
+    var used = 0
+    var lastStart = 0
+    /// Frame bytes, for the counters once it is sent.
+    var frameBytes = 0
+    /// The sender ended the batch but the ring could not take it: the next completion sends it.
+    var ended = false
+}
+
+/// The negotiated facts a send reads, fixed while the NIC runs (a class: a send takes it with one retain).
+final class TransmitPath: Sendable {
     let channel: GuestChannel
     /// Every open queue in sub-channel index order (the primary first).
     let queues: [GuestChannel]
@@ -47,6 +66,23 @@ struct TransmitPath {
     let maxFrameSize: Int
     let largeSendMaxSize: Int
     let checksumOffload: Bool
+    /// The most PACKET messages one send carries (the host's `max_pkt_per_msg`; 1: no batching) and the
+    /// alignment of each in a section (`1 << pkt_alignment_factor`).
+    let batchLimit: Int
+    let packetAlignment: Int
+
+    init(channel: GuestChannel, queues: [GuestChannel], sendBuffer: GuestPageBuffer, sectionSize: Int, maxFrameSize: Int,
+         largeSendMaxSize: Int, checksumOffload: Bool, batchLimit: Int, packetAlignment: Int) {
+        self.channel = channel
+        self.queues = queues
+        self.sendBuffer = sendBuffer
+        self.sectionSize = sectionSize
+        self.maxFrameSize = maxFrameSize
+        self.largeSendMaxSize = largeSendMaxSize
+        self.checksumOffload = checksumOffload
+        self.batchLimit = batchLimit
+        self.packetAlignment = packetAlignment
+    }
 }
 
 extension NetVSC {
@@ -54,7 +90,13 @@ extension NetVSC {
     /// send section is copied there and named in-band; a larger one is copied to a GPA-direct buffer and sent
     /// as GPA ranges. Never waits: ``NetVSCSendResult/busy`` when no section or buffer is free or the ring is
     /// full. `offload` asks the host to fill in checksums (honoured only if ``checksumOffload``).
-    public func send(_ frame: UnsafeRawBufferPointer, offload: TransmitOffload? = nil) -> NetVSCSendResult {
+    ///
+    /// `more` says another frame follows at once (Linux's `xmit_more`): a frame that fits a section may then
+    /// wait there for the next ones, up to the host's `max_pkt_per_msg`, and they go as one request that the
+    /// host completes once. A frame sent without `more`, or ``flushSends()``, ends the batch; a caller that
+    /// passes `more` must end every batch. A held frame counts as sent: a batch the ring cannot take yet stays
+    /// held and goes with the next send or flush.
+    public func send(_ frame: UnsafeRawBufferPointer, offload: TransmitOffload? = nil, more: Bool = false) -> NetVSCSendResult {
         guard running.load(ordering: .relaxed) else { return .dropped }
         return transmit.withLock { t -> NetVSCSendResult in
             guard let path = t.path else { return .dropped }
@@ -68,30 +110,130 @@ extension NetVSC {
                                 largeSend: segmenting ? $0.largeSend : nil, vlan: $0.vlan)
             } ?? RNDISPacketInfo()
             let length = RNDISPacket.messageLength(info: info, frameLength: frame.count)
+            let copied = length <= path.sectionSize
+            let queue = t.sendTable.isEmpty || path.queues.count < 2 ? 0
+                : Int(t.sendTable[Self.flowHash(frame) & (t.sendTable.count - 1)]) % path.queues.count
+            if t.batch.count > 0 {
+                let at = (t.batch.used + path.packetAlignment - 1) & ~(path.packetAlignment - 1)
+                if copied, queue == t.batch.queue, t.batch.count < path.batchLimit, at + length <= path.sectionSize {
+                    return appendToBatch(frame, info: info, offload: offload != nil, length: length, at: at, more: more, path, &t)
+                }
+                // What is held goes first (a flow's order is kept); a ring that cannot take it yet is busy.
+                guard flushBatch(path, &t) else { return .busy }
+            }
             // A sender that finds everything in flight retries at once, so the busy answer comes before any
             // encoding.
-            let copied = length <= path.sectionSize
             guard let slot = copied ? t.freeSections.popLast() : t.freeLarge.popLast() else {
                 counters.txBusy.bump()
                 return .busy
             }
-            let header: [UInt8]
-            if offload == nil {
-                header = t.plainHeader.bytes(frameLength: frame.count)
-            } else {
-                t.header.reset()
-                RNDISPacket.encodeHeaders(into: &t.header, info: info, frameLength: frame.count)
-                header = t.header.bytes
+            let header = encodeHeader(info, offload: offload != nil, frameLength: frame.count, &t)
+            let channel = path.queues[queue]
+            if copied, more, path.batchLimit > 1 {
+                return startBatch(frame, header: header, length: length, section: slot, queue: queue, path, &t)
             }
-            let channel = t.sendTable.isEmpty || path.queues.count < 2 ? path.channel
-                : path.queues[Int(t.sendTable[Self.flowHash(frame) & (t.sendTable.count - 1)]) % path.queues.count]
             return copied ? sendCopied(frame, header: header, length: length, section: slot, channel, path, &t)
                 : sendGPADirect(frame, header: header, length: length, buffer: slot, channel, &t)
         }
     }
 
-    public func send(bytes: [UInt8], offload: TransmitOffload? = nil) -> NetVSCSendResult {
-        bytes.withUnsafeBytes { send($0, offload: offload) }
+    /// Ends the batch: sends the frames held for it. If the ring cannot take them yet they go with the host's
+    /// next completion (there is one: a full ring or request table means sends in flight), or with the next
+    /// send, whichever comes first.
+    public func flushSends() {
+        transmit.withLock { t in
+            guard let path = t.path else { return }
+            if !flushBatch(path, &t) { t.batch.ended = true }
+        }
+    }
+
+    /// The RNDIS headers for a frame: the template's when nothing is asked of the host.
+    private func encodeHeader(_ info: RNDISPacketInfo, offload: Bool, frameLength: Int, _ t: inout TransmitState) -> [UInt8] {
+        guard offload else { return t.plainHeader.bytes(frameLength: frameLength) }
+        t.header.reset()
+        RNDISPacket.encodeHeaders(into: &t.header, info: info, frameLength: frameLength)
+        return t.header.bytes
+    }
+
+    /// Writes the batch's first message at the start of `section`.
+    private func startBatch(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, queue: Int,
+                            _ path: TransmitPath, _ t: inout TransmitState) -> NetVSCSendResult {
+        let at = section * path.sectionSize
+        do {
+            try header.withUnsafeBytes { try path.sendBuffer.write(at: at, from: $0) }
+            try path.sendBuffer.write(at: at + header.count, from: frame)
+        } catch {
+            t.freeSections.append(section)
+            return .dropped
+        }
+        t.batch = SendBatch(section: section, count: 1, queue: queue, used: length, lastStart: 0, frameBytes: frame.count)
+        return .sent
+    }
+
+    /// Writes a message at `at` (aligned) in the batch's section, the padding before it counted in the one
+    /// before; the batch goes when it is full or `more` is false.
+    private func appendToBatch(_ frame: UnsafeRawBufferPointer, info: RNDISPacketInfo, offload: Bool, length: Int, at: Int,
+                               more: Bool, _ path: TransmitPath, _ t: inout TransmitState) -> NetVSCSendResult {
+        let header = encodeHeader(info, offload: offload, frameLength: frame.count, &t)
+        let base = t.batch.section * path.sectionSize
+        let previousLength = UInt32(at - t.batch.lastStart).littleEndian
+        do {
+            if at > t.batch.used {
+                try Self.zeros.withUnsafeBytes {
+                    try path.sendBuffer.write(at: base + t.batch.used, from: UnsafeRawBufferPointer(rebasing: $0[0..<(at - t.batch.used)]))
+                }
+            }
+            try header.withUnsafeBytes { try path.sendBuffer.write(at: base + at, from: $0) }
+            try path.sendBuffer.write(at: base + at + header.count, from: frame)
+            try withUnsafeBytes(of: previousLength) { try path.sendBuffer.write(at: base + t.batch.lastStart + 4, from: $0) }
+        } catch {
+            counters.txDropped.bump()
+            return .dropped
+        }
+        t.batch.count += 1
+        t.batch.lastStart = at
+        t.batch.used = at + length
+        t.batch.frameBytes += frame.count
+        if !more || t.batch.count >= path.batchLimit, !flushBatch(path, &t) { t.batch.ended = !more }
+        return .sent
+    }
+
+    /// Padding between batched messages (alignments are capped at a page).
+    private static let zeros = [UInt8](repeating: 0, count: 4096)
+
+    /// Sends the batch as one SEND_RNDIS_PKT naming its section. False if the ring is full (the batch stays);
+    /// a channel that failed otherwise drops it, counted.
+    private func flushBatch(_ path: TransmitPath, _ t: inout TransmitState) -> Bool {
+        guard t.batch.count > 0 else { return true }
+        let section = t.batch.section
+        t.sectionPayload.setUInt32(UInt32(section), at: TransmitState.sectionIndexOffset)
+        t.sectionPayload.setUInt32(UInt32(t.batch.used), at: TransmitState.sectionSizeOffset)
+        let channel = t.batch.queue < path.queues.count ? path.queues[t.batch.queue] : path.channel
+        let result: Result<UInt64, GuestError> = t.sectionPayload.bytes.withUnsafeBytes { p in
+            do throws(GuestError) { return .success(try channel.sendRequest(p, context: UInt64(section))) }
+            catch { return .failure(error) }
+        }
+        let (count, bytes) = (t.batch.count, t.batch.frameBytes)
+        switch result {
+        case .success:
+            counters.txCopied.bump(count)
+            counters.txPackets.bump(count)
+            counters.txBytes.bump(bytes)
+            counters.txBatched.bump(count)
+        case .failure(.channel(.sendTimedOut)), .failure(.channel(.tooManyOutstandingRequests)):
+            counters.txSendFull.bump()
+            return false
+        case .failure:
+            t.freeSections.append(section)
+            counters.txDropped.bump(count)
+        }
+        t.batch.count = 0
+        t.batch.ended = false
+        return true
+    }
+
+    public func send(bytes: [UInt8], offload: TransmitOffload? = nil, more: Bool = false) -> NetVSCSendResult {
+        bytes.withUnsafeBytes { send($0, offload: offload, more: more) }
     }
 
     private func sendCopied(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, _ channel: GuestChannel,
@@ -221,6 +363,7 @@ extension NetVSC {
             } else if Int(context) < t.sectionCount {
                 t.freeSections.append(Int(context))
             }
+            if t.batch.ended, let path = t.path { _ = flushBatch(path, &t) }
         }
         // Only a sender that found everything in flight pays for the wake-up.
         if sendSpaceWaiters.load(ordering: .sequentiallyConsistent) > 0 { sendSpace.update { $0 &+= 1 } }

@@ -98,6 +98,9 @@ public final class NetVSC: GuestChannelHandler, @unchecked Sendable {
     /// Whether LSOv2 covers IPv6 too (``largeSendMaxSize`` applies to both).
     public internal(set) var largeSendIPv6 = false
     public internal(set) var sendSectionSize = 0
+    /// The most frames one send carries (the host's `max_pkt_per_msg`) and their alignment in a section.
+    public internal(set) var batchLimit = 1
+    public internal(set) var packetAlignment = 1
     public internal(set) var receiveSlotSize = 0
     let link = ManagedAtomic<Bool>(false)
     let running = ManagedAtomic<Bool>(false)

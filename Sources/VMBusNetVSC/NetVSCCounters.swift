@@ -15,6 +15,8 @@ public struct NetVSCCounters: Sendable, Equatable {
     /// Frames sent through a send-buffer section, and GPA-direct.
     public var txCopied = 0
     public var txGPADirect = 0
+    /// Frames that went several to one send section (``NetVSC/send(_:offload:more:)``).
+    public var txBatched = 0
     /// Sends the host completed with a failure.
     public var txErrors = 0
     /// Frames refused by ``NetVSC/send(_:offload:)``: too short or too long.
@@ -35,6 +37,7 @@ public struct NetVSCCounters: Sendable, Equatable {
 final class NetVSCCounterSet: Sendable {
     let txPackets = ManagedAtomic<Int>(0)
     let txBytes = ManagedAtomic<Int>(0)
+    let txBatched = ManagedAtomic<Int>(0)
     let rxPackets = ManagedAtomic<Int>(0)
     let rxBytes = ManagedAtomic<Int>(0)
     let rxCoalesced = ManagedAtomic<Int>(0)
@@ -62,6 +65,7 @@ final class NetVSCCounterSet: Sendable {
         c.txBusy = txBusy.load(ordering: .relaxed)
         c.txCopied = txCopied.load(ordering: .relaxed)
         c.txGPADirect = txGPADirect.load(ordering: .relaxed)
+        c.txBatched = txBatched.load(ordering: .relaxed)
         c.txErrors = txErrors.load(ordering: .relaxed)
         c.txDropped = txDropped.load(ordering: .relaxed)
         c.rxCompBusy = rxCompBusy.load(ordering: .relaxed)

@@ -63,6 +63,19 @@ final class HostReceiveBuffer: @unchecked Sendable {
         }
     }
 
+    /// Makes `slot` (taken alone) the next of `previous` in one packet, whose completion then frees both.
+    /// False if either is no longer outstanding or `previous` already has a next (a guest that completed an id
+    /// it was not sent yet): the caller sends what it holds and starts a new packet.
+    func link(_ slot: Int, after previous: Int) -> Bool {
+        guard slot >= 0, slot < slotCount, previous >= 0, previous < slotCount, slot != previous else { return false }
+        return slots.withLock { s -> Bool in
+            guard s.outstanding[slot], s.outstanding[previous], s.next[previous] == -1, s.first[slot] else { return false }
+            s.next[previous] = Int32(slot)
+            s.first[slot] = false
+            return true
+        }
+    }
+
     /// Gives a slot back: the guest's completion (by transaction id) or a send that failed. False for an id
     /// that names no outstanding slot (a repeated or invented completion).
     func release(transactionID: UInt64) -> Bool {

@@ -58,9 +58,26 @@ public protocol NetPort: AnyObject, Sendable {
     /// The same for a frame with `offload` left to do (a TAP's GSO frame of up to 64 KiB, a partial checksum):
     /// the NIC finishes it or passes it on as the guest negotiated.
     func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery
+    /// Hands `frame` to the guest as part of a batch: with `more` (another frame follows at once, Linux's
+    /// `xmit_more`) the NIC may hold it to send with the next ones in one packet, which the guest completes
+    /// once. A frame without `more`, or ``flushDeliveries()``, ends the batch; a backend that passes `more` must
+    /// end every batch, or what is held waits. Held frames are the guest's as ``NetDelivery/accepted`` says,
+    /// except that a guest that stops receiving (packet filter 0, channel closed) before the batch ends does not
+    /// get them.
+    func deliver(_ frame: UnsafeRawBufferPointer, more: Bool) -> NetDelivery
+    func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, more: Bool) -> NetDelivery
+    /// Sends what the batch holds.
+    func flushDeliveries()
 }
 
 extension NetPort {
+    /// A port that does not batch delivers each frame at once.
+    public func deliver(_ frame: UnsafeRawBufferPointer, more: Bool) -> NetDelivery { deliver(frame) }
+    public func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, more: Bool) -> NetDelivery {
+        deliver(frame, offload: offload)
+    }
+    public func flushDeliveries() {}
+
     /// Convenience for tests and the control path.
     public func deliver(bytes: [UInt8]) -> NetDelivery {
         bytes.withUnsafeBytes { deliver($0) }

@@ -32,10 +32,23 @@ struct DeliveryState {
     var chain = [Int32](repeating: 0, count: NetVSP.maxCoalescedFragments)
     /// Tells the fragments of one coalesced packet from the next (`rndis_pktinfo_id.pkt_id`).
     var coalescedID: UInt16 = 0
+    /// Per queue, the frames delivered with `more` not sent yet, and how many queues hold any.
+    var held: [HeldReceivePacket]
+    var heldQueues = 0
 
     init(queues: Int) {
         channels = [HostChannel?](repeating: nil, count: queues)
         deliveredPerChannel = [Int](repeating: 0, count: queues)
+        held = [HeldReceivePacket](repeating: HeldReceivePacket(), count: queues)
+    }
+
+    /// Forgets what is held without giving slots back: the receive buffer they were in is gone.
+    mutating func forgetHeld() {
+        for q in held.indices where held[q].count > 0 {
+            held[q].count = 0
+            held[q].bytes = 0
+        }
+        heldQueues = 0
     }
 
     /// The channel RSS picks for `frame` (the primary when RSS is off or the chosen sub-channel is not open).
@@ -51,26 +64,40 @@ struct DeliveryState {
 extension NetVSP {
     /// The most fragments one coalesced packet is cut into (Linux's `NVSP_RSC_MAX`).
     static let maxCoalescedFragments = 562
+    /// The most frames one transfer-page packet carries when a backend batches (``deliver(_:more:)``).
+    static let maxFramesPerReceivePacket = 64
 
-    /// Hands a frame to the guest (see ``NetPort/deliver(_:)``).
-    public func deliver(_ frame: UnsafeRawBufferPointer) -> NetDelivery {
-        withReceiveTarget(frame, upTo: maxFrameSize) { d, rb, channel, queue in deliverComplete(frame, &d, rb, channel, queue) }
+    /// Hands a frame to the guest (see ``NetPort/deliver(_:)``), with any held before it.
+    public func deliver(_ frame: UnsafeRawBufferPointer) -> NetDelivery { deliver(frame, more: false) }
+
+    /// See ``NetPort/deliver(_:more:)``: with `more` the frame may wait for the next ones, to go with them in
+    /// one transfer-page packet.
+    public func deliver(_ frame: UnsafeRawBufferPointer, more: Bool) -> NetDelivery {
+        withReceiveTarget(frame, upTo: maxFrameSize, more: more) { d, rb, _, queue in deliverComplete(frame, &d, rb, queue) }
+    }
+
+    /// Sends every frame held for a batch (see ``NetPort/flushDeliveries()``).
+    public func flushDeliveries() {
+        delivery.withLock { d in
+            if let rb = d.receive { flushHeld(&d, rb) }
+        }
     }
 
     /// Runs `body` under the delivery lock with the receive buffer and the channel RSS picks, or counts the
-    /// frame dropped if its size is off or the guest is not receiving.
-    private func withReceiveTarget(_ frame: UnsafeRawBufferPointer, upTo limit: Int,
+    /// frame dropped if its size is off or the guest is not receiving. What is held goes at the end of a batch
+    /// (`more` false) and when the guest has no space left (it can only return what it was sent).
+    private func withReceiveTarget(_ frame: UnsafeRawBufferPointer, upTo limit: Int, more: Bool,
                                    _ body: (inout DeliveryState, HostReceiveBuffer, HostChannel, Int) -> NetDelivery) -> NetDelivery {
-        guard frame.count >= 14, frame.count <= limit else {
-            counters.rxDropped.bump()
-            return .dropped
-        }
-        return delivery.withLock { d -> NetDelivery in
-            guard d.open, d.receiving, let rb = d.receive, let (queue, channel) = d.channel(for: frame) else {
+        delivery.withLock { d -> NetDelivery in
+            var result = NetDelivery.dropped
+            if frame.count >= 14, frame.count <= limit, d.open, d.receiving, let rb = d.receive,
+               let (queue, channel) = d.channel(for: frame) {
+                result = body(&d, rb, channel, queue)
+            } else {
                 counters.rxDropped.bump()
-                return .dropped
             }
-            return body(&d, rb, channel, queue)
+            if !more || result == .busy, let rb = d.receive { flushHeld(&d, rb) }
+            return result
         }
     }
 
@@ -78,8 +105,15 @@ extension NetVSP {
     /// RSC packet to a guest that turned RSC on; otherwise it is cut and its checksums finished here, as is a
     /// partial checksum (the guest did not ask for receive checksum offload).
     public func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) -> NetDelivery {
-        withReceiveTarget(frame, upTo: Self.maxGatherBytes) { d, rb, channel, queue in
+        deliver(frame, offload: offload, more: false)
+    }
+
+    /// ``deliver(_:offload:)`` in a batch, as ``deliver(_:more:)``.
+    public func deliver(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, more: Bool) -> NetDelivery {
+        withReceiveTarget(frame, upTo: Self.maxGatherBytes, more: more) { d, rb, channel, queue in
             if offload.segmentation != .none, offload.segmentation == .tcpIPv6 ? d.coalescing.ipv6 : d.coalescing.ipv4 {
+                // Frames held on this queue go first: a flow's order is kept.
+                sendHeld(&d, rb, queue: queue)
                 return deliverCoalesced(frame, offload, &d, rb, channel, queue)
             }
             let length = frame.count
@@ -90,10 +124,11 @@ extension NetVSP {
                     counters.rxDropped.bump()
                     return .dropped
                 }
-                return d.unfinished.withUnsafeBytes { deliverComplete(UnsafeRawBufferPointer(rebasing: $0[0..<length]), &d, rb, channel, queue) }
+                return d.unfinished.withUnsafeBytes { deliverComplete(UnsafeRawBufferPointer(rebasing: $0[0..<length]), &d, rb, queue) }
             }
             // Every segment needs a slot: a cut that ran out halfway would deliver part of the frame twice.
             let mss = max(1, min(offload.segmentSize, maxFrameSize - offload.headerLength))
+            if rb.freeSlots < (length - offload.headerLength + mss - 1) / mss { flushHeld(&d, rb) }
             guard rb.freeSlots >= (length - offload.headerLength + mss - 1) / mss else {
                 counters.rxBusy.bump()
                 backendWaiting.store(true, ordering: .sequentiallyConsistent)
@@ -107,17 +142,17 @@ extension NetVSP {
             var result = NetDelivery.dropped
             let cut = LargeSendOffload.segment(offload, source: source, start: 0, length: length, maxFrame: maxFrameSize,
                                                into: &segment) { piece in
-                result = deliverComplete(piece, &d, rb, channel, queue)
+                result = deliverComplete(piece, &d, rb, queue)
             }
             if !cut { counters.rxDropped.bump() }
             return cut ? result : .dropped
         }
     }
 
-    /// One complete frame into one slot, under the delivery lock.
+    /// One complete frame into one slot, held on `queue` for the batch's packet, under the delivery lock.
     private func deliverComplete(_ frame: UnsafeRawBufferPointer, _ d: inout DeliveryState, _ rb: HostReceiveBuffer,
-                                 _ channel: HostChannel, _ queue: Int) -> NetDelivery {
-        guard let slot = takeSlot(rb) else {
+                                 _ queue: Int) -> NetDelivery {
+        guard let slot = takeSlot(&d, rb) else {
             counters.rxBusy.bump()
             return .busy
         }
@@ -132,14 +167,61 @@ extension NetVSP {
             counters.rxDropped.bump()
             return .dropped
         }
-        guard sendTransferPage(&d, rb, channel, slot: slot, length: headerLength + frame.count, type: .data) else {
-            counters.rxDropped.bump()
-            return .dropped
-        }
-        counters.rxPackets.bump()
-        counters.rxBytes.bump(frame.count)
-        d.deliveredPerChannel[queue] += 1
+        hold(slot, length: headerLength + frame.count, frameBytes: frame.count, &d, rb, queue: queue)
         return .accepted
+    }
+
+    /// Adds a written slot to `queue`'s held packet; a full packet goes at once.
+    private func hold(_ slot: Int, length: Int, frameBytes: Int, _ d: inout DeliveryState, _ rb: HostReceiveBuffer, queue: Int) {
+        if d.held[queue].count > 0, !rb.link(slot, after: d.held[queue].last) { sendHeld(&d, rb, queue: queue) }
+        if d.held[queue].count == 0 {
+            d.held[queue].header.reset()
+            d.held[queue].header.writeUInt16(rb.id)   // xfer_pageset_id: the id the guest registered (Linux 0xCAFE)
+            d.held[queue].header.writeUInt8(0)        // sender_owns_set
+            d.held[queue].header.writeUInt8(0)        // reserved
+            d.held[queue].header.writeUInt32(0)       // range_cnt, set when sent
+            d.held[queue].first = slot
+            d.heldQueues += 1
+        }
+        d.held[queue].header.writeUInt32(UInt32(length))
+        d.held[queue].header.writeUInt32(UInt32(slot * rb.slotSize))
+        d.held[queue].last = slot
+        d.held[queue].count += 1
+        d.held[queue].bytes += frameBytes
+        if d.held[queue].count >= Self.maxFramesPerReceivePacket { sendHeld(&d, rb, queue: queue) }
+    }
+
+    /// Sends `queue`'s held packet, if any. Its frames are dropped (counted, slots given back) if the guest
+    /// stopped receiving or the channel closed since they were taken, or if the send fails.
+    func sendHeld(_ d: inout DeliveryState, _ rb: HostReceiveBuffer, queue: Int) {
+        guard queue < d.held.count, d.held[queue].count > 0 else { return }
+        let count = d.held[queue].count, bytes = d.held[queue].bytes, first = d.held[queue].first
+        d.held[queue].count = 0
+        d.held[queue].bytes = 0
+        d.heldQueues -= 1
+        guard d.open, d.receiving, let channel = d.channels[queue] else {
+            _ = rb.release(transactionID: HostReceiveBuffer.transactionID(slot: first))
+            counters.rxDropped.bump(count)
+            return
+        }
+        d.held[queue].header.setUInt32(UInt32(count), at: HeldReceivePacket.rangeCountOffset)
+        // The packet is sent from `d.header`; swapping moves no bytes.
+        swap(&d.header, &d.held[queue].header)
+        let sent = sendPreparedTransferPages(&d, rb, channel, first: first, type: .data)
+        swap(&d.header, &d.held[queue].header)
+        guard sent else {
+            counters.rxDropped.bump(count)
+            return
+        }
+        counters.rxPackets.bump(count)
+        counters.rxBytes.bump(bytes)
+        d.deliveredPerChannel[queue] += count
+    }
+
+    /// Sends what every queue holds.
+    func flushHeld(_ d: inout DeliveryState, _ rb: HostReceiveBuffer) {
+        guard d.heldQueues > 0 else { return }
+        for q in d.held.indices where d.held[q].count > 0 { sendHeld(&d, rb, queue: q) }
     }
 
     /// A TCP segment as one RSC packet: one transfer-page packet whose ranges are slots each holding a PACKET
@@ -161,7 +243,7 @@ extension NetVSP {
             return .dropped
         }
         let checksum = ~InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: frame[offload.checksumStart...]))
-        guard rb.take(fragments, into: &d.chain) || retryTake(rb, fragments, &d.chain) else {
+        guard rb.take(fragments, into: &d.chain) || retryTake(&d, rb, fragments) else {
             counters.rxBusy.bump()
             return .busy
         }
@@ -209,16 +291,18 @@ extension NetVSP {
         return .accepted
     }
 
-    /// As ``takeSlot(_:)`` for several: the backend is marked waiting before the second look.
-    private func retryTake(_ rb: HostReceiveBuffer, _ count: Int, _ chain: inout [Int32]) -> Bool {
+    /// As ``takeSlot(_:_:)`` for several into `d.chain`.
+    private func retryTake(_ d: inout DeliveryState, _ rb: HostReceiveBuffer, _ count: Int) -> Bool {
+        flushHeld(&d, rb)
         backendWaiting.store(true, ordering: .sequentiallyConsistent)
-        return rb.take(count, into: &chain)
+        return rb.take(count, into: &d.chain)
     }
 
-    /// A free slot; if there is none the backend is marked waiting, then we look once more, so a completion
-    /// that came in between is not missed.
-    private func takeSlot(_ rb: HostReceiveBuffer) -> Int? {
+    /// A free slot. If there is none, what is held is sent (the guest can only return what it was sent), the
+    /// backend is marked waiting, then we look once more, so a completion that came in between is not missed.
+    private func takeSlot(_ d: inout DeliveryState, _ rb: HostReceiveBuffer) -> Int? {
         if let slot = rb.take() { return slot }
+        flushHeld(&d, rb)
         backendWaiting.store(true, ordering: .sequentiallyConsistent)
         return rb.take()
     }
@@ -265,6 +349,8 @@ extension NetVSP {
                 counters.controlResponsesDropped.bump()
                 return
             }
+            // Frames delivered before the answer or indication reach the guest before it.
+            flushHeld(&d, rb)
             d.message.reset()
             message.encode(into: &d.message)
             guard d.message.count <= rb.slotSize, let slot = rb.take() else {
@@ -289,6 +375,10 @@ extension NetVSP {
         delivery.withLock { d in
             (d.receiving, d.coalescing) = rndis.withLock { r in
                 (r.stage == .initialized && !r.packetFilter.isEmpty && r.linkUp, r.receiveCoalescing)
+            }
+            // Filter 0 stops receive at once, held frames included.
+            if !d.receiving, let rb = d.receive {
+                for q in d.held.indices { sendHeld(&d, rb, queue: q) }
             }
         }
     }

@@ -40,6 +40,10 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         /// Receive queues (the primary channel plus sub-channels the guest asks for, NVSP 5 and later), frames
         /// spread over them by the guest's RSS settings. 1: no RSS, one channel.
         public var receiveQueues = 1
+        /// What RNDIS INITIALIZE_CMPLT tells the guest about batching sends: at most this many PACKET messages
+        /// per request (`max_pkt_per_msg`), each aligned to `1 << packetAlignmentFactor` bytes in a section.
+        public var maxPacketsPerMessage: UInt32 = 8
+        public var packetAlignmentFactor: UInt32 = 3
         public init(macAddress: [UInt8]) { self.macAddress = macAddress }
     }
 
@@ -74,17 +78,19 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
 
     /// One channel's worker-only state: the bytes of the current request (section and/or GPA ranges), the
     /// frames found in it, an LSO segment, a frame with its 802.1Q tag inserted, and the completion writer.
+    /// Only the channel's worker thread uses it (packets are handled there one at a time), so its buffers are
+    /// not checked for exclusivity at run time: that check is a thread-local lookup per access.
     final class ChannelContext: @unchecked Sendable {
         let channel: HostChannel
-        var scratch: [UInt8]
-        var frames: [TransmitFrame] = []
-        var segment: [UInt8]
-        var tagged: [UInt8]
-        var writer = WireWriter(capacity: NVSPMessage.wireSize)
+        @exclusivity(unchecked) var scratch: [UInt8]
+        @exclusivity(unchecked) var frames: [TransmitFrame] = []
+        @exclusivity(unchecked) var segment: [UInt8]
+        @exclusivity(unchecked) var tagged: [UInt8]
+        @exclusivity(unchecked) var writer = WireWriter(capacity: NVSPMessage.wireSize)
         /// SEND_RNDIS_PKT_COMPLETE with SUCCESS at the size it was encoded for (-1: not yet): every sent
         /// frame is completed with it, so it is encoded once.
-        var success = WireWriter(capacity: NVSPMessage.wireSize)
-        var successSize = -1
+        @exclusivity(unchecked) var success = WireWriter(capacity: NVSPMessage.wireSize)
+        @exclusivity(unchecked) var successSize = -1
         /// Frames the guest sent on this channel (read by ``NetVSP/transmitPacketsPerQueue``).
         let transmitted = ManagedAtomic<Int>(0)
         init(channel: HostChannel, maxFrameSize: Int) {
@@ -119,6 +125,8 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
                                                offersChecksumOffload: configuration.offersChecksumOffload,
                                                offersLargeSendOffload: configuration.offersLargeSendOffload)
         device.receiveQueues = queues
+        device.maxPacketsPerMessage = configuration.maxPacketsPerMessage
+        device.packetAlignmentFactor = configuration.packetAlignmentFactor
         rndis = Lock(RNDISDevice(configuration: device))
         delivery = Lock(DeliveryState(queues: queues))
     }
@@ -161,9 +169,14 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
         // Under the delivery lock: a delivery that is writing a slot finishes first, and none starts after,
         // so no guest memory is touched through this channel once this returns.
         delivery.withLock { d in
-            if Int(index) < d.channels.count, d.channels[Int(index)] === channel { d.channels[Int(index)] = nil }
+            if Int(index) < d.channels.count, d.channels[Int(index)] === channel {
+                d.channels[Int(index)] = nil
+                // Slots held for it go back (sendHeld sees the channel gone).
+                if let rb = d.receive { sendHeld(&d, rb, queue: Int(index)) }
+            }
             if index == 0 {
                 d.open = false
+                d.forgetHeld()
                 d.receive = nil
                 d.receiveScaling = nil
             }
@@ -271,7 +284,10 @@ public final class NetVSP: VMBusDeviceProvider, NetPort, @unchecked Sendable {
                 fault("REVOKE_RECV_BUF of unknown id \(m.id)")
                 return completeWithFailure(packet, state)
             }
-            delivery.withLock { d in d.receive = nil }
+            delivery.withLock { d in
+                d.forgetHeld()
+                d.receive = nil
+            }
             buffers.withLock { $0.receive = nil }
             if wants { reply(nil, id, state) }
         case .revokeSendBuffer(let m):

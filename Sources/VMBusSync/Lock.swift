@@ -9,10 +9,12 @@ import Glibc
 /// data race and real races would have hidden among them. A pthread mutex costs the same uncontended (one
 /// atomic exchange in and out), does not allocate after init, and lets both sanitizers check this code.
 ///
-/// The API mirrors `Mutex.withLock`, so call sites read the same.
+/// The API mirrors `Mutex.withLock`, so call sites read the same. `value` is not checked for exclusivity at
+/// run time (as in ``Condition``): the mutex already makes every access exclusive, and the check costs a
+/// thread-local lookup per critical section on the data path.
 public final class Lock<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline var value: Value
+    @exclusivity(unchecked) @usableFromInline var value: Value
 
     public init(_ value: Value) {
         self.value = value

@@ -12,20 +12,20 @@ struct NetDataPathTests {
     static let frameCount = 3000
 
     /// Sends until the NIC takes it (busy means retry: the host returns sections as it completes).
-    static func sendRetrying(_ nic: NetVSC, _ frame: [UInt8], offload: NetVSC.TransmitOffload? = nil) -> NetVSCSendResult {
+    static func sendRetrying(_ nic: NetVSC, _ frame: [UInt8], offload: NetVSC.TransmitOffload? = nil, more: Bool = false) -> NetVSCSendResult {
         let deadline = monotonicNanoseconds() &+ 10_000_000_000
         while true {
-            let r = nic.send(bytes: frame, offload: offload)
+            let r = nic.send(bytes: frame, offload: offload, more: more)
             if r != .busy || monotonicNanoseconds() > deadline { return r }
             sleepNanoseconds(10_000)
         }
     }
 
-    static func deliverRetrying(_ port: any NetPort, _ backend: MemoryNetBackend, _ frame: [UInt8]) -> NetDelivery {
+    static func deliverRetrying(_ port: any NetPort, _ backend: MemoryNetBackend, _ frame: [UInt8], more: Bool = false) -> NetDelivery {
         let deadline = monotonicNanoseconds() &+ 10_000_000_000
         while true {
             let generation = backend.spaceGeneration
-            let r = port.deliver(bytes: frame)
+            let r = frame.withUnsafeBytes { port.deliver($0, more: more) }
             if r != .busy || monotonicNanoseconds() > deadline { return r }
             _ = backend.waitForSpace(after: generation, timeoutNanoseconds: 1_000_000)
         }

@@ -46,6 +46,7 @@ struct NetVSPHostileGuestTests {
         let channel: GuestChannel
         let handler = RawHandler()
         var sendBuffer: GuestPageBuffer?
+        var receiveBuffer: GuestPageBuffer?
         var context: UInt64 = 1
 
         init() throws {
@@ -76,6 +77,7 @@ struct NetVSPHostileGuestTests {
             let recv = try allocator.allocate(pages: 64)
             let recvHandle = try device.createGPADL(pages: recv)
             _ = try request(.sendReceiveBuffer(NVSPSendReceiveBuffer(gpadlHandle: recvHandle)))
+            receiveBuffer = try GuestPageBuffer(memory: allocator.memory, pages: recv)
             let send = try allocator.allocate(pages: 16)
             let sendHandle = try device.createGPADL(pages: send)
             _ = try request(.sendSendBuffer(NVSPSendSendBuffer(gpadlHandle: sendHandle)))
@@ -89,6 +91,34 @@ struct NetVSPHostileGuestTests {
                 channelType: .data, sendBufferSectionIndex: index, sendBufferSectionSize: size ?? UInt32(bytes?.count ?? 0))))
             guard case .sendRNDISPacketComplete(let c) = reply else { return nil }
             return c.status
+        }
+
+        /// RNDIS INITIALIZE and the packet filter, as Linux's set-up ends; waits for both answers.
+        func initializeRNDIS(filter: UInt8 = 0x0D) throws {
+            for m in [RNDISMessage.initializeRequest(RNDISInitializeRequest(requestID: 1, maxTransferSize: 0x4000)),
+                      .setRequest(RNDISSetRequest(requestID: 2, oid: .genCurrentPacketFilter, infoBuffer: [filter, 0, 0, 0]))] {
+                var w = WireWriter()
+                m.encode(into: &w)
+                guard try sendSection(w.bytes) == .success else { throw NetTestError.notReady }
+            }
+            let answered = eventually { handler.transfers.withLock { $0.count } >= 2 }
+            guard answered else { throw NetTestError.notReady }
+            for t in handler.transfers.withLock({ $0 }) { try complete(t.id) }
+            handler.transfers.update { $0.removeAll() }
+            let returned = eventually { vsp.outstandingReceiveSlots == 0 }
+            guard returned else { throw NetTestError.notReady }
+        }
+
+        /// The frame a range of the receive buffer holds (its RNDIS PACKET decoded).
+        func frame(_ range: (UInt32, UInt32)) throws -> [UInt8] {
+            let rb = try #require(receiveBuffer)
+            var bytes = [UInt8](repeating: 0, count: Int(range.0))
+            try rb.read(at: Int(range.1), count: bytes.count, into: &bytes)
+            return Array(try RNDISPacketView(wireBytes: bytes).data)
+        }
+
+        func complete(_ id: UInt64) throws {
+            try [UInt8](repeating: 0, count: 8).withUnsafeBytes { try channel.sendCompletion(transactionID: id, $0) }
         }
 
         func stop() {

@@ -14,6 +14,9 @@ import VMBusWire
 final class HostileNetHost: VMBusDeviceProvider, @unchecked Sendable {
     let inner: NetVSP
     private let state = Lock<(channel: HostChannel?, device: HostDeviceHandle?, receiveGPADL: UInt32?)>((nil, nil, nil))
+    private let sendGPADL = Lock<UInt32?>(nil)
+    /// Each SEND_RNDIS_PKT naming a send section, with the section's bytes as the host read them then.
+    let sections = Condition<[(index: UInt32, bytes: [UInt8])]>([])
 
     init(_ inner: NetVSP) { self.inner = inner }
 
@@ -30,11 +33,24 @@ final class HostileNetHost: VMBusDeviceProvider, @unchecked Sendable {
     func packetReceived(_ packet: ReceivedPacket, buffer: PacketBuffer, on channel: HostChannel) {
         if packet.descriptor.type == .dataInband {
             var r = buffer.wireReader(for: packet)
-            if case .sendReceiveBuffer(let m)? = try? NVSPMessage(from: &r, direction: .guestToHost) {
-                state.withLock { $0.receiveGPADL = m.gpadlHandle }
+            switch try? NVSPMessage(from: &r, direction: .guestToHost) {
+            case .sendReceiveBuffer(let m)?: state.withLock { $0.receiveGPADL = m.gpadlHandle }
+            case .sendSendBuffer(let m)?: sendGPADL.withLock { $0 = m.gpadlHandle }
+            case .sendRNDISPacket(let m)? where m.usesSendBuffer: recordSection(m, channel)
+            default: break
             }
         }
         inner.packetReceived(packet, buffer: buffer, on: channel)
+    }
+
+    private func recordSection(_ m: NVSPSendRNDISPacket, _ channel: HostChannel) {
+        let device = state.withLock { $0.device }
+        guard let handle = sendGPADL.withLock({ $0 }), let device, let range = device.gpadlRanges(handle, relID: channel.relID)?.first,
+              let buffer = try? GuestPageBuffer(memory: channel.memory, pages: range.pfns) else { return }
+        let at = Int(m.sendBufferSectionIndex) * inner.configuration.sendSectionSize
+        var bytes = [UInt8](repeating: 0, count: Int(m.sendBufferSectionSize))
+        guard (try? buffer.read(at: at, count: bytes.count, into: &bytes)) != nil else { return }
+        sections.update { $0.append((m.sendBufferSectionIndex, bytes)) }
     }
 
     /// The guest's receive buffer.
