@@ -206,11 +206,11 @@ final class GuestNetwork: VMBusDriver, @unchecked Sendable {
 }
 
 extension NetVSCCounters {
-    /// `ethtool -S` style, one line; the error counters only when not zero.
+    /// `ethtool -S` style, one line; batching, coalescing and the error counters only when not zero.
     var summary: String {
         var fields = ["tx_packets=\(txPackets)", "tx_bytes=\(txBytes)", "rx_packets=\(rxPackets)", "rx_bytes=\(rxBytes)",
                       "tx_send_full=\(txSendFull)", "tx_busy=\(txBusy)", "rx_comp_busy=\(rxCompBusy)"]
-        for (name, value) in [("tx_errors", txErrors), ("tx_dropped", txDropped), ("rx_comp_dropped", rxCompDropped),
+        for (name, value) in [("tx_batched", txBatched), ("rx_coalesced", rxCoalesced), ("tx_errors", txErrors), ("tx_dropped", txDropped), ("rx_comp_dropped", rxCompDropped),
                               ("rx_dropped", rxDropped), ("malformed", malformed)] where value != 0 {
             fields.append("\(name)=\(value)")
         }

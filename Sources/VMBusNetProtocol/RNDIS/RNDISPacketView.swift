@@ -29,46 +29,58 @@ public struct RNDISPacketView: Sendable {
 
     /// Reads one PACKET message at `r`'s index and moves `r` past its `msg_len` (so batched messages in one
     /// send section decode one after another).
+    ///
+    /// It reads through `r` at absolute offsets rather than through sub-readers: every frame on both data paths
+    /// comes through here, and each reader made is a retain and a release of the bytes.
     public init(from r: inout WireReader) throws(WireError) {
         let type = try r.peekUInt32()
         guard type == RNDISMessageType.packet.rawValue else {
             throw .invalidValue(field: "ndis_msg_type", value: UInt64(type))
         }
-        let length = Int(try r.getUInt32(at: r.index + 4))
+        let at = r.index
+        let length = Int(try r.getUInt32(at: at + 4))
         let minimum = RNDISPacket.messageHeaderSize + RNDISPacket.wireSize
         guard length >= minimum else { throw .invalidValue(field: "msg_len", value: UInt64(length)) }
-        messageIndex = r.index
-        let message = try r.readSubReader(length)
+        try r.skip(length)
+        messageIndex = at
         messageLength = length
-        bytes = message.bytes
+        bytes = r.bytes
 
-        var b = message
-        try b.skip(RNDISPacket.messageHeaderSize)
-        let body = try b.readSubReader(b.remaining)
-        var h = body
-        let packet = try RNDISPacket(from: &h)
+        // In bounds: the message holds at least the body's fixed fields.
+        let body = at + RNDISPacket.messageHeaderSize
+        let bodyLength = length - RNDISPacket.messageHeaderSize
+        let packet = RNDISPacket(dataOffset: try r.getUInt32(at: body), dataLength: try r.getUInt32(at: body + 4),
+                                 oobDataOffset: try r.getUInt32(at: body + 8), oobDataLength: try r.getUInt32(at: body + 12),
+                                 oobDataElementCount: try r.getUInt32(at: body + 16),
+                                 perPacketInfoOffset: try r.getUInt32(at: body + 20),
+                                 perPacketInfoLength: try r.getUInt32(at: body + 24), vcHandle: try r.getUInt32(at: body + 28))
         self.packet = packet
 
-        // The frame, the OOB area and the PPI area may not overlap the packet body's fixed fields.
-        func area(_ offset: UInt32, _ count: UInt32, _ field: String) throws(WireError) -> WireReader {
+        // The frame, the OOB area and the PPI area lie inside the body and do not overlap its fixed fields.
+        func area(_ offset: UInt32, _ count: UInt32, _ field: StaticString) throws(WireError) -> Int {
             guard count == 0 || Int(offset) >= RNDISPacket.wireSize else {
-                throw .invalidValue(field: field, value: UInt64(offset))
+                throw .invalidValue(field: "\(field)", value: UInt64(offset))
             }
-            return try body.region(at: count == 0 ? 0 : Int(offset), count: Int(count))
+            let o = count == 0 ? 0 : Int(offset), n = Int(count)
+            guard o <= bodyLength, n <= bodyLength - o else {
+                throw .truncated(offset: o, needed: n, available: max(0, bodyLength - o))
+            }
+            return body + o
         }
-        let data = try area(packet.dataOffset, packet.dataLength, "data_offset")
-        dataIndex = data.start
-        dataLength = data.end - data.start
+        dataIndex = try area(packet.dataOffset, packet.dataLength, "data_offset")
+        dataLength = Int(packet.dataLength)
         _ = try area(packet.oobDataOffset, packet.oobDataLength, "oob_data_offset")
-        let ppis = try area(packet.perPacketInfoOffset, packet.perPacketInfoLength, "per_pkt_info_offset")
-        perPacketInfoIndex = ppis.start
-        perPacketInfoLength = ppis.end - ppis.start
+        perPacketInfoIndex = try area(packet.perPacketInfoOffset, packet.perPacketInfoLength, "per_pkt_info_offset")
+        perPacketInfoLength = Int(packet.perPacketInfoLength)
 
         var info = RNDISPacketInfo()
         var others = 0
-        var walker = PerPacketInfoWalker(ppis)
-        while let e = try walker.next() {
-            if !(try info.absorb(e, in: ppis)) { others += 1 }
+        if perPacketInfoLength > 0 {
+            let ppis = WireReader(bytes, start: perPacketInfoIndex, end: perPacketInfoIndex + perPacketInfoLength)
+            var walker = PerPacketInfoWalker(ppis)
+            while let e = try walker.next() {
+                if !(try info.absorb(e, in: ppis)) { others += 1 }
+            }
         }
         self.info = info
         otherPerPacketInfoCount = others
