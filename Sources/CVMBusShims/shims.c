@@ -162,4 +162,7 @@ int vmbus_shim_punch_hole(int fd, int64_t offset, int64_t length) {
 int vmbus_shim_zero_range(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length);
 }
+ssize_t vmbus_shim_preadv_nowait(int fd, const struct iovec *iov, int count, int64_t offset) {
+    return preadv2(fd, iov, count, offset, RWF_NOWAIT);
+}
 int vmbus_shim_open(const char *path, int flags, unsigned int mode) { return open(path, flags | O_CLOEXEC, mode); }

@@ -49,6 +49,9 @@ enum ImageBenchmarks {
     /// IOPS of one thread keeping `depth` reads in flight through `disk`, at qemu-img bench's offsets.
     static func stackReads(_ disk: StorVSCDisk, requests: Int, buffers: UnsafeMutableRawBufferPointer) -> (Double, Bool) {
         let completions = StorageBenchmarks.Completions()
+        // As storage-4k-randread-submit: the submitter reaps its completions unless told to sleep or not to poll.
+        let poller = ProcessEnv.pollCompletions && !ProcessEnv.sleepingSubmitter ? disk.controller?.beginPolling() : nil
+        defer { poller?.end() }
         let start = now()
         var sent = 0
         while completions.done.load(ordering: .acquiring) < requests {
@@ -61,7 +64,7 @@ enum ImageBenchmarks {
                 } catch { return (0, false) }
                 sent += 1
             }
-            completions.waitForMore(than: sent - depth)
+            if (poller?.poll() ?? 0) == 0 { completions.waitForMore(than: sent - depth) }
         }
         let seconds = Double(now() - start) / 1e9
         return (Double(requests) / seconds, completions.failed.load(ordering: .relaxed) == 0)

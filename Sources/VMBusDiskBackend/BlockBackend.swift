@@ -70,6 +70,12 @@ public protocol BlockBackend: AnyObject, Sendable {
     func submitRead(at offset: UInt64, length: Int, into buffers: IOVector, completion: any BlockIOCompletion)
     /// Starts a write, as ``write(at:length:from:fua:)`` describes, completed as ``submitRead(at:length:into:completion:)`` is.
     func submitWrite(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool, completion: any BlockIOCompletion)
+    /// Reads `length` bytes at `offset` into `buffers` only if that needs no wait for a device (every byte is
+    /// already in memory, as in the page cache): true when they are all there; false, with `buffers` in any
+    /// state, when the read must take the blocking way. A thread that must not block (a channel worker)
+    /// answers cached reads itself this way, as QEMU and io_uring try `RWF_NOWAIT` before a worker thread.
+    /// Default: false.
+    func readIfCached(at offset: UInt64, length: Int, into buffers: IOVector) -> Bool
 }
 
 /// Where an asynchronous backend request ends: called once per request, with nil for success. Implemented by a
@@ -79,6 +85,8 @@ public protocol BlockIOCompletion: AnyObject, Sendable {
 }
 
 extension BlockBackend {
+    public func readIfCached(at offset: UInt64, length: Int, into buffers: IOVector) -> Bool { false }
+
     public func closeCleanly() throws(BackendError) {
         if !info.isReadOnly { try flush() }
     }

@@ -20,6 +20,9 @@ open class ForwardingBackend: BlockBackend, @unchecked Sendable {
         try inner.writeZeroes(at: offset, length: length, unmap: unmap)
     }
     open func closeCleanly() throws(BackendError) { try inner.closeCleanly() }
+    /// Not forwarded: a subclass that changes ``read(at:length:into:)`` would be bypassed by the inner
+    /// backend's cached reads. A subclass that keeps reads as they are may override this to pass it on.
+    open func readIfCached(at offset: UInt64, length: Int, into buffers: IOVector) -> Bool { false }
 
     /// Runs this backend's own (possibly overridden) ``read(at:length:into:)`` and completes.
     open func submitRead(at offset: UInt64, length: Int, into buffers: IOVector, completion: any BlockIOCompletion) {

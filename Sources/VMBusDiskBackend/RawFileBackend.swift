@@ -68,6 +68,17 @@ public final class RawFileBackend: BlockBackend {
         if done < length { buffers.zero(offset: done, length: length - done) }
     }
 
+    /// One `preadv2(RWF_NOWAIT)`: the page cache has it all, or the caller reads the blocking way (a short
+    /// read or EAGAIN; a file shorter than the disk, whose tail reads as zeros, also goes that way).
+    public func readIfCached(at offset: UInt64, length: Int, into buffers: IOVector) -> Bool {
+        guard length > 0, (try? info.check(offset: offset, length: UInt64(length))) != nil,
+              (try? buffers.require(length)) != nil else { return false }
+        let n = buffers.withWindow(skipping: 0, length: length) { iov, count in
+            vmbus_shim_preadv_nowait(fd, iov, count, Int64(offset))
+        }
+        return n == length
+    }
+
     public func write(at offset: UInt64, length: Int, from buffers: IOVector, fua: Bool) throws(BackendError) {
         guard !info.isReadOnly else { throw .readOnly }
         try info.check(offset: offset, length: UInt64(max(0, length)))

@@ -41,6 +41,10 @@ public final class GuestChannel: @unchecked Sendable {
     private let drainRequested = ManagedAtomic<Bool>(false)
     /// Queued on the bus's poll thread because a drain used up its budget.
     let backlogged = ManagedAtomic<Bool>(false)
+    /// Threads between ``beginPolling()`` and ``endPolling()``: while there is one, a drain that empties the
+    /// ring leaves interrupts masked, so the host writes completions without signalling and the poller, not the
+    /// interrupt thread, picks them up.
+    private let pollers = ManagedAtomic<Int>(0)
     private let signalPeer: @Sendable () -> Void
 
     init(offer: OfferChannel, endpoint: ChannelEndpoint, requestor: Requestor, ringGPADL: UInt32,
@@ -185,12 +189,17 @@ public final class GuestChannel: @unchecked Sendable {
     /// Drains up to `budget` packets into the handler. Any thread may call it; one drains at a time, and an
     /// interrupt that arrives meanwhile makes that one look again before it stops.
     func service(budget: Int) -> Service {
+        var handled = 0
+        return service(budget: budget, handled: &handled)
+    }
+
+    private func service(budget: Int, handled: inout Int) -> Service {
         endpoint.peerSignalled()
         drainRequested.store(true, ordering: .sequentiallyConsistent)
         while true {
             guard drainOwned.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
             else { return .idle }
-            let outcome = ownedDrain(budget: budget)
+            let outcome = ownedDrain(budget: budget, handled: &handled)
             drainOwned.store(false, ordering: .sequentiallyConsistent)
             // An interrupt between our last look and letting go found the drain owned: look again for it.
             guard outcome == .idle, drainRequested.load(ordering: .sequentiallyConsistent), !isClosed else {
@@ -199,7 +208,7 @@ public final class GuestChannel: @unchecked Sendable {
         }
     }
 
-    private func ownedDrain(budget: Int) -> Service {
+    private func ownedDrain(budget: Int, handled: inout Int) -> Service {
         ringUsers.wrappingIncrement(ordering: .sequentiallyConsistent)
         defer { ringUsers.wrappingDecrement(ordering: .sequentiallyConsistent) }
         guard !closedFlag.load(ordering: .sequentiallyConsistent) else { return .idle }
@@ -222,6 +231,7 @@ public final class GuestChannel: @unchecked Sendable {
                 dispatch(packet, buffer)
                 n += 1
                 left -= 1
+                handled += 1
             }
             // What the handler has seen is consumed, also when the packet after it broke the ring: giving it
             // back would deliver it twice.
@@ -233,10 +243,44 @@ public final class GuestChannel: @unchecked Sendable {
             if closedFlag.load(ordering: .sequentiallyConsistent) { return .idle }
             if left == 0 { return .more }
             if n == Self.batchSize { continue }
+            // A poller will look again soon: the host need not signal (endPolling() unmasks).
+            if pollers.load(ordering: .sequentiallyConsistent) > 0 { return .idle }
             // Empty: unmask, and keep going if the host published while the mask was set (it did not signal).
             if !ring.unmaskInterrupts() { return .idle }
             ring.maskInterrupts()
         }
+    }
+
+    // MARK: - Polling (a driver's submitting thread reaping its own completions)
+
+    /// Starts polling mode for the calling thread: until the matching ``endPolling()``, a drain that empties
+    /// the ring leaves the host's interrupts masked (Linux's NAPI polls the same way), so completions cost no
+    /// signal and no interrupt-thread wake-up as long as someone calls ``poll(budget:)``. Pollers nest; the
+    /// interrupt thread still drains if a signal comes (one sent before the mask was set).
+    public func beginPolling() {
+        pollers.wrappingIncrement(ordering: .sequentiallyConsistent)
+    }
+
+    /// Ends one ``beginPolling()``. The last poller to leave unmasks interrupts through one more drain, so a
+    /// packet the host wrote while they were masked is delivered, not left waiting for a signal.
+    public func endPolling() {
+        guard pollers.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent) == 0 else { return }
+        if let bus { bus.serve(self) } else { _ = service(budget: GuestBus.drainBudget) }
+    }
+
+    /// Drains up to `budget` packets into the handler on the calling thread (unless another thread is draining
+    /// this channel right now); returns how many this call delivered. A broken ring is handed to the bus as an
+    /// interrupt's drain would be; a budget used up leaves the rest to the next poll or the bus's poll thread.
+    @discardableResult
+    public func poll(budget: Int = GuestBus.drainBudget) -> Int {
+        var handled = 0
+        switch service(budget: budget, handled: &handled) {
+        case .idle, .more:
+            break
+        case .failed(let error):
+            bus?.channelBroke(self, error)
+        }
+        return handled
     }
 
     private func dispatch(_ packet: ReceivedPacket, _ buffer: PacketBuffer) {

@@ -112,6 +112,17 @@ public final class SCSIDisk: Sendable {
                                           isWrite: t.isWrite, fua: t.fua))
     }
 
+    /// A READ answered on the calling thread when the backend holds every byte in memory
+    /// (``BlockBackend/readIfCached(at:length:into:)``); nil when the command must run the usual way (not a
+    /// READ, a refusal, an asynchronous backend, or data not cached). Checked as ``execute(_:data:dataLength:)``
+    /// checks it.
+    public func executeIfCached(_ cdb: SCSICDB, data: IOVector, dataLength: Int) -> SCSICommandResult? {
+        guard !backend.completesAsynchronously,
+              case .transfer(let t) = prepareTransfer(cdb, data: data, dataLength: dataLength), !t.isWrite,
+              backend.readIfCached(at: t.offset, length: t.bytes, into: data) else { return nil }
+        return result(of: t, nil)
+    }
+
     /// Hands a prepared transfer to the backend; `completion` gets the backend's outcome (turn it into the
     /// command's result with ``result(of:_:)``), possibly before this returns. `data` holds the transfer's bytes
     /// and belongs to the backend until then.

@@ -12,8 +12,9 @@ struct AsyncRequest {
 }
 
 /// Hears of requests sent with ``StorVSCDisk/submitRead(at:into:tag:handler:)`` and
-/// ``StorVSCDisk/submitWrite(at:from:fua:tag:handler:)``. Called on the guest's interrupt thread: it must not
-/// block or wait for other requests (it may submit new ones only if the slot pool cannot run dry).
+/// ``StorVSCDisk/submitWrite(at:from:fua:tag:handler:)``. Called on the guest's interrupt thread, or on the
+/// thread calling ``StorVSCCompletionPoller/poll()``: it must not block or wait for other requests (it may
+/// submit new ones only if the slot pool cannot run dry).
 public protocol StorVSCRequestHandler: AnyObject, Sendable {
     /// Request `tag` is done: the bytes moved, or why not.
     func requestFinished(tag: UInt64, result: Result<Int, StorVSCError>)
@@ -42,6 +43,9 @@ final class RequestSlot: @unchecked Sendable {
         var lun: UInt8 = 0
         /// Set for a request nobody waits for (``StorVSCController/submit``).
         var async: AsyncRequest?
+        /// The caller's buffer the host moves the data through instead of the bounce pages, held until the
+        /// host is done with the request (also after its caller gave up).
+        var lent: StorVSCBuffer?
     }
 
     let index: Int
@@ -62,7 +66,8 @@ final class RequestSlot: @unchecked Sendable {
         pagePointers = pointers
         let contiguous = zip(pages, pages.dropFirst()).allSatisfy { $1 == $0 + 1 }
         base = contiguous ? pointers.first : nil
-        rangeBlock = WireWriter(capacity: 16 + 8 * pages.count)
+        // One PFN more than the bounce pages: a lent buffer's range may start inside a page.
+        rangeBlock = WireWriter(capacity: 16 + 8 * (pages.count + 1))
     }
 
     /// Copies `source` into the bounce pages at `offset`.
@@ -97,5 +102,16 @@ final class RequestSlot: @unchecked Sendable {
         let n = (length + GuestMemory.pageSize - 1) / GuestMemory.pageSize
         GPARange.encodeSingleRangeBlock(byteCount: UInt32(length), byteOffset: 0, pfns: pages.prefix(n),
                                                    into: &rangeBlock)
+    }
+
+    /// Encodes the one GPA range covering `length` bytes of `buffer` from byte `offset` (in range: checked by
+    /// the caller).
+    func encodeRange(_ buffer: StorVSCBuffer, offset: Int, length: Int) {
+        rangeBlock.reset()
+        let first = offset / GuestMemory.pageSize
+        let inPage = offset % GuestMemory.pageSize
+        let n = (inPage + length + GuestMemory.pageSize - 1) / GuestMemory.pageSize
+        GPARange.encodeSingleRangeBlock(byteCount: UInt32(length), byteOffset: UInt32(inPage),
+                                        pfns: buffer.pages[first..<(first + n)], into: &rangeBlock)
     }
 }

@@ -282,9 +282,11 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     /// sends EXECUTE_SRB (GPA-direct when data moves), waits for the completion and lets `finish` copy data in
     /// from the bounce pages on success. No retries: see ``StorVSCDisk``.
     ///
-    /// `cdb` holds `cdbLength` bytes; `length` is the data transfer length (≤ ``maxTransferBytes``).
+    /// `cdb` holds `cdbLength` bytes; `length` is the data transfer length (≤ ``maxTransferBytes``). With
+    /// `lending`, the data moves through that buffer from byte `lentOffset` instead of the bounce pages
+    /// (checked by the caller to hold `length` bytes there).
     func execute(lun: UInt8, cdb: InlineArray<16, UInt8>, cdbLength: Int, direction: VMSCSIRequest.DataDirection,
-                 length: Int, prepare: (RequestSlot) -> Void = { _ in },
+                 length: Int, lending: StorVSCBuffer? = nil, lentOffset: Int = 0, prepare: (RequestSlot) -> Void = { _ in },
                  finish: (RequestSlot, SRBCompletion) -> Void = { _, _ in }) throws(StorVSCError) -> SRBCompletion {
         let deadline = monotonicNanoseconds() &+ configuration.requestTimeoutNanoseconds
         let index = try takeSlot(length: length, cdbLength: cdbLength, direction: direction)
@@ -292,7 +294,8 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
         var release = true
         defer { if release { freeSlots.update { $0.append(index) } } }
         prepare(slot)
-        try send(slot, lun: lun, cdb: cdb, cdbLength: cdbLength, direction: direction, length: length, async: nil)
+        try send(slot, lun: lun, cdb: cdb, cdbLength: cdbLength, direction: direction, length: length, async: nil,
+                 lent: lending, lentOffset: lentOffset)
         requestsSent.wrappingIncrement(ordering: .relaxed)
         // Everything is decided under the slot's lock, so the slot cannot change hands meanwhile.
         // Returns the outcome and whether the slot is ours to give back (the host is done with it).
@@ -301,6 +304,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
             switch s.phase {
             case .completed:
                 s.phase = .idle
+                s.lent = nil
                 free = true
             case .failedEarly:
                 s.phase = .abandoned  // the host still owns the pages
@@ -352,7 +356,8 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
     /// Encodes the SRB into `slot`'s buffers and sends it on the slot's channel. On failure the slot is idle
     /// again and still the caller's.
     private func send(_ slot: RequestSlot, lun: UInt8, cdb: InlineArray<16, UInt8>, cdbLength: Int,
-                      direction: VMSCSIRequest.DataDirection, length: Int, async: AsyncRequest?) throws(StorVSCError) {
+                      direction: VMSCSIRequest.DataDirection, length: Int, async: AsyncRequest?,
+                      lent: StorVSCBuffer? = nil, lentOffset: Int = 0) throws(StorVSCError) {
         let index = slot.index
         var srb = VMSCSIRequest()
         srb.lun = lun
@@ -375,13 +380,15 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
             s.requestedLength = length
             s.lun = lun
             s.async = async
+            s.lent = lent
         }
         let channel = channels.withLock { c -> GuestChannel? in c.isEmpty ? nil : c[index % c.count] }
         guard let channel else {
-            slot.state.withLock { $0.phase = .idle; $0.async = nil }
+            slot.state.withLock { $0.phase = .idle; $0.async = nil; $0.lent = nil }
             throw .controllerGone(gone.withLock { $0 } ?? "no channel")
         }
-        if length > 0 { slot.encodeRange(length: length) }
+        if let lent { slot.encodeRange(lent, offset: lentOffset, length: length) }
+        else if length > 0 { slot.encodeRange(length: length) }
         let sent: GuestError? = slot.packet.bytes.withUnsafeBytes { p in
             do throws(GuestError) {
                 if length > 0 {
@@ -397,7 +404,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
             } catch { return error }
         }
         if let error = sent {
-            slot.state.withLock { $0.phase = .idle; $0.async = nil }
+            slot.state.withLock { $0.phase = .idle; $0.async = nil; $0.lent = nil }
             if case .rescinded = error { throw .controllerGone("channel \(channel.relID) was rescinded") }
             throw .channel(error)
         }
@@ -425,7 +432,21 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
         }
     }
 
-    // MARK: GuestChannelHandler (the interrupt thread)
+    /// A buffer of `byteCount` bytes (rounded up to whole pages) in guest memory, for reads and writes that
+    /// move data without a bounce copy (see ``StorVSCBuffer``).
+    public func makeBuffer(byteCount: Int) throws(StorVSCError) -> StorVSCBuffer {
+        guard byteCount > 0 else { throw .invalidArgument("a buffer of \(byteCount) bytes") }
+        guard let allocator = device.pageAllocator else { throw .controllerGone("the bus is gone") }
+        do { return try StorVSCBuffer(allocator: allocator, pageCount: (byteCount + GuestMemory.pageSize - 1) / GuestMemory.pageSize) }
+        catch { throw .invalidArgument("guest memory for a buffer of \(byteCount) bytes: \(error)") }
+    }
+
+    /// Polling mode for a thread that keeps requests in flight (see ``StorVSCCompletionPoller``).
+    public func beginPolling() -> StorVSCCompletionPoller {
+        StorVSCCompletionPoller(channels: channels.withLock { $0 })
+    }
+
+    // MARK: GuestChannelHandler (the interrupt thread, or a poller)
 
     public func completionReceived(context: UInt64, packet: ReceivedPacket, buffer: PacketBuffer, on channel: GuestChannel) {
         guard context < UInt64(slots.count) else { return }
@@ -466,7 +487,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
             case .failure(let e):
                 result = .failure(e)
             }
-            slot.state.withLock { $0.phase = .idle }
+            slot.state.withLock { $0.phase = .idle; $0.lent = nil }
             freeSlots.update { $0.append(slot.index) }
             request.handler.requestFinished(tag: request.tag, result: result)
             return
@@ -483,6 +504,7 @@ public final class StorVSCController: GuestChannelHandler, @unchecked Sendable {
             case .abandoned:
                 s.phase = .idle
                 s.outcome = nil
+                s.lent = nil
                 return true
             case .idle, .completed:
                 return false

@@ -142,7 +142,61 @@ public final class StorVSCDisk: @unchecked Sendable {
         try r.get()
     }
 
-    // MARK: Requests that do not wait
+    // MARK: Reads and writes through guest memory (no bounce copy)
+
+    /// Reads `count` bytes at byte `offset` of the disk into `buffer` from byte `at`, the host moving them into
+    /// the buffer's pages directly. Whole blocks go without a copy on the guest side; a read that is not
+    /// block-aligned goes through the bounce pages like ``read(at:into:)``.
+    public func read(at offset: UInt64, into buffer: StorVSCBuffer, offset at: Int = 0, count: Int) throws(StorVSCError) {
+        let target = try lentRange(buffer, at, count)
+        guard aligned(offset, count) else { return try read(at: offset, into: target) }
+        try transfer(write: false, offset, buffer, at, count, fua: false)
+    }
+
+    /// Writes `count` bytes of `buffer` from byte `at` to byte `offset` of the disk, the host taking them from
+    /// the buffer's pages directly; as ``read(at:into:offset:count:)``, unaligned writes go through the bounce
+    /// pages.
+    public func write(at offset: UInt64, from buffer: StorVSCBuffer, offset at: Int = 0, count: Int, fua: Bool = false) throws(StorVSCError) {
+        let source = try lentRange(buffer, at, count)
+        guard aligned(offset, count) else { return try write(at: offset, from: UnsafeRawBufferPointer(source), fua: fua) }
+        guard !isReadOnly else { throw .writeProtected }
+        try transfer(write: true, offset, buffer, at, count, fua: fua)
+    }
+
+    /// Whole blocks between the disk at `offset` and `buffer` at `at`, one request per chunk, each naming the
+    /// buffer's own pages.
+    private func transfer(write: Bool, _ offset: UInt64, _ buffer: StorVSCBuffer, _ at: Int, _ count: Int, fua: Bool) throws(StorVSCError) {
+        try checkRange(offset, count)
+        let controller = try live()
+        var done = 0
+        while done < count {
+            let n = min(chunkBytes, count - done)
+            let lba = (offset + UInt64(done)) / UInt64(blockSize)
+            let from = at + done
+            try controller.withRetries(lun: lun) { () throws(StorVSCError) -> SRBCompletion in
+                let c = try controller.execute(lun: lun, cdb: Self.rw16(write: write, lba: lba, blocks: n / blockSize, fua: fua),
+                                               cdbLength: 16, direction: write ? .write : .read, length: n,
+                                               lending: buffer, lentOffset: from)
+                if c.srbStatus == .success && c.transferred != n { throw .shortTransfer(expected: n, transferred: c.transferred) }
+                return c
+            }
+            (write ? controller.bytesWritten : controller.bytesRead).wrappingIncrement(by: UInt64(n), ordering: .relaxed)
+            done += n
+        }
+    }
+
+    /// `count` bytes of `buffer` from `at`, checked to lie inside it.
+    private func lentRange(_ buffer: StorVSCBuffer, _ at: Int, _ count: Int) throws(StorVSCError) -> UnsafeMutableRawBufferPointer {
+        guard at >= 0, count >= 0, at <= buffer.count, count <= buffer.count - at else {
+            throw .invalidArgument("\(count) bytes at \(at) are outside the \(buffer.count)-byte buffer")
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[at..<(at + count)])
+    }
+
+    private func aligned(_ offset: UInt64, _ count: Int) -> Bool {
+        offset % UInt64(blockSize) == 0 && count % blockSize == 0
+    }
+
 
     /// Starts a read of whole blocks (`offset` and `buffer.count` block multiples, at most the maximum transfer)
     /// and returns at once; `handler` is called with `tag` once the data is in `buffer`, which must stay valid

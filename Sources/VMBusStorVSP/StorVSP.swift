@@ -161,6 +161,12 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
                 pool.giveBack(job)
                 return send(refusal, context, channel, id, length: length)
             }
+            // A read the page cache can answer is answered here: no I/O thread, no wake-up, the completion on
+            // its way before the worker drains the next request.
+            if let reply = runCached(request, vector: job.vector) {
+                pool.giveBack(job)
+                return send(reply, context, channel, id, length: length)
+            }
             job.request = request
             job.transactionID = id
             job.completionLength = length
@@ -261,6 +267,15 @@ public final class StorVSP: VMBusDeviceProvider, @unchecked Sendable {
         let (lun, cdb, dataLength) = addressee(request)
         let outcome = lun.map { luns.execute(lun: $0, cdb, data: vector, dataLength: dataLength) } ?? .lunAbsent
         return Self.reply(request, outcome)
+    }
+
+    /// The completion of a prepared READ whose data the LUN's backend has in memory, moved into `vector` on the
+    /// calling thread; nil when it must go to an I/O thread.
+    private func runCached(_ request: VStorPacket, vector: IOVector) -> VStorPacket? {
+        let (lun, cdb, dataLength) = addressee(request)
+        guard let lun, let disk = luns.disk(at: lun),
+              let result = disk.executeIfCached(cdb, data: vector, dataLength: dataLength) else { return nil }
+        return Self.reply(request, .completed(result))
     }
 
     /// The COMPLETE_IO for `request` that ended with `outcome`: status, bytes moved, and the sense the guest

@@ -161,6 +161,21 @@ func pattern(_ n: Int, seed: UInt8) -> [UInt8] { (0..<n).map { UInt8(truncatingI
             try MemoryBackend(capacity: 4096, readOnly: true).write(at: 0, length: 1, from: v.vector, fua: false)
         }
     }
+
+    @Test func readIfCachedAnswersFromThePageCacheAndRefusesWhatItCannot() throws {
+        let dir = TempDir()
+        let path = dir.file("cached.raw")
+        let backend = try RawFileBackend(path: path, createSize: 1 << 20)
+        let data = try Segments([8192])
+        for i in 0..<8192 { data.storage[0][i] = UInt8(truncatingIfNeeded: i &* 31) }
+        try backend.write(at: 65536, length: 8192, from: data.vector, fua: false)
+        let back = try Segments([4096, 4096])
+        #expect(backend.readIfCached(at: 65536, length: 8192, into: back.vector), "just written: in the page cache")
+        #expect(back.storage[0].elementsEqual(data.storage[0][0..<4096]))
+        #expect(back.storage[1].elementsEqual(data.storage[0][4096..<8192]))
+        #expect(!backend.readIfCached(at: (1 << 20) - 4096, length: 8192, into: back.vector), "past the end")
+        #expect(!backend.readIfCached(at: 0, length: 3 * 4096, into: back.vector), "more than the vector holds")
+    }
 }
 
 /// A counter many threads bump.

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Thin wrappers for Linux calls and macros Swift's Glibc module does not import.
    Each returns what the underlying call returns (-1 and errno on failure). */
@@ -67,6 +68,9 @@ int vmbus_shim_seal_seal(void);
 /* Disk backends: fallocate modes Glibc's module does not import. Return 0 or -1 with errno. */
 int vmbus_shim_punch_hole(int fd, int64_t offset, int64_t length);
 int vmbus_shim_zero_range(int fd, int64_t offset, int64_t length);
+/* preadv2(..., RWF_NOWAIT): a read that returns -1/EAGAIN (or fewer bytes) instead of waiting for a device,
+   so it completes only from the page cache. */
+ssize_t vmbus_shim_preadv_nowait(int fd, const struct iovec *iov, int count, int64_t offset);
 /* open(2) is variadic: O_CREAT with a mode. */
 int vmbus_shim_open(const char *path, int flags, unsigned int mode);
 
