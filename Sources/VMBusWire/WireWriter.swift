@@ -64,10 +64,8 @@ public struct WireWriter: Sendable {
         storage[offset] = UInt8(truncatingIfNeeded: v)
         storage[offset + 1] = UInt8(truncatingIfNeeded: v >> 8)
     }
-    /// One bounds check and one uniqueness check for the four bytes (the data path patches lengths per frame).
     @inlinable
     public mutating func setUInt32(_ v: UInt32, at offset: Int) {
-        precondition(offset >= 0 && offset <= storage.count - 4, "setUInt32 past the bytes written")
-        storage.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self) }
+        for i in 0..<4 { storage[offset + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) }
     }
 }
