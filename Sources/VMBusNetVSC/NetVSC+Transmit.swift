@@ -158,11 +158,7 @@ extension NetVSC {
     /// Writes the batch's first message at the start of `section`.
     private func startBatch(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, queue: Int,
                             _ path: TransmitPath, _ t: inout TransmitState) -> NetVSCSendResult {
-        let at = section * path.sectionSize
-        do {
-            try header.withUnsafeBytes { try path.sendBuffer.write(at: at, from: $0) }
-            try path.sendBuffer.write(at: at + header.count, from: frame)
-        } catch {
+        guard writeMessage(header, frame, at: section * path.sectionSize, path) else {
             t.freeSections.append(section)
             return .dropped
         }
@@ -177,16 +173,12 @@ extension NetVSC {
         let header = encodeHeader(info, offload: offload, frameLength: frame.count, &t)
         let base = t.batch.section * path.sectionSize
         let previousLength = UInt32(at - t.batch.lastStart).littleEndian
-        do {
-            if at > t.batch.used {
-                try Self.zeros.withUnsafeBytes {
-                    try path.sendBuffer.write(at: base + t.batch.used, from: UnsafeRawBufferPointer(rebasing: $0[0..<(at - t.batch.used)]))
-                }
-            }
-            try header.withUnsafeBytes { try path.sendBuffer.write(at: base + at, from: $0) }
-            try path.sendBuffer.write(at: base + at + header.count, from: frame)
-            try withUnsafeBytes(of: previousLength) { try path.sendBuffer.write(at: base + t.batch.lastStart + 4, from: $0) }
-        } catch {
+        let sb = path.sendBuffer, used = t.batch.used, lastStart = t.batch.lastStart
+        let padded = at == used || (try? Self.zeros.withUnsafeBytes {
+            try sb.write(at: base + used, from: UnsafeRawBufferPointer(rebasing: $0[0..<(at - used)]))
+        }) != nil
+        guard padded, writeMessage(header, frame, at: base + at, path),
+              (try? withUnsafeBytes(of: previousLength) { try sb.write(at: base + lastStart + 4, from: $0) }) != nil else {
             counters.txDropped.bump()
             return .dropped
         }
@@ -201,18 +193,35 @@ extension NetVSC {
     /// Padding between batched messages (alignments are capped at a page).
     private static let zeros = [UInt8](repeating: 0, count: 4096)
 
+    /// Copies a PACKET message (its headers, then the frame) into the send buffer at `at`; false if the buffer
+    /// refused the range.
+    private func writeMessage(_ header: [UInt8], _ frame: UnsafeRawBufferPointer, at: Int, _ path: TransmitPath) -> Bool {
+        do {
+            try header.withUnsafeBytes { try path.sendBuffer.write(at: at, from: $0) }
+            try path.sendBuffer.write(at: at + header.count, from: frame)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// SEND_RNDIS_PKT naming the first `size` bytes of `section`, completed with the section as its context.
+    private func sendSection(_ section: Int, size: Int, on channel: GuestChannel, _ t: inout TransmitState) -> Result<UInt64, GuestError> {
+        t.sectionPayload.setUInt32(UInt32(section), at: TransmitState.sectionIndexOffset)
+        t.sectionPayload.setUInt32(UInt32(size), at: TransmitState.sectionSizeOffset)
+        return t.sectionPayload.bytes.withUnsafeBytes { p in
+            do throws(GuestError) { return .success(try channel.sendRequest(p, context: UInt64(section))) }
+            catch { return .failure(error) }
+        }
+    }
+
     /// Sends the batch as one SEND_RNDIS_PKT naming its section. False if the ring is full (the batch stays);
     /// a channel that failed otherwise drops it, counted.
     private func flushBatch(_ path: TransmitPath, _ t: inout TransmitState) -> Bool {
         guard t.batch.count > 0 else { return true }
         let section = t.batch.section
-        t.sectionPayload.setUInt32(UInt32(section), at: TransmitState.sectionIndexOffset)
-        t.sectionPayload.setUInt32(UInt32(t.batch.used), at: TransmitState.sectionSizeOffset)
         let channel = t.batch.queue < path.queues.count ? path.queues[t.batch.queue] : path.channel
-        let result: Result<UInt64, GuestError> = t.sectionPayload.bytes.withUnsafeBytes { p in
-            do throws(GuestError) { return .success(try channel.sendRequest(p, context: UInt64(section))) }
-            catch { return .failure(error) }
-        }
+        let result = sendSection(section, size: t.batch.used, on: channel, &t)
         let (count, bytes) = (t.batch.count, t.batch.frameBytes)
         switch result {
         case .success:
@@ -238,21 +247,11 @@ extension NetVSC {
 
     private func sendCopied(_ frame: UnsafeRawBufferPointer, header: [UInt8], length: Int, section: Int, _ channel: GuestChannel,
                             _ path: TransmitPath, _ t: inout TransmitState) -> NetVSCSendResult {
-        let sb = path.sendBuffer
-        let at = section * path.sectionSize
-        do {
-            try header.withUnsafeBytes { try sb.write(at: at, from: $0) }
-            try sb.write(at: at + header.count, from: frame)
-        } catch {
+        guard writeMessage(header, frame, at: section * path.sectionSize, path) else {
             t.freeSections.append(section)
             return .dropped
         }
-        t.sectionPayload.setUInt32(UInt32(section), at: TransmitState.sectionIndexOffset)
-        t.sectionPayload.setUInt32(UInt32(length), at: TransmitState.sectionSizeOffset)
-        let result: Result<UInt64, GuestError> = t.sectionPayload.bytes.withUnsafeBytes { p in
-            do throws(GuestError) { return .success(try channel.sendRequest(p, context: UInt64(section))) }
-            catch { return .failure(error) }
-        }
+        let result = sendSection(section, size: length, on: channel, &t)
         return outcome(result, bytes: frame.count, counter: counters.txCopied) { t.freeSections.append(section) }
     }
 

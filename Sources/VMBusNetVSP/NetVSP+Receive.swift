@@ -376,10 +376,8 @@ extension NetVSP {
             (d.receiving, d.coalescing) = rndis.withLock { r in
                 (r.stage == .initialized && !r.packetFilter.isEmpty && r.linkUp, r.receiveCoalescing)
             }
-            // Filter 0 stops receive at once, held frames included.
-            if !d.receiving, let rb = d.receive {
-                for q in d.held.indices { sendHeld(&d, rb, queue: q) }
-            }
+            // Filter 0 stops receive at once, held frames included (sendHeld drops them once not receiving).
+            if !d.receiving, let rb = d.receive { flushHeld(&d, rb) }
         }
     }
 
